@@ -1,0 +1,182 @@
+/** @module Parses and checks the Worker's vars and secrets once per isolate into a typed Config. */
+import { z } from "zod";
+import type { Bindings } from "./env";
+
+/** A sliding window: at most `limit` hits per `windowMs`. */
+export interface WindowSpec {
+  limit: number;
+  windowMs: number;
+}
+
+/** The key that signs anonymous session tokens, or why there is none. */
+export type AnonKey = { ok: true; key: Uint8Array; generated: boolean } | { ok: false; reason: string };
+
+/** Everything the app reads from its environment, checked and typed. */
+export interface Config {
+  environment: "development" | "production";
+  anonKey: AnonKey;
+  supabase: {
+    /** Expected `iss`, when the project URL is known. */
+    issuer: string | undefined;
+    jwksUrl: URL | undefined;
+    jwtSecret: Uint8Array | undefined;
+  };
+  upstash: { url: string; token: string } | undefined;
+  openai: { apiKey: string | undefined; baseUrl: string };
+  rateLimitUser: WindowSpec;
+  rateLimitIp: WindowSpec;
+  anonQuotaHourly: number;
+  anonQuotaTotal: number;
+  anonSessionTtlSeconds: number;
+  anonSessionsPerIpHourly: number;
+  heartbeatIntervalMs: number;
+  streamMaxDurationMs: number;
+  limitsTimeoutMs: number;
+  costCapMaxUsd: number;
+  metricsToken: string | undefined;
+}
+
+/** Raised when a var is malformed; the app answers `misconfigured` until it is fixed. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** Minimum length of the anonymous-token HMAC key, in bytes. */
+export const MIN_SECRET_BYTES = 32;
+
+/** Parses `"30/30s"` (limit / window) into a WindowSpec. */
+export function parseWindow(value: string): WindowSpec {
+  const m = /^\s*(\d{1,9})\s*\/\s*(\d{1,9})?\s*(ms|s|m|h|d)\s*$/.exec(value);
+  if (!m) throw new ConfigError(`not a rate limit like "30/30s": ${JSON.stringify(value)}`);
+  const limit = Number(m[1]);
+  const windowMs = Number(m[2] ?? "1") * UNIT_MS[m[3] as keyof typeof UNIT_MS];
+  if (limit < 1 || windowMs < 1000) throw new ConfigError(`rate limit out of range: ${value}`);
+  return { limit, windowMs };
+}
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const optionalText = z
+  .string()
+  .optional()
+  .transform((v) => (v?.trim() ? v.trim() : undefined));
+const window = z.string().transform((v, ctx) => {
+  try {
+    return parseWindow(v);
+  } catch (e) {
+    ctx.addIssue({ code: "custom", message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+const schema = z.object({
+  ENVIRONMENT: z.enum(["development", "production"]).default("development"),
+  SECRET_KEY: optionalText,
+  SUPABASE_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  SUPABASE_PROJECT_ID: optionalText.pipe(
+    z
+      .string()
+      .regex(/^[a-z0-9]{1,40}$/)
+      .optional(),
+  ),
+  SUPABASE_JWKS_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  SUPABASE_JWT_SECRET: optionalText,
+  UPSTASH_REDIS_REST_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
+  UPSTASH_REDIS_REST_TOKEN: optionalText,
+  OPENAI_API_KEY: optionalText,
+  OPENAI_BASE_URL: z.url({ protocol: /^https?$/ }).default("https://api.openai.com/v1"),
+  RATE_LIMIT_USER: window.default(parseWindow("30/30s")),
+  RATE_LIMIT_IP: window.default(parseWindow("60/30s")),
+  ANON_QUOTA_HOURLY: int(1, 1_000_000).default(20),
+  ANON_QUOTA_TOTAL: int(1, 100_000_000).default(100),
+  ANON_SESSION_TTL_SECONDS: int(60, 31_536_000).default(604_800),
+  ANON_SESSIONS_PER_IP_HOURLY: int(1, 1_000_000).default(10),
+  HEARTBEAT_INTERVAL_MS: int(100, 600_000).default(10_000),
+  STREAM_MAX_DURATION_MS: int(1_000, 3_600_000).default(120_000),
+  LIMITS_TIMEOUT_MS: int(10, 60_000).default(1_000),
+  COST_CAP_MAX_USD: z.coerce.number().positive().max(1_000).default(1),
+  METRICS_TOKEN: optionalText,
+});
+
+const encoder = new TextEncoder();
+
+function anonKey(secret: string | undefined, production: boolean): AnonKey {
+  if (secret && encoder.encode(secret).byteLength >= MIN_SECRET_BYTES) {
+    return { ok: true, key: encoder.encode(secret), generated: false };
+  }
+  if (production) {
+    return {
+      ok: false,
+      reason: secret ? `SECRET_KEY is shorter than ${MIN_SECRET_BYTES} bytes` : "SECRET_KEY is not set",
+    };
+  }
+  // Development only: a key that lives as long as this isolate. Tokens die with it.
+  return { ok: true, key: crypto.getRandomValues(new Uint8Array(32)), generated: true };
+}
+
+/** Parses the environment into a Config; throws ConfigError naming each bad variable. */
+export function parseConfig(env: Partial<Bindings>): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const names = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${names.join("; ")}`);
+  }
+  const v = parsed.data;
+  const production = v.ENVIRONMENT === "production";
+  const base =
+    v.SUPABASE_URL?.replace(/\/+$/, "") ??
+    (v.SUPABASE_PROJECT_ID ? `https://${v.SUPABASE_PROJECT_ID}.supabase.co` : undefined);
+  const jwks = v.SUPABASE_JWKS_URL ?? (base ? `${base}/auth/v1/.well-known/jwks.json` : undefined);
+  if (v.UPSTASH_REDIS_REST_URL && !v.UPSTASH_REDIS_REST_TOKEN) {
+    throw new ConfigError("UPSTASH_REDIS_REST_URL is set without UPSTASH_REDIS_REST_TOKEN");
+  }
+  if (production && v.OPENAI_BASE_URL.startsWith("http:")) {
+    throw new ConfigError("OPENAI_BASE_URL must be https in production");
+  }
+  return {
+    environment: v.ENVIRONMENT,
+    anonKey: anonKey(v.SECRET_KEY, production),
+    supabase: {
+      issuer: base ? `${base}/auth/v1` : undefined,
+      jwksUrl: jwks ? new URL(jwks) : undefined,
+      jwtSecret: v.SUPABASE_JWT_SECRET ? encoder.encode(v.SUPABASE_JWT_SECRET) : undefined,
+    },
+    upstash:
+      v.UPSTASH_REDIS_REST_URL && v.UPSTASH_REDIS_REST_TOKEN
+        ? { url: v.UPSTASH_REDIS_REST_URL, token: v.UPSTASH_REDIS_REST_TOKEN }
+        : undefined,
+    openai: { apiKey: v.OPENAI_API_KEY, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, "") },
+    rateLimitUser: v.RATE_LIMIT_USER,
+    rateLimitIp: v.RATE_LIMIT_IP,
+    anonQuotaHourly: v.ANON_QUOTA_HOURLY,
+    anonQuotaTotal: v.ANON_QUOTA_TOTAL,
+    anonSessionTtlSeconds: v.ANON_SESSION_TTL_SECONDS,
+    anonSessionsPerIpHourly: v.ANON_SESSIONS_PER_IP_HOURLY,
+    heartbeatIntervalMs: v.HEARTBEAT_INTERVAL_MS,
+    streamMaxDurationMs: v.STREAM_MAX_DURATION_MS,
+    limitsTimeoutMs: v.LIMITS_TIMEOUT_MS,
+    costCapMaxUsd: v.COST_CAP_MAX_USD,
+    metricsToken: v.METRICS_TOKEN,
+  };
+}
+
+const cache = new WeakMap<object, Config | ConfigError>();
+
+/**
+ * The Config for this env object, parsed on first use and kept for the isolate's life.
+ * A bad configuration is remembered too, so it is logged once, not on every request.
+ */
+export function configFor(env: Bindings): { config: Config; fresh: false } | { error: ConfigError; fresh: boolean } {
+  const hit = cache.get(env);
+  if (hit instanceof ConfigError) return { error: hit, fresh: false };
+  if (hit) return { config: hit, fresh: false };
+  try {
+    const config = parseConfig(env);
+    cache.set(env, config);
+    return { config, fresh: false };
+  } catch (e) {
+    const error = e instanceof ConfigError ? e : new ConfigError("invalid configuration");
+    cache.set(env, error);
+    return { error, fresh: true };
+  }
+}

@@ -1,0 +1,35 @@
+/** @module The one typed Hono environment: Bindings from `wrangler types`, Variables set by middleware. */
+import type { Principal } from "./auth/principal";
+import type { Config } from "./config";
+import type { Logger } from "./observe/log";
+
+/** Secrets are not in wrangler.toml, so `wrangler types` cannot see them: declared here, all optional. */
+export interface Secrets {
+  SECRET_KEY?: string;
+  SUPABASE_URL?: string;
+  SUPABASE_PROJECT_ID?: string;
+  SUPABASE_JWKS_URL?: string;
+  SUPABASE_JWT_SECRET?: string;
+  UPSTASH_REDIS_REST_URL?: string;
+  UPSTASH_REDIS_REST_TOKEN?: string;
+  OPENAI_API_KEY?: string;
+  METRICS_TOKEN?: string;
+}
+
+/** Everything the Worker receives as `env`. */
+export type Bindings = CloudflareBindings & Secrets;
+
+/** Per-request values, set once by the middleware that owns them. */
+export interface Variables {
+  config: Config;
+  requestId: string;
+  log: Logger;
+  principal: Principal;
+  clientIp: string;
+}
+
+/** The app environment every handler and middleware is typed with. */
+export interface AppEnv {
+  Bindings: Bindings;
+  Variables: Variables;
+}

@@ -1,0 +1,19 @@
+/** @module What globalSetup hands to the tests through `provide`/`inject`. */
+import type { JWK } from "jose";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** Base URL of the local Upstash-compatible REST server. */
+    upstashUrl: string;
+    upstashToken: string;
+    /** Port of the private redis-server behind it. */
+    redisPort: number;
+    /** Supabase project URL served by the local JWKS server (issuer is `${supabaseUrl}/auth/v1`). */
+    supabaseUrl: string;
+    jwksUrl: string;
+    /** Private keys whose public halves the JWKS server publishes. */
+    jwksPrivateKeys: { es256: JWK; rs256: JWK };
+    /** Base URL (ending in /v1) of the fake OpenAI-compatible upstream. */
+    upstreamUrl: string;
+  }
+}

@@ -1,0 +1,30 @@
+/** @module Vitest in workerd: the Worker under test plus the loopback servers of test/support. */
+import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  plugins: [
+    cloudflareTest(({ inject }) => ({
+      main: "./src/index.ts",
+      wrangler: { configPath: "./wrangler.toml" },
+      miniflare: {
+        bindings: {
+          // The default test env: development, DO store, fake upstream, Supabase via local JWKS.
+          SECRET_KEY: "test-secret-key-of-at-least-32-bytes!!",
+          SUPABASE_URL: inject("supabaseUrl"),
+          SUPABASE_JWKS_URL: inject("jwksUrl"),
+          SUPABASE_JWT_SECRET: "super-secret-jwt-token-with-at-least-32-characters-long",
+          OPENAI_API_KEY: "sk-test",
+          OPENAI_BASE_URL: inject("upstreamUrl"),
+        },
+      },
+    })),
+  ],
+  test: {
+    include: ["test/**/*.test.ts"],
+    exclude: ["test/e2e/**"],
+    globalSetup: ["./test/support/global-setup.ts"],
+    testTimeout: 20_000,
+    hookTimeout: 30_000,
+  },
+});
