@@ -9,7 +9,9 @@ export interface WindowSpec {
 }
 
 /** The key that signs anonymous session tokens, or why there is none. */
-export type AnonKey = { ok: true; key: Uint8Array; generated: boolean } | { ok: false; reason: string };
+export type AnonKey =
+  | { ok: true; key: Uint8Array; generated: boolean }
+  | { ok: false; reason: string };
 
 /** Everything the app reads from its environment, checked and typed. */
 export interface Config {
@@ -31,6 +33,7 @@ export interface Config {
   anonSessionsPerIpHourly: number;
   heartbeatIntervalMs: number;
   streamMaxDurationMs: number;
+  upstreamIdleTimeoutMs: number;
   limitsTimeoutMs: number;
   costCapMaxUsd: number;
   metricsToken: string | undefined;
@@ -93,6 +96,7 @@ const schema = z.object({
   ANON_SESSIONS_PER_IP_HOURLY: int(1, 1_000_000).default(10),
   HEARTBEAT_INTERVAL_MS: int(100, 600_000).default(10_000),
   STREAM_MAX_DURATION_MS: int(1_000, 3_600_000).default(120_000),
+  UPSTREAM_IDLE_TIMEOUT_MS: int(100, 600_000).default(30_000),
   LIMITS_TIMEOUT_MS: int(10, 60_000).default(1_000),
   COST_CAP_MAX_USD: z.coerce.number().positive().max(1_000).default(1),
   METRICS_TOKEN: optionalText,
@@ -107,7 +111,9 @@ function anonKey(secret: string | undefined, production: boolean): AnonKey {
   if (production) {
     return {
       ok: false,
-      reason: secret ? `SECRET_KEY is shorter than ${MIN_SECRET_BYTES} bytes` : "SECRET_KEY is not set",
+      reason: secret
+        ? `SECRET_KEY is shorter than ${MIN_SECRET_BYTES} bytes`
+        : "SECRET_KEY is not set",
     };
   }
   // Development only: a key that lives as long as this isolate. Tokens die with it.
@@ -154,6 +160,7 @@ export function parseConfig(env: Partial<Bindings>): Config {
     anonSessionsPerIpHourly: v.ANON_SESSIONS_PER_IP_HOURLY,
     heartbeatIntervalMs: v.HEARTBEAT_INTERVAL_MS,
     streamMaxDurationMs: v.STREAM_MAX_DURATION_MS,
+    upstreamIdleTimeoutMs: v.UPSTREAM_IDLE_TIMEOUT_MS,
     limitsTimeoutMs: v.LIMITS_TIMEOUT_MS,
     costCapMaxUsd: v.COST_CAP_MAX_USD,
     metricsToken: v.METRICS_TOKEN,
@@ -166,7 +173,9 @@ const cache = new WeakMap<object, Config | ConfigError>();
  * The Config for this env object, parsed on first use and kept for the isolate's life.
  * A bad configuration is remembered too, so it is logged once, not on every request.
  */
-export function configFor(env: Bindings): { config: Config; fresh: false } | { error: ConfigError; fresh: boolean } {
+export function configFor(
+  env: Bindings,
+): { config: Config; fresh: false } | { error: ConfigError; fresh: boolean } {
   const hit = cache.get(env);
   if (hit instanceof ConfigError) return { error: hit, fresh: false };
   if (hit) return { config: hit, fresh: false };

@@ -1,6 +1,8 @@
 /** @module The one typed Hono environment: Bindings from `wrangler types`, Variables set by middleware. */
 import type { Principal } from "./auth/principal";
 import type { Config } from "./config";
+import type { StreamInput } from "./input/stream-input";
+import type { LimitGrant } from "./limits/middleware";
 import type { Logger } from "./observe/log";
 
 /** Secrets are not in wrangler.toml, so `wrangler types` cannot see them: declared here, all optional. */
@@ -25,7 +27,12 @@ export interface Variables {
   requestId: string;
   log: Logger;
   principal: Principal;
+  /** The client's address as a limit key (IPv6 per /64). */
   clientIp: string;
+  /** The validated stream request. */
+  streamInput: StreamInput;
+  /** Set once the request passed its rate limits and quotas. */
+  limits: LimitGrant;
 }
 
 /** The app environment every handler and middleware is typed with. */

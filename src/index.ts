@@ -1,0 +1,66 @@
+/** @module The app: middleware order, routes, errors, and the Worker export. */
+import { Hono } from "hono";
+import { secureHeaders } from "hono/secure-headers";
+import type { AppEnv } from "./env";
+import { AppError } from "./errors";
+import { handleError, requestContext } from "./observe/request";
+import { anonSessionRoutes } from "./routes/anon-session";
+import { streamRoutes } from "./routes/stream";
+import { usageRoutes } from "./routes/usage";
+
+export { LimitsStore } from "./limits/durable-object";
+
+/** Each API path and the methods it answers; any other method is a 405 with `Allow`. */
+const API_METHODS: Record<string, string[]> = {
+  "/api/v1/anon_session": ["POST"],
+  "/api/v1/stream": ["GET", "POST"],
+  "/api/v1/usage": ["GET"],
+  "/healthz": ["GET"],
+};
+
+const app = new Hono<AppEnv>();
+
+app.use(requestContext);
+app.use(
+  secureHeaders({
+    contentSecurityPolicy: {
+      defaultSrc: ["'none'"],
+      scriptSrc: ["'self'"],
+      styleSrc: ["'self'"],
+      imgSrc: ["'self'", "data:"],
+      connectSrc: ["'self'"],
+      baseUri: ["'none'"],
+      formAction: ["'none'"],
+      frameAncestors: ["'none'"],
+    },
+    crossOriginEmbedderPolicy: false,
+  }),
+);
+
+app.get("/healthz", (c) => c.json({ status: "ok" }));
+app.route("/api/v1/anon_session", anonSessionRoutes);
+app.route("/api/v1/stream", streamRoutes);
+app.route("/api/v1/usage", usageRoutes);
+
+app.all("/api/*", (c) => {
+  const allowed = API_METHODS[c.req.path.replace(/\/+$/, "")];
+  if (!allowed) throw new AppError("not_found", "no such endpoint");
+  const allow = [...allowed, ...(allowed.includes("GET") ? ["HEAD"] : []), "OPTIONS"].join(", ");
+  if (c.req.method === "OPTIONS") return c.body(null, 204, { Allow: allow });
+  throw new AppError("method_not_allowed", `use ${allowed.join(" or ")}`, {
+    headers: { Allow: allow },
+  });
+});
+app.all("/healthz", () => {
+  throw new AppError("method_not_allowed", "use GET", { headers: { Allow: "GET, HEAD" } });
+});
+
+app.get("/", (c) => c.redirect("/magic/", 302));
+app.all("*", (c) => c.env.ASSETS.fetch(c.req.raw));
+
+app.notFound(() => {
+  throw new AppError("not_found", "no such endpoint");
+});
+app.onError(handleError);
+
+export default app;

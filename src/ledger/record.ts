@@ -1,0 +1,41 @@
+/** @module One stream's cost record, as the ledger stores it. */
+
+/** Why a stream ended. */
+export type FinishReason =
+  | "stop"
+  | "length"
+  | "cost_cap"
+  | "max_duration"
+  | "client_abort"
+  | "upstream_error"
+  | "content_filter";
+
+/** Ledger records are kept this long. */
+export const LEDGER_RETENTION_SECONDS = 30 * 86_400;
+
+/**
+ * One stream's record. `recordId` is made by the server for each stream it runs and is the
+ * idempotency key: `stream_id` comes from the client, so a client reusing one must not be able
+ * to make a second stream's cost disappear as a "duplicate".
+ */
+export interface LedgerRecord {
+  recordId: string;
+  streamId: string;
+  userKey: string;
+  model: string;
+  provider: string;
+  inputTokens: number;
+  outputTokens: number;
+  /** Cost in micro-dollars (USD × 1e6), integral so sums never drift. */
+  costMicroUsd: number;
+  finishReason: FinishReason;
+  usageSource: "upstream" | "estimated";
+  startedAt: number;
+  ttftMs: number | null;
+  durationMs: number;
+}
+
+/** The UTC day (YYYY-MM-DD) a timestamp belongs to: per-day spend is keyed by it. */
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}

@@ -1,0 +1,168 @@
+/**
+ * @module The Durable Object store: one SQLite-backed object per limit key (a user, an IP).
+ * A Durable Object runs one call at a time and every call here is synchronous SQL, so each
+ * decision is atomic without locks.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { WindowSpec } from "../config";
+import { LEDGER_RETENTION_SECONDS, type LedgerRecord, utcDay } from "../ledger/record";
+import { bucketOf, decide, peek } from "./sliding-window";
+import type { QuotaResult, SpendSummary, WindowResult } from "./store";
+
+/** Counters of the anonymous total quota live this long after their last use. */
+const TOTAL_QUOTA_TTL_MS = 400 * 86_400_000;
+
+/** One object per key; `name` says which (e.g. `user:anonymous:anon_…`, `ip:203.0.113.7`). */
+export class LimitsStore extends DurableObject {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: unknown) {
+    super(ctx, env as Cloudflare.Env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS counters (
+      key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at INTEGER NOT NULL)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS ledger (
+      record_id TEXT PRIMARY KEY, body TEXT NOT NULL, started_at INTEGER NOT NULL)`);
+  }
+
+  private get(key: string, now: number): number {
+    const row = this.sql
+      .exec<{ value: number }>(
+        "SELECT value FROM counters WHERE key = ? AND expires_at > ?",
+        key,
+        now,
+      )
+      .toArray()[0];
+    return row?.value ?? 0;
+  }
+
+  private put(key: string, value: number, expiresAt: number): void {
+    this.sql.exec(
+      `INSERT INTO counters (key, value, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
+      key,
+      value,
+      expiresAt,
+    );
+  }
+
+  private windowKeys(name: string, spec: WindowSpec, now: number): [string, string] {
+    const bucket = bucketOf(now, spec);
+    return [`${name}:${bucket}`, `${name}:${bucket - 1}`];
+  }
+
+  private hitWindow(name: string, spec: WindowSpec, rate: number, now: number): WindowResult {
+    this.sql.exec("DELETE FROM counters WHERE expires_at <= ?", now);
+    const [currentKey, previousKey] = this.windowKeys(name, spec, now);
+    const { result, current } = decide(
+      this.get(currentKey, now),
+      this.get(previousKey, now),
+      now,
+      spec,
+      rate,
+    );
+    if (rate !== 0 && (result.success || rate < 0)) {
+      this.put(currentKey, current, now + spec.windowMs * 2 + 1000);
+    }
+    return result;
+  }
+
+  private peekWindow(name: string, spec: WindowSpec, now: number): WindowResult {
+    const [currentKey, previousKey] = this.windowKeys(name, spec, now);
+    return peek(this.get(currentKey, now), this.get(previousKey, now), now, spec);
+  }
+
+  /** Counts one hit (or refunds with a negative rate) in the named sliding window. */
+  hit(name: string, spec: WindowSpec, rate = 1): WindowResult {
+    return this.hitWindow(name, spec, rate, Date.now());
+  }
+
+  /** Reads the named window without counting. */
+  read(name: string, spec: WindowSpec): WindowResult {
+    return this.peekWindow(name, spec, Date.now());
+  }
+
+  /** Spends one unit of the hourly and the total quota, both or neither. */
+  spendQuota(hourly: WindowSpec, totalCap: number): QuotaResult {
+    const now = Date.now();
+    const used = this.get("quota:total", now);
+    const total = {
+      limit: totalCap,
+      remaining: Math.max(0, totalCap - used),
+      success: used < totalCap,
+    };
+    if (!total.success) {
+      return {
+        success: false,
+        exhausted: "total",
+        hourly: this.peekWindow("quota:hourly", hourly, now),
+        total,
+      };
+    }
+    const hourlyResult = this.hitWindow("quota:hourly", hourly, 1, now);
+    if (!hourlyResult.success)
+      return { success: false, exhausted: "hourly", hourly: hourlyResult, total };
+    this.put("quota:total", used + 1, now + TOTAL_QUOTA_TTL_MS);
+    return {
+      success: true,
+      exhausted: null,
+      hourly: hourlyResult,
+      total: { limit: totalCap, remaining: totalCap - used - 1, success: true },
+    };
+  }
+
+  /** Gives back one quota unit. */
+  refundQuota(hourly: WindowSpec): void {
+    const now = Date.now();
+    this.hitWindow("quota:hourly", hourly, -1, now);
+    const used = this.get("quota:total", now);
+    if (used > 0) this.put("quota:total", used - 1, now + TOTAL_QUOTA_TTL_MS);
+  }
+
+  /** Reads the quotas without spending. */
+  readQuota(hourly: WindowSpec, totalCap: number) {
+    const now = Date.now();
+    const used = this.get("quota:total", now);
+    return {
+      hourly: this.peekWindow("quota:hourly", hourly, now),
+      total: { limit: totalCap, remaining: Math.max(0, totalCap - used) },
+    };
+  }
+
+  /** Stores a ledger record and adds its cost to the spend counters, once per record id. */
+  writeLedger(record: LedgerRecord): "written" | "duplicate" {
+    const now = Date.now();
+    this.sql.exec("DELETE FROM ledger WHERE started_at < ?", now - LEDGER_RETENTION_SECONDS * 1000);
+    const inserted = this.sql.exec(
+      "INSERT INTO ledger (record_id, body, started_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+      record.recordId,
+      JSON.stringify(record),
+      record.startedAt,
+    ).rowsWritten;
+    if (inserted === 0) return "duplicate";
+    const forever = Number.MAX_SAFE_INTEGER;
+    const dayKey = `spend:day:${utcDay(record.startedAt)}`;
+    this.put("spend:total", this.get("spend:total", now) + record.costMicroUsd, forever);
+    this.put("spend:streams", this.get("spend:streams", now) + 1, forever);
+    this.put(dayKey, this.get(dayKey, now) + record.costMicroUsd, now + 31 * 86_400_000);
+    return "written";
+  }
+
+  /** The spend counters, in USD. */
+  spend(): SpendSummary {
+    const now = Date.now();
+    return {
+      totalUsd: this.get("spend:total", now) / 1e6,
+      todayUsd: this.get(`spend:day:${utcDay(now)}`, now) / 1e6,
+      streams: this.get("spend:streams", now),
+    };
+  }
+
+  /** Ledger records of this user, newest first (for tests and support). */
+  records(limit = 100): LedgerRecord[] {
+    return this.sql
+      .exec<{ body: string }>("SELECT body FROM ledger ORDER BY started_at DESC LIMIT ?", limit)
+      .toArray()
+      .map((r) => JSON.parse(r.body) as LedgerRecord);
+  }
+}

@@ -1,0 +1,37 @@
+/** @module The LimitStore adapter over the LimitsStore Durable Object: one object per user and per IP. */
+import type { LedgerRecord } from "../ledger/record";
+import type { LimitsStore } from "./durable-object";
+import type { LimitSpecs, LimitStore, UsageSnapshot } from "./store";
+
+/** Builds the Durable Object store; `ns` is the LIMITS binding. */
+export function durableStore(
+  ns: DurableObjectNamespace<LimitsStore>,
+  specs: LimitSpecs,
+): LimitStore {
+  const user = (key: string) => ns.get(ns.idFromName(`user:${key}`));
+  const ip = (key: string) => ns.get(ns.idFromName(`ip:${key}`));
+  return {
+    kind: "durable_object",
+    async hitRateLimits(userKey, ipKey) {
+      const [u, i] = await Promise.all([
+        user(userKey).hit("rate:user", specs.user),
+        ip(ipKey).hit("rate:ip", specs.ip),
+      ]);
+      return { user: u, ip: i };
+    },
+    spendQuota: (userKey) => user(userKey).spendQuota(specs.anonHourly, specs.anonTotal),
+    refundQuota: (userKey) => user(userKey).refundQuota(specs.anonHourly),
+    hitSessionMint: (ipKey) => ip(ipKey).hit("mint", specs.sessionsPerIp),
+    async usage(userKey, ipKey, anonymous): Promise<UsageSnapshot> {
+      const u = user(userKey);
+      const [userWindow, ipWindow, quota, spend] = await Promise.all([
+        u.read("rate:user", specs.user),
+        ip(ipKey).read("rate:ip", specs.ip),
+        anonymous ? u.readQuota(specs.anonHourly, specs.anonTotal) : null,
+        u.spend(),
+      ]);
+      return { user: userWindow, ip: ipWindow, quota, spend };
+    },
+    writeLedger: (record: LedgerRecord) => user(record.userKey).writeLedger(record),
+  };
+}

@@ -1,0 +1,94 @@
+/** @module The limit stage: client IP, rate limits, then anonymous quotas, in contract order. */
+import { createMiddleware } from "hono/factory";
+import type { AppEnv } from "../env";
+import { AppError } from "../errors";
+import { annotate } from "../observe/request";
+import { DEV_LOOPBACK, ipKey } from "./client-ip";
+import { storeFor } from "./select-store";
+import type { QuotaResult, WindowResult } from "./store";
+
+/** What a request that passed the limits carries on to the stream. */
+export interface LimitGrant {
+  /** RateLimit-* headers for the response. */
+  headers: Record<string, string>;
+  /** The anonymous quota after this request, or null for signed-in users. */
+  quota: QuotaResult | null;
+  /** Gives the quota unit back (idempotent); a no-op for signed-in users. */
+  refund: () => Promise<void>;
+}
+
+const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
+
+/** The RateLimit-* headers (draft-ietf-httpapi-ratelimit-headers, separate fields) for the tightest window. */
+export function rateLimitHeaders(
+  windows: WindowResult[],
+  now = Date.now(),
+): Record<string, string> {
+  const tightest = windows.reduce((a, b) => (b.remaining < a.remaining ? b : a));
+  return {
+    "RateLimit-Limit": String(tightest.limit),
+    "RateLimit-Remaining": String(tightest.remaining),
+    "RateLimit-Reset": String(seconds(tightest.reset - now)),
+  };
+}
+
+/** Sets `clientIp` from CF-Connecting-IP only; without one, production refuses the request. */
+export const clientIp = createMiddleware<AppEnv>(async function clientIp(c, next) {
+  const key = ipKey(c.req.header("CF-Connecting-IP"));
+  if (key) c.set("clientIp", key);
+  else if (c.var.config.environment === "production") {
+    throw new AppError(
+      "limits_unavailable",
+      "the client address is unknown, so limits cannot apply",
+    );
+  } else c.set("clientIp", DEV_LOOPBACK);
+  await next();
+});
+
+/** Counts the request against the user's and the IP's windows, then spends anonymous quota. */
+export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimits(c, next) {
+  const { principal, clientIp: ip, config } = c.var;
+  const store = storeFor(config, c.env);
+  const now = Date.now();
+  const started = performance.now();
+  const { user, ip: ipWindow } = await store.hitRateLimits(principal.key, `ip:${ip}`);
+  const headers = rateLimitHeaders([user, ipWindow], now);
+  const refused = [user, ipWindow].find((w) => !w.success);
+  if (refused) {
+    const spec = refused === user ? config.rateLimitUser : config.rateLimitIp;
+    const which = refused === user ? "per-user" : "per-IP";
+    throw new AppError(
+      "rate_limited",
+      `${which} rate limit reached: ${spec.limit} requests per ${spec.windowMs / 1000} s`,
+      { retryAfter: seconds(refused.reset - now), headers },
+    );
+  }
+
+  let quota: QuotaResult | null = null;
+  let refunded = false;
+  if (principal.isAnonymous) {
+    quota = await store.spendQuota(principal.key);
+    if (!quota.success) {
+      const hourly = quota.exhausted === "hourly";
+      throw new AppError(
+        "quota_exceeded",
+        hourly
+          ? `anonymous hourly quota reached: ${config.anonQuotaHourly} streams per hour`
+          : `anonymous total quota reached: ${config.anonQuotaTotal} streams; sign in to continue`,
+        // The total quota never comes back; an hour is an honest "not before".
+        { retryAfter: hourly ? seconds(quota.hourly.reset - now) : 3600, headers },
+      );
+    }
+  }
+  annotate(c.req.raw, { store_ms: Math.round(performance.now() - started) });
+  c.set("limits", {
+    headers,
+    quota,
+    refund: async () => {
+      if (!quota || refunded) return;
+      refunded = true;
+      await store.refundQuota(principal.key);
+    },
+  });
+  await next();
+});

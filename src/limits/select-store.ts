@@ -1,0 +1,82 @@
+/** @module Picks the configured store once per isolate and makes every call fail closed. */
+import type { Config } from "../config";
+import type { Bindings } from "../env";
+import { AppError } from "../errors";
+import type { LimitsStore } from "./durable-object";
+import { durableStore } from "./durable-store";
+import type { LimitSpecs, LimitStore } from "./store";
+import { upstashStore } from "./upstash-store";
+
+/** Seconds a client is told to wait when the store is down. */
+export const STORE_DOWN_RETRY_AFTER_S = 5;
+
+/** The limits the config asks for. */
+export function limitSpecs(config: Config): LimitSpecs {
+  return {
+    user: config.rateLimitUser,
+    ip: config.rateLimitIp,
+    anonHourly: { limit: config.anonQuotaHourly, windowMs: 3_600_000 },
+    anonTotal: config.anonQuotaTotal,
+    sessionsPerIp: { limit: config.anonSessionsPerIpHourly, windowMs: 3_600_000 },
+  };
+}
+
+/** A store failure, with how long the call took; handlers turn it into `limits_unavailable`. */
+export class StoreUnavailable extends AppError {
+  constructor(cause: unknown) {
+    super("limits_unavailable", "the limits store is unavailable; try again shortly", {
+      retryAfter: STORE_DOWN_RETRY_AFTER_S,
+      cause,
+    });
+  }
+}
+
+/**
+ * Wraps every method so that an error, or no answer within `timeoutMs`, rejects with
+ * StoreUnavailable. Nothing here ever answers "allowed" on a failure.
+ */
+export function failClosed(store: LimitStore, timeoutMs: number): LimitStore {
+  const guard =
+    <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
+    (...args: A): Promise<R> => {
+      let timer: number | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`store timeout after ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+      });
+      return Promise.race([fn(...args), deadline])
+        .catch((e: unknown) => {
+          throw e instanceof AppError ? e : new StoreUnavailable(e);
+        })
+        .finally(() => {
+          if (timer !== undefined) clearTimeout(timer);
+        });
+    };
+  return {
+    kind: store.kind,
+    hitRateLimits: guard(store.hitRateLimits),
+    spendQuota: guard(store.spendQuota),
+    refundQuota: guard(store.refundQuota),
+    hitSessionMint: guard(store.hitSessionMint),
+    usage: guard(store.usage),
+    writeLedger: guard(store.writeLedger),
+  };
+}
+
+const stores = new WeakMap<Config, LimitStore>();
+
+/** The store for this config: Upstash when configured, else the Durable Object. Built once. */
+export function storeFor(config: Config, env: Bindings): LimitStore {
+  let store = stores.get(config);
+  if (!store) {
+    const specs = limitSpecs(config);
+    const inner = config.upstash
+      ? upstashStore(config.upstash, specs, config.limitsTimeoutMs)
+      : durableStore(env.LIMITS as unknown as DurableObjectNamespace<LimitsStore>, specs);
+    store = failClosed(inner, config.limitsTimeoutMs);
+    stores.set(config, store);
+  }
+  return store;
+}

@@ -1,0 +1,66 @@
+/** @module The limits store port: what the limit, usage and ledger stages need, whatever holds the data. */
+import type { WindowSpec } from "../config";
+import type { LedgerRecord } from "../ledger/record";
+
+/** The outcome of one sliding window: an expected result, not an exception. */
+export interface WindowResult {
+  success: boolean;
+  limit: number;
+  /** Hits left in the window after this one (0 when refused). */
+  remaining: number;
+  /** Unix ms when the current window ends. */
+  reset: number;
+}
+
+/** The outcome of spending one anonymous quota unit (hourly and total, all or nothing). */
+export interface QuotaResult {
+  success: boolean;
+  /** Which quota refused, when one did. */
+  exhausted: "hourly" | "total" | null;
+  hourly: WindowResult;
+  total: { limit: number; remaining: number; success: boolean };
+}
+
+/** What `/api/v1/usage` shows: the caller's windows without spending anything. */
+export interface UsageSnapshot {
+  user: WindowResult;
+  ip: WindowResult;
+  quota: { hourly: WindowResult; total: { limit: number; remaining: number } } | null;
+  spend: SpendSummary;
+}
+
+/** Money spent by one user, from the ledger. */
+export interface SpendSummary {
+  totalUsd: number;
+  todayUsd: number;
+  streams: number;
+}
+
+/** Every limit the store enforces, parsed once from the config. */
+export interface LimitSpecs {
+  user: WindowSpec;
+  ip: WindowSpec;
+  anonHourly: WindowSpec;
+  anonTotal: number;
+  sessionsPerIp: WindowSpec;
+}
+
+/**
+ * The port. Each method is one decision, made atomically by the store; adapters throw on any
+ * store failure and never guess (the caller fails closed). Keys are already namespaced.
+ */
+export interface LimitStore {
+  readonly kind: "upstash" | "durable_object";
+  /** Counts one hit against the user's and the IP's windows. */
+  hitRateLimits(userKey: string, ipKey: string): Promise<{ user: WindowResult; ip: WindowResult }>;
+  /** Spends one unit of the anonymous quotas, hourly and total together or not at all. */
+  spendQuota(userKey: string): Promise<QuotaResult>;
+  /** Gives back one unit spent by `spendQuota` (the upstream failed before its first token). */
+  refundQuota(userKey: string): Promise<void>;
+  /** Counts one anonymous session minted from this IP. */
+  hitSessionMint(ipKey: string): Promise<WindowResult>;
+  /** Reads the caller's windows, quotas and spend without changing them. */
+  usage(userKey: string, ipKey: string, anonymous: boolean): Promise<UsageSnapshot>;
+  /** Writes one ledger record; a second write of the same record id changes nothing. */
+  writeLedger(record: LedgerRecord): Promise<"written" | "duplicate">;
+}

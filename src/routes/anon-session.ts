@@ -1,0 +1,76 @@
+/** @module POST /api/v1/anon_session: mints an anonymous session token, limited per client IP. */
+import { Hono } from "hono";
+import { z } from "zod";
+import { mintAnonToken } from "../auth/anon-token";
+import type { AppEnv } from "../env";
+import { AppError } from "../errors";
+import { invalidInput, limitBody } from "../input/validate";
+import { clientIp, rateLimitHeaders } from "../limits/middleware";
+import { storeFor } from "../limits/select-store";
+
+const MIN_TTL_SECONDS = 60;
+
+/** Reads `ttl_seconds` from the query or an optional JSON body (already size-limited). */
+async function requestedTtl(req: Request, url: URL): Promise<unknown> {
+  const fromQuery = url.searchParams.get("ttl_seconds");
+  const text = req.body ? await req.text() : "";
+  if (text.trim() === "") return fromQuery === null ? undefined : fromQuery;
+  const type = req.headers.get("Content-Type")?.split(";")[0]?.trim().toLowerCase();
+  if (type !== "application/json")
+    throw new AppError("unsupported_media_type", "send the body as application/json");
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new AppError("invalid_input", "the body is not valid JSON", { fields: ["body"] });
+  }
+  const parsed = z.strictObject({ ttl_seconds: z.unknown().optional() }).safeParse(body);
+  if (!parsed.success) throw invalidInput(parsed.error);
+  return parsed.data.ttl_seconds ?? (fromQuery === null ? undefined : fromQuery);
+}
+
+/** The anonymous-session route. */
+export const anonSessionRoutes = new Hono<AppEnv>().post("/", limitBody, clientIp, async (c) => {
+  const { config } = c.var;
+  if (!config.anonKey.ok) {
+    c.var.log.error("misconfigured", { detail: config.anonKey.reason });
+    throw new AppError("misconfigured", "anonymous sessions are not configured on this server");
+  }
+  const max = config.anonSessionTtlSeconds;
+  const ttlSchema = z.coerce
+    .number({ error: "must be a number" })
+    .int("must be a whole number of seconds")
+    .min(MIN_TTL_SECONDS, `must be at least ${MIN_TTL_SECONDS}`)
+    .max(max, `must be at most ${max}`)
+    .default(max);
+  const ttl = ttlSchema.safeParse(await requestedTtl(c.req.raw, new URL(c.req.url)));
+  if (!ttl.success) {
+    throw new AppError(
+      "invalid_input",
+      `ttl_seconds: ${ttl.error.issues[0]?.message ?? "invalid"}`,
+      {
+        fields: ["ttl_seconds"],
+      },
+    );
+  }
+
+  const now = Date.now();
+  const mint = await storeFor(config, c.env).hitSessionMint(`ip:${c.var.clientIp}`);
+  const headers = rateLimitHeaders([mint], now);
+  if (!mint.success) {
+    throw new AppError(
+      "too_many_sessions",
+      `at most ${config.anonSessionsPerIpHourly} anonymous sessions per hour from one address`,
+      { retryAfter: Math.ceil((mint.reset - now) / 1000), headers },
+    );
+  }
+  const minted = await mintAnonToken(config.anonKey.key, ttl.data);
+  for (const [k, v] of Object.entries(headers)) c.header(k, v);
+  c.header("Cache-Control", "no-store");
+  return c.json({
+    token: minted.token,
+    expires_at: minted.expiresAt,
+    expires_in: ttl.data,
+    message: "anonymous session created; send it as 'Authorization: Bearer <token>'",
+  });
+});

@@ -1,0 +1,163 @@
+/** @module GET|POST /api/v1/stream: auth, input, limits, then the model's answer as SSE. */
+import { Hono } from "hono";
+import { requireAuth } from "../auth/middleware";
+import type { Config } from "../config";
+import type { AppEnv } from "../env";
+import { AppError } from "../errors";
+import { type StreamInput, streamInputSchema } from "../input/stream-input";
+import { limitBody, requireJsonObject, validateWith } from "../input/validate";
+import type { LedgerRecord } from "../ledger/record";
+import { writeLedger } from "../ledger/write";
+import { clientIp, enforceLimits } from "../limits/middleware";
+import { storeFor } from "../limits/select-store";
+import { annotate } from "../observe/request";
+import { maxOutputTokens } from "../stream/cost";
+import { MODELS } from "../stream/models";
+import { providerFor, requireProvider } from "../stream/select-provider";
+import { runSession } from "../stream/session";
+
+const schemas = new WeakMap<
+  Config,
+  { query: ReturnType<typeof streamInputSchema>; json: ReturnType<typeof streamInputSchema> }
+>();
+function schemaFor(config: Config, target: "query" | "json") {
+  let pair = schemas.get(config);
+  if (!pair) {
+    pair = {
+      query: streamInputSchema(config.costCapMaxUsd, true),
+      json: streamInputSchema(config.costCapMaxUsd, false),
+    };
+    schemas.set(config, pair);
+  }
+  return pair[target];
+}
+
+/** A cap too small to pay for even one output token is an input error, caught before any spending. */
+function checkAffordable(input: StreamInput): void {
+  if (maxOutputTokens(MODELS[input.model], input.message, input.cost_cap_usd) < 1) {
+    throw new AppError(
+      "invalid_input",
+      "cost_cap_usd: too low to answer this message with this model",
+      {
+        fields: ["cost_cap_usd"],
+      },
+    );
+  }
+}
+
+const setInput = (target: "query" | "json") =>
+  validateWith(
+    target,
+    (c) => schemaFor(c.var.config, target),
+    (c, input) => {
+      checkAffordable(input);
+      c.set("streamInput", input);
+    },
+  );
+
+const SSE_HEADERS = {
+  "Content-Type": "text/event-stream; charset=utf-8",
+  "Cache-Control": "no-store",
+  "X-Accel-Buffering": "no",
+};
+
+/** The stream route: everything before the handler can refuse; nothing is spent until limits pass. */
+export const streamRoutes = new Hono<AppEnv>()
+  .use("/", requireAuth())
+  .get("/", setInput("query"), requireProvider, clientIp, enforceLimits, (c) => stream(c))
+  .post(
+    "/",
+    limitBody,
+    requireJsonObject,
+    setInput("json"),
+    requireProvider,
+    clientIp,
+    enforceLimits,
+    (c) => stream(c),
+  );
+
+async function stream(c: import("hono").Context<AppEnv>): Promise<Response> {
+  const { config, streamInput: input, principal, limits, log } = c.var;
+  const model = MODELS[input.model];
+  const streamId = input.stream_id ?? crypto.randomUUID();
+  const startedAt = Date.now();
+  const upstreamAbort = new AbortController();
+  // enable_request_signal: fires when the client disconnects.
+  c.req.raw.signal?.addEventListener("abort", () => upstreamAbort.abort("client_abort"), {
+    once: true,
+  });
+
+  let upstream: Awaited<ReturnType<ReturnType<typeof providerFor>["open"]>>;
+  try {
+    upstream = await providerFor(config).open({
+      model,
+      message: input.message,
+      maxTokens: maxOutputTokens(model, input.message, input.cost_cap_usd),
+      signal: upstreamAbort.signal,
+    });
+  } catch (e) {
+    c.executionCtx.waitUntil(limits.refund().catch(() => {}));
+    throw e;
+  }
+  annotate(c.req.raw, { upstream_ttfb_ms: Date.now() - startedAt, model: model.id });
+
+  const quota = limits.quota;
+  const session = runSession(upstream, {
+    streamId,
+    model,
+    message: input.message,
+    capMicroUsd: Math.floor(input.cost_cap_usd * 1e6),
+    heartbeatMs: config.heartbeatIntervalMs,
+    maxDurationMs: config.streamMaxDurationMs,
+    idleTimeoutMs: config.upstreamIdleTimeoutMs,
+    startedAt,
+    upstreamAbort,
+    doneExtras: quota
+      ? {
+          quota: {
+            hourly_remaining: quota.hourly.remaining,
+            total_remaining: quota.total.remaining,
+          },
+        }
+      : undefined,
+  });
+
+  const store = storeFor(config, c.env);
+  c.executionCtx.waitUntil(
+    session.finished.then(async (summary) => {
+      if (summary.failedBeforeFirstToken) await limits.refund().catch(() => {});
+      const record: LedgerRecord = {
+        recordId: crypto.randomUUID(),
+        streamId,
+        userKey: principal.key,
+        model: model.id,
+        provider: upstream.provider,
+        inputTokens: summary.inputTokens,
+        outputTokens: summary.outputTokens,
+        costMicroUsd: summary.costMicroUsd,
+        finishReason: summary.finishReason,
+        usageSource: summary.usageSource,
+        startedAt,
+        ttftMs: summary.ttftMs,
+        durationMs: summary.durationMs,
+      };
+      log.info("stream_end", {
+        stream_id: streamId,
+        model: model.id,
+        provider: upstream.provider,
+        finish_reason: summary.finishReason,
+        input_tokens: summary.inputTokens,
+        output_tokens: summary.outputTokens,
+        cost_usd: summary.costMicroUsd / 1e6,
+        ttft_ms: summary.ttftMs,
+        duration_ms: summary.durationMs,
+      });
+      await writeLedger(store, record, log);
+    }),
+  );
+
+  return new Response(session.body, {
+    status: 200,
+    headers: { ...SSE_HEADERS, ...limits.headers, "X-Stream-Id": streamId },
+  });
+}

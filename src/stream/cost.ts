@@ -1,0 +1,44 @@
+/**
+ * @module Token and cost arithmetic. Prices are USD per million tokens, which is exactly
+ * micro-dollars per token, so costs are kept as integer micro-dollars (µUSD) and never drift.
+ */
+import type { ModelInfo } from "./models";
+
+/** Tokens the chat format adds around one user message (role markers, priming). */
+export const CHAT_OVERHEAD_TOKENS = 8;
+
+/** Estimated tokens of `text` when the upstream reports none: about 4 characters a token. */
+export function estimateTokens(text: string): number {
+  return text.length === 0 ? 0 : Math.ceil(text.length / 4);
+}
+
+/** Estimated prompt tokens of a one-message chat. */
+export function estimateInputTokens(message: string): number {
+  return estimateTokens(message) + CHAT_OVERHEAD_TOKENS;
+}
+
+/**
+ * A bound no tokenizer exceeds: every token covers at least one UTF-8 byte. Used to derive
+ * `max_tokens`, so the cap holds whatever the upstream's tokenizer does.
+ */
+export function inputTokensUpperBound(message: string): number {
+  return new TextEncoder().encode(message).byteLength + CHAT_OVERHEAD_TOKENS;
+}
+
+/** Cost in integral µUSD, rounded up. */
+export function costMicroUsd(model: ModelInfo, inputTokens: number, outputTokens: number): number {
+  return Math.ceil(
+    inputTokens * model.inputUsdPerMillion + outputTokens * model.outputUsdPerMillion,
+  );
+}
+
+/** µUSD to USD for the wire. */
+export function toUsd(micro: number): number {
+  return micro / 1e6;
+}
+
+/** The most output tokens that keep the stream under `capUsd`, even with the worst-case input. */
+export function maxOutputTokens(model: ModelInfo, message: string, capUsd: number): number {
+  const budget = Math.floor(capUsd * 1e6) - costMicroUsd(model, inputTokensUpperBound(message), 0);
+  return Math.max(0, Math.min(16_384, Math.floor(budget / model.outputUsdPerMillion)));
+}

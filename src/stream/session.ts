@@ -1,0 +1,158 @@
+/**
+ * @module One stream from start to end: upstream events through the meter into SSE frames,
+ * heartbeats while open, exactly one terminal frame, and a summary for the ledger.
+ */
+import type { FinishReason } from "../ledger/record";
+import { toUsd } from "./cost";
+import { type Frame, SseEncodeStage } from "./frames";
+import { MeterStage, meterTotals, newMeterState } from "./meter";
+import type { ModelInfo } from "./models";
+import type { ProviderStream } from "./providers/provider";
+
+export interface SessionOptions {
+  streamId: string;
+  model: ModelInfo;
+  message: string;
+  capMicroUsd: number;
+  heartbeatMs: number;
+  maxDurationMs: number;
+  /** An upstream silent for this long mid-stream counts as failed. */
+  idleTimeoutMs: number;
+  startedAt: number;
+  /** Aborting it cancels the upstream request. */
+  upstreamAbort: AbortController;
+  /** Extra fields for `done` (the anonymous quota). */
+  doneExtras?: Record<string, unknown>;
+}
+
+/** How a stream ended: what `done` said and what the ledger records. */
+export interface StreamSummary {
+  finishReason: FinishReason;
+  inputTokens: number;
+  outputTokens: number;
+  costMicroUsd: number;
+  usageSource: "upstream" | "estimated";
+  ttftMs: number | null;
+  durationMs: number;
+  /** True when the upstream failed before its first token (the quota is given back). */
+  failedBeforeFirstToken: boolean;
+}
+
+const FINISH: Record<string, FinishReason> = {
+  stop: "stop",
+  length: "length",
+  content_filter: "content_filter",
+};
+
+/** Starts pumping `upstream` into an SSE body. `finished` settles after the terminal frame. */
+export function runSession(
+  upstream: ProviderStream,
+  o: SessionOptions,
+): { body: ReadableStream<Uint8Array>; finished: Promise<StreamSummary> } {
+  const out = new TransformStream<Frame, Frame>();
+  const body = out.readable.pipeThrough(new SseEncodeStage());
+  const writer = out.writable.getWriter();
+  const state = newMeterState();
+  let stop: FinishReason | null = null;
+  let clientGone = false;
+
+  const halt = (reason: FinishReason) => {
+    stop ??= reason;
+    o.upstreamAbort.abort(reason);
+  };
+  // The client cancelled the body: stop the upstream at once.
+  writer.closed.catch(() => {
+    clientGone = true;
+    halt("client_abort");
+  });
+  o.upstreamAbort.signal.addEventListener("abort", () => {
+    if (o.upstreamAbort.signal.reason === "client_abort") clientGone = true;
+    stop ??= "client_abort";
+  });
+  const send = (frame: Frame) =>
+    clientGone ? Promise.resolve() : writer.write(frame).catch(() => {});
+
+  const heartbeat = setInterval(
+    () => void send({ event: "heartbeat", data: { ts: Date.now() } }),
+    o.heartbeatMs,
+  );
+  const maxTimer = setTimeout(() => halt("max_duration"), o.maxDurationMs);
+
+  const finished = (async (): Promise<StreamSummary> => {
+    let failed = false;
+    const reader = upstream.events
+      .pipeThrough(new MeterStage(o.model, o.message, o.capMicroUsd, state))
+      .getReader();
+    const aborted = new Promise<never>((_, reject) => {
+      o.upstreamAbort.signal.addEventListener("abort", () => reject(new Error("aborted")), {
+        once: true,
+      });
+    });
+    aborted.catch(() => {});
+    try {
+      for (;;) {
+        let idle: number | undefined;
+        const silent = new Promise<never>((_, reject) => {
+          idle = setTimeout(() => reject(new Error("upstream idle")), o.idleTimeoutMs);
+        });
+        try {
+          const { done, value } = await Promise.race([reader.read(), silent, aborted]);
+          if (done) break;
+          await send(value);
+        } finally {
+          if (idle !== undefined) clearTimeout(idle);
+        }
+      }
+      if (state.capped) halt("cost_cap");
+    } catch {
+      if (stop === null) failed = true;
+    } finally {
+      clearInterval(heartbeat);
+      clearTimeout(maxTimer);
+      reader.cancel().catch(() => {});
+      if (failed) o.upstreamAbort.abort("upstream_error");
+    }
+
+    const totals = meterTotals(o.model, o.message, state);
+    const finishReason: FinishReason = failed
+      ? "upstream_error"
+      : (stop ?? FINISH[state.finishReason ?? "stop"] ?? "stop");
+    const summary: StreamSummary = {
+      finishReason,
+      ...totals,
+      ttftMs: state.firstTokenAt === null ? null : state.firstTokenAt - o.startedAt,
+      durationMs: Date.now() - o.startedAt,
+      failedBeforeFirstToken: failed && state.firstTokenAt === null,
+    };
+    if (failed) {
+      await send({
+        event: "error",
+        data: {
+          error_code: "upstream_error",
+          detail: "the model provider failed mid-stream",
+          retry_after: null,
+        },
+      });
+    } else {
+      await send({
+        event: "done",
+        data: {
+          stream_id: o.streamId,
+          model: o.model.id,
+          provider: upstream.provider,
+          input_tokens: summary.inputTokens,
+          output_tokens: summary.outputTokens,
+          cost_usd: toUsd(summary.costMicroUsd),
+          ttft_ms: summary.ttftMs,
+          duration_ms: summary.durationMs,
+          finish_reason: finishReason,
+          usage_source: summary.usageSource,
+          ...o.doneExtras,
+        },
+      });
+    }
+    if (!clientGone) await writer.close().catch(() => {});
+    return summary;
+  })();
+  return { body, finished };
+}

@@ -1,0 +1,188 @@
+/**
+ * @module An OpenAI-compatible chat-completions server on loopback whose behaviour is chosen by
+ * a directive in the last user message, e.g. `[[fake id=a1 tokens=5 delay=10 usage=0 status=429 cut=3 hang=2 bad=2]]`.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+/** What the fake saw of one request, keyed by the directive's `id`. */
+export interface UpstreamRecord {
+  id: string;
+  model: string;
+  maxTokens: number | null;
+  includeUsage: boolean;
+  authorization: string | null;
+  tokensSent: number;
+  /** The client went away before the answer ended. */
+  clientAborted: boolean;
+  /** ms since the request arrived when the abort was seen. */
+  abortedAfterMs: number | null;
+  finished: boolean;
+}
+
+interface Directive {
+  id: string;
+  tokens: number;
+  delay: number;
+  firstDelay: number;
+  usage: boolean;
+  status: number;
+  cut: number;
+  hang: number;
+  bad: number;
+  retryAfter: number;
+  text: string;
+}
+
+export interface FakeUpstream {
+  url: string;
+  records: Map<string, UpstreamRecord>;
+  close(): Promise<void>;
+}
+
+function parseDirective(message: string): Directive {
+  const d: Directive = {
+    id: "",
+    tokens: 5,
+    delay: 0,
+    firstDelay: 0,
+    usage: true,
+    status: 200,
+    cut: -1,
+    hang: -1,
+    bad: -1,
+    retryAfter: 7,
+    text: "tok",
+  };
+  const m = /\[\[fake([^\]]*)\]\]/.exec(message);
+  for (const pair of (m?.[1] ?? "").trim().split(/\s+/)) {
+    const [k, v = ""] = pair.split("=");
+    if (k === "id" || k === "text") d[k] = v;
+    else if (k === "usage") d.usage = v !== "0";
+    else if (k && k in d) (d as unknown as Record<string, number>)[k] = Number(v);
+  }
+  return d;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function chunk(content: string | null, finish: string | null): string {
+  const delta = content === null ? {} : { content };
+  const body = {
+    id: "chatcmpl-fake",
+    object: "chat.completion.chunk",
+    created: 0,
+    model: "fake",
+    choices: [{ index: 0, delta, finish_reason: finish }],
+  };
+  return `data: ${JSON.stringify(body)}\n\n`;
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const parts: Buffer[] = [];
+  for await (const part of req) parts.push(part as Buffer);
+  return JSON.parse(Buffer.concat(parts).toString("utf8")) as Record<string, unknown>;
+}
+
+async function answer(
+  req: IncomingMessage,
+  res: ServerResponse,
+  records: Map<string, UpstreamRecord>,
+): Promise<void> {
+  const started = Date.now();
+  const body = await readJson(req);
+  const messages = (body.messages as { content?: string }[] | undefined) ?? [];
+  const d = parseDirective(messages.at(-1)?.content ?? "");
+  const record: UpstreamRecord = {
+    id: d.id,
+    model: String(body.model),
+    maxTokens: typeof body.max_tokens === "number" ? body.max_tokens : null,
+    includeUsage:
+      (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true,
+    authorization: req.headers.authorization ?? null,
+    tokensSent: 0,
+    clientAborted: false,
+    abortedAfterMs: null,
+    finished: false,
+  };
+  if (d.id) records.set(d.id, record);
+  res.on("close", () => {
+    if (!record.finished) {
+      record.clientAborted = true;
+      record.abortedAfterMs = Date.now() - started;
+    }
+  });
+
+  if (d.status !== 200) {
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (d.status === 429) headers["retry-after"] = String(d.retryAfter);
+    res.writeHead(d.status, headers);
+    res.end(JSON.stringify({ error: { message: "secret upstream internals sk-live-123" } }));
+    record.finished = true;
+    return;
+  }
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+  res.flushHeaders();
+  if (d.firstDelay) await sleep(d.firstDelay);
+  const limit = record.maxTokens === null ? d.tokens : Math.min(d.tokens, record.maxTokens);
+  for (let i = 0; i < limit; i++) {
+    if (record.clientAborted) return;
+    if (i === d.hang) return; // keep the socket open and silent
+    if (i === d.cut) {
+      res.socket?.destroy();
+      return;
+    }
+    if (i === d.bad) {
+      res.write("data: {not json\n\n");
+      continue;
+    }
+    if (i > 0 && d.delay) await sleep(d.delay);
+    res.write(chunk(i === 0 ? d.text : ` ${d.text}`, null));
+    record.tokensSent++;
+  }
+  if (record.clientAborted) return;
+  res.write(chunk(null, limit < d.tokens ? "length" : "stop"));
+  if (d.usage && record.includeUsage) {
+    const promptTokens = Math.ceil(JSON.stringify(messages).length / 4);
+    const usage = {
+      prompt_tokens: promptTokens,
+      completion_tokens: record.tokensSent,
+      total_tokens: promptTokens + record.tokensSent,
+    };
+    res.write(`data: ${JSON.stringify({ id: "chatcmpl-fake", choices: [], usage })}\n\n`);
+  }
+  res.write("data: [DONE]\n\n");
+  record.finished = true;
+  res.end();
+}
+
+/** Starts the fake upstream on a free loopback port. */
+export async function startFakeUpstream(): Promise<FakeUpstream> {
+  const records = new Map<string, UpstreamRecord>();
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? "/", "http://x");
+    if (req.method === "POST" && url.pathname === "/v1/chat/completions") {
+      answer(req, res, records).catch(() => res.destroy());
+      return;
+    }
+    const rec = /^\/__test\/requests\/([\w-]+)$/.exec(url.pathname);
+    if (req.method === "GET" && rec?.[1]) {
+      const found = records.get(rec[1]);
+      res.writeHead(found ? 200 : 404, { "content-type": "application/json" });
+      res.end(JSON.stringify(found ?? null));
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    records,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
