@@ -25,6 +25,8 @@ export default defineConfig({
     exclude: ["test/e2e/**"],
     globalSetup: ["./test/support/global-setup.ts"],
     testTimeout: 20_000,
+    // The worker logs a JSON line per request; show them only for failing tests.
+    silent: "passed-only",
     hookTimeout: 30_000,
   },
 });

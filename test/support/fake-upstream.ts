@@ -1,6 +1,13 @@
 /**
  * @module An OpenAI-compatible chat-completions server on loopback whose behaviour is chosen by
  * a directive in the last user message, e.g. `[[fake id=a1 tokens=5 delay=10 usage=0 status=429 cut=3 hang=2 bad=2]]`.
+ *
+ * id: key for GET /__test/requests/<id>; tokens: how many to stream; delay / firstDelay: ms
+ * before each later / the first token; usage=0: omit the usage chunk; status: answer this
+ * HTTP status instead (429 adds Retry-After: retryAfter); cut=N: destroy the socket before
+ * token N; hang=N: go silent before token N; bad=N: send malformed JSON as token N;
+ * text / textb64: the token text (base64url for text with spaces or newlines);
+ * ignoremax=1: stream all tokens whatever max_tokens says.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -32,6 +39,7 @@ interface Directive {
   bad: number;
   retryAfter: number;
   text: string;
+  ignoremax: number;
 }
 
 export interface FakeUpstream {
@@ -53,11 +61,13 @@ function parseDirective(message: string): Directive {
     bad: -1,
     retryAfter: 7,
     text: "tok",
+    ignoremax: 0,
   };
   const m = /\[\[fake([^\]]*)\]\]/.exec(message);
   for (const pair of (m?.[1] ?? "").trim().split(/\s+/)) {
     const [k, v = ""] = pair.split("=");
     if (k === "id" || k === "text") d[k] = v;
+    else if (k === "textb64") d.text = Buffer.from(v, "base64url").toString("utf8");
     else if (k === "usage") d.usage = v !== "0";
     else if (k && k in d) (d as unknown as Record<string, number>)[k] = Number(v);
   }
@@ -124,7 +134,8 @@ async function answer(
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   res.flushHeaders();
   if (d.firstDelay) await sleep(d.firstDelay);
-  const limit = record.maxTokens === null ? d.tokens : Math.min(d.tokens, record.maxTokens);
+  const limit =
+    record.maxTokens === null || d.ignoremax ? d.tokens : Math.min(d.tokens, record.maxTokens);
   for (let i = 0; i < limit; i++) {
     if (record.clientAborted) return;
     if (i === d.hang) return; // keep the socket open and silent

@@ -1,0 +1,65 @@
+/** @module The two limit stores as test envs: the Durable Object, and Upstash through the local server. */
+import { inject } from "vitest";
+import type { Bindings } from "../../src/env";
+import { testEnv } from "./app";
+
+export type StoreKind = "durable_object" | "upstash";
+
+/** A scope of the local Upstash server: its own request counter and fault switch. */
+export interface UpstashScope {
+  id: string;
+  stats(): Promise<{ requests: number; commands: number }>;
+  reset(): Promise<void>;
+  fault(mode: "none" | "error500" | "hang" | "close"): Promise<void>;
+}
+
+/** Opens a fresh scope on the local Upstash server. */
+export function upstashScope(): UpstashScope {
+  const base = inject("upstashUrl");
+  const id = crypto.randomUUID();
+  const post = (path: string, body: unknown) =>
+    fetch(`${base}${path}`, {
+      method: "POST",
+      body: JSON.stringify(body),
+      headers: { "content-type": "application/json" },
+    });
+  return {
+    id,
+    stats: async () => (await fetch(`${base}/__test/stats?scope=${id}`)).json(),
+    reset: async () => {
+      await post(`/__test/reset?scope=${id}`, {});
+    },
+    fault: async (mode) => {
+      const res = await post("/__test/fault", { mode, scope: id });
+      if (!res.ok) throw new Error(`fault ${mode}: ${res.status}`);
+    },
+  };
+}
+
+/** An env using `kind`, with overrides; for Upstash, requests go through `scope`. */
+export function storeEnv(
+  kind: StoreKind,
+  overrides: Partial<Record<keyof Bindings, string | undefined>> = {},
+  scope: UpstashScope = upstashScope(),
+): Bindings {
+  if (kind === "durable_object") return testEnv(overrides);
+  return testEnv({
+    UPSTASH_REDIS_REST_URL: `${inject("upstashUrl")}/__scope/${scope.id}`,
+    UPSTASH_REDIS_REST_TOKEN: inject("upstashToken"),
+    ...overrides,
+  });
+}
+
+/** A random address in 203.0.113.0/24 or 2001:db8::/32, so tests do not share IP windows. */
+export function randomIp(v6 = false): string {
+  const r = () => Math.floor(Math.random() * 65_536).toString(16);
+  return v6
+    ? `2001:db8:${r()}:${r()}::${r()}`
+    : `203.0.${Math.floor(Math.random() * 256)}.${Math.floor(Math.random() * 254) + 1}`;
+}
+
+/** Waits, if needed, until at least `marginMs` remain in the current bucket of a `windowMs` window. */
+export async function awayFromBoundary(windowMs: number, marginMs: number): Promise<void> {
+  const left = windowMs - (Date.now() % windowMs);
+  if (left < marginMs) await new Promise((r) => setTimeout(r, left + 20));
+}

@@ -1,0 +1,242 @@
+/** @module One contract suite for both limit stores: exact counts, quotas, refunds, headers. */
+import { decodeJwt } from "jose";
+import { describe, expect, inject, it } from "vitest";
+import type { Bindings } from "../../src/env";
+import { call, json } from "../helpers/app";
+import { awayFromBoundary, randomIp, type StoreKind, storeEnv } from "../helpers/stores";
+import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
+
+const upstreamBase = inject("upstreamUrl").replace(/\/v1$/, "");
+
+/** Sends one stream request; the fake upstream answers one token under directive `id`. */
+async function stream(env: Bindings, token: string, ip: string, directive = "tokens=1") {
+  const id = crypto.randomUUID();
+  const message = encodeURIComponent(`hi [[fake id=${id} ${directive}]]`);
+  const called = await call(
+    `/api/v1/stream?message=${message}`,
+    { headers: bearer(token), ip },
+    env,
+  );
+  const body = await called.res.text();
+  await called.settled();
+  return { res: called.res, body, id };
+}
+
+async function usage(env: Bindings, token: string, ip: string) {
+  const { res } = await call("/api/v1/usage", { headers: bearer(token), ip }, env);
+  expect(res.status).toBe(200);
+  return json<{
+    limits: { user: { remaining: number; limit: number }; ip: { remaining: number } };
+    quota: {
+      hourly: { remaining: number; limit: number };
+      total: { remaining: number; limit: number };
+    } | null;
+    spend: { streams: number; total_usd: number };
+  }>(res);
+}
+
+async function upstreamSaw(id: string): Promise<boolean> {
+  return (await fetch(`${upstreamBase}/__test/requests/${id}`)).status === 200;
+}
+
+const errorCode = (body: string) => (JSON.parse(body) as { error_code: string }).error_code;
+
+describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s store", (kind) => {
+  it("lets exactly 30 of 100 simultaneous requests from one user through", async () => {
+    const env = storeEnv(kind);
+    const token = await supabaseHs256(supabaseClaims());
+    await awayFromBoundary(30_000, 5_000);
+    const ip = randomIp();
+    const results = await Promise.all(Array.from({ length: 100 }, () => stream(env, token, ip)));
+    const ok = results.filter((r) => r.res.status === 200);
+    const limited = results.filter((r) => r.res.status === 429);
+    expect(ok).toHaveLength(30);
+    expect(limited).toHaveLength(70);
+    for (const r of limited) expect(errorCode(r.body)).toBe("rate_limited");
+  });
+
+  it("lets exactly 20 of 25 simultaneous anonymous requests through and refuses the rest by quota", async () => {
+    const env = storeEnv(kind);
+    const token = await anonToken();
+    const ip = randomIp();
+    const results = await Promise.all(Array.from({ length: 25 }, () => stream(env, token, ip)));
+    expect(results.filter((r) => r.res.status === 200)).toHaveLength(20);
+    const refused = results.filter((r) => r.res.status === 429);
+    expect(refused).toHaveLength(5);
+    for (const r of refused) {
+      expect(errorCode(r.body)).toBe("quota_exceeded");
+      expect(JSON.parse(r.body).detail).toMatch(/hourly/);
+    }
+    const u = await usage(env, token, ip);
+    expect(u.quota?.hourly.remaining).toBe(0);
+    expect(u.quota?.total.remaining).toBe(80);
+  });
+
+  it("ends the anonymous identity's streams at the total quota", async () => {
+    const env = storeEnv(kind, { ANON_QUOTA_TOTAL: "3" });
+    const token = await anonToken();
+    const ip = randomIp();
+    const results = await Promise.all(Array.from({ length: 6 }, () => stream(env, token, ip)));
+    expect(results.filter((r) => r.res.status === 200)).toHaveLength(3);
+    for (const r of results.filter((x) => x.res.status === 429)) {
+      expect(JSON.parse(r.body)).toMatchObject({ error_code: "quota_exceeded" });
+      expect(JSON.parse(r.body).detail).toMatch(/total/);
+    }
+    expect((await usage(env, token, ip)).quota?.hourly.remaining).toBe(17);
+  });
+
+  it("keeps a burst that straddles two windows within twice the limit", async () => {
+    const windowMs = 2_000;
+    const env = storeEnv(kind, { RATE_LIMIT_USER: "5/2s" });
+    const token = await supabaseHs256(supabaseClaims());
+    const ip = randomIp();
+    // Start the first burst late in a bucket, the second just after the boundary.
+    const untilLate = windowMs - (Date.now() % windowMs);
+    await new Promise((r) => setTimeout(r, untilLate + windowMs * 0.7));
+    const first = await Promise.all(Array.from({ length: 10 }, () => stream(env, token, ip)));
+    const untilNext = windowMs - (Date.now() % windowMs);
+    await new Promise((r) => setTimeout(r, untilNext + 30));
+    const second = await Promise.all(Array.from({ length: 10 }, () => stream(env, token, ip)));
+    const passed = (rs: { res: Response }[]) => rs.filter((r) => r.res.status === 200).length;
+    expect(passed(first)).toBe(5);
+    expect(passed(second)).toBeLessThanOrEqual(5);
+    expect(passed(first) + passed(second)).toBeLessThanOrEqual(10);
+  });
+
+  it("spends no quota on a request the rate limit refused", async () => {
+    const env = storeEnv(kind, { RATE_LIMIT_USER: "3/30s" });
+    const token = await anonToken();
+    const ip = randomIp();
+    await awayFromBoundary(30_000, 5_000);
+    const results = [];
+    for (let i = 0; i < 5; i++) results.push(await stream(env, token, ip));
+    expect(results.map((r) => r.res.status)).toEqual([200, 200, 200, 429, 429]);
+    const u = await usage(env, token, ip);
+    expect(u.quota?.hourly.remaining).toBe(17);
+    expect(u.quota?.total.remaining).toBe(97);
+  });
+
+  it("limits one client address across users, and says it was the per-IP limit", async () => {
+    const env = storeEnv(kind, { RATE_LIMIT_IP: "3/30s" });
+    const ip = randomIp();
+    await awayFromBoundary(30_000, 5_000);
+    const statuses = [];
+    let last = "";
+    for (let i = 0; i < 4; i++) {
+      const r = await stream(env, await supabaseHs256(supabaseClaims()), ip);
+      statuses.push(r.res.status);
+      last = r.body;
+    }
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    expect(JSON.parse(last)).toMatchObject({ error_code: "rate_limited" });
+    expect(JSON.parse(last).detail).toMatch(/per-IP/);
+  });
+
+  it("counts one IPv6 /64 as one client and ignores X-Forwarded-For", async () => {
+    const env = storeEnv(kind, { RATE_LIMIT_IP: "2/30s" });
+    await awayFromBoundary(30_000, 5_000);
+    const prefix = `2001:db8:${Math.floor(Math.random() * 65_535).toString(16)}:7`;
+    const send = async (ip: string, xff?: string) => {
+      const token = await supabaseHs256(supabaseClaims());
+      const message = encodeURIComponent(`hi [[fake tokens=1]]`);
+      const headers: Record<string, string> = { ...bearer(token) };
+      if (xff) headers["X-Forwarded-For"] = xff;
+      const r = await call(`/api/v1/stream?message=${message}`, { headers, ip }, env);
+      await r.res.text();
+      await r.settled();
+      return r.res.status;
+    };
+    expect(await send(`${prefix}::1`)).toBe(200);
+    expect(await send(`${prefix}:0:0:0:2`, "192.0.2.1")).toBe(200);
+    expect(await send(`${prefix.toUpperCase()}::abcd`, "192.0.2.2")).toBe(429);
+    // Another /64 is another client.
+    expect(await send(`${prefix.replace(/:7$/, ":8")}::1`)).toBe(200);
+  });
+
+  it("counts ::ffff:a.b.c.d as a.b.c.d", async () => {
+    const env = storeEnv(kind, { RATE_LIMIT_IP: "1/30s" });
+    await awayFromBoundary(30_000, 5_000);
+    const v4 = randomIp();
+    const first = await stream(env, await supabaseHs256(supabaseClaims()), v4);
+    const second = await stream(env, await supabaseHs256(supabaseClaims()), `::ffff:${v4}`);
+    expect([first.res.status, second.res.status]).toEqual([200, 429]);
+  });
+
+  it("sends Retry-After and RateLimit headers on a 429, and RateLimit headers on a stream", async () => {
+    const env = storeEnv(kind, { RATE_LIMIT_USER: "1/30s" });
+    const token = await supabaseHs256(supabaseClaims());
+    const ip = randomIp();
+    await awayFromBoundary(30_000, 5_000);
+    const ok = await stream(env, token, ip);
+    expect(ok.res.status).toBe(200);
+    expect(ok.res.headers.get("RateLimit-Limit")).toBe("1");
+    expect(ok.res.headers.get("RateLimit-Remaining")).toBe("0");
+    expect(Number(ok.res.headers.get("RateLimit-Reset"))).toBeGreaterThanOrEqual(1);
+
+    const limited = await stream(env, token, ip);
+    expect(limited.res.status).toBe(429);
+    const retry = limited.res.headers.get("Retry-After") ?? "";
+    expect(retry).toMatch(/^\d+$/);
+    expect(Number(retry)).toBeGreaterThanOrEqual(1);
+    expect(Number(retry)).toBeLessThanOrEqual(30);
+    expect(JSON.parse(limited.body).retry_after).toBe(Number(retry));
+    expect(limited.res.headers.get("RateLimit-Remaining")).toBe("0");
+    expect(await upstreamSaw(limited.id)).toBe(false);
+  });
+
+  it("gives the quota back when the upstream fails before its first token", async () => {
+    const env = storeEnv(kind);
+    const token = await anonToken();
+    const ip = randomIp();
+    const failed = await stream(env, token, ip, "status=500");
+    expect(failed.res.status).toBe(502);
+    expect(errorCode(failed.body)).toBe("upstream_error");
+    const u = await usage(env, token, ip);
+    expect(u.quota?.hourly.remaining).toBe(20);
+    expect(u.quota?.total.remaining).toBe(100);
+  });
+
+  it("limits anonymous sessions minted per address per hour", async () => {
+    const env = storeEnv(kind, { ANON_SESSIONS_PER_IP_HOURLY: "3" });
+    const ip = randomIp();
+    const statuses = [];
+    let last: Response | undefined;
+    for (let i = 0; i < 4; i++) {
+      const { res } = await call("/api/v1/anon_session", { method: "POST", ip }, env);
+      statuses.push(res.status);
+      last = res;
+    }
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    expect(await last?.json()).toMatchObject({ error_code: "too_many_sessions" });
+    expect(Number(last?.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
+    // Another address still mints.
+    expect(
+      (await call("/api/v1/anon_session", { method: "POST", ip: randomIp() }, env)).res.status,
+    ).toBe(200);
+  });
+
+  it("shows usage without spending it", async () => {
+    const env = storeEnv(kind);
+    const token = await anonToken();
+    const ip = randomIp();
+    const before = await usage(env, token, ip);
+    const again = await usage(env, token, ip);
+    expect(again.limits.user.remaining).toBe(before.limits.user.remaining);
+    expect(again.quota?.hourly.remaining).toBe(20);
+    expect((await stream(env, token, ip)).res.status).toBe(200);
+    const after = await usage(env, token, ip);
+    expect(after.limits.user.remaining).toBe(before.limits.user.remaining - 1);
+    expect(after.quota?.hourly.remaining).toBe(19);
+    expect(after.quota?.total.remaining).toBe(99);
+    expect(after.spend.streams).toBe(1);
+    expect(after.spend.total_usd).toBeGreaterThan(0);
+    const sub = decodeJwt(token).sub;
+    expect(sub).toMatch(/^anon_/);
+  });
+
+  it("shows no quota for a signed-in user", async () => {
+    const env = storeEnv(kind);
+    const u = await usage(env, await supabaseHs256(supabaseClaims()), randomIp());
+    expect(u.quota).toBeNull();
+  });
+});

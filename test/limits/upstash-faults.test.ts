@@ -1,0 +1,133 @@
+/** @module The Upstash store fails closed (down, 500, hang) and costs few round trips. */
+import { describe, expect, inject, it } from "vitest";
+import type { Bindings } from "../../src/env";
+import { call } from "../helpers/app";
+import { randomIp, storeEnv, upstashScope } from "../helpers/stores";
+import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
+
+const upstreamBase = inject("upstreamUrl").replace(/\/v1$/, "");
+
+async function streamOnce(env: Bindings, token: string) {
+  const id = crypto.randomUUID();
+  const message = encodeURIComponent(`hi [[fake id=${id} tokens=2]]`);
+  const called = await call(
+    `/api/v1/stream?message=${message}`,
+    { headers: bearer(token), ip: randomIp() },
+    env,
+  );
+  return { ...called, id };
+}
+
+async function upstreamSaw(id: string): Promise<boolean> {
+  return (await fetch(`${upstreamBase}/__test/requests/${id}`)).status === 200;
+}
+
+async function expectLimitsUnavailable(res: Response): Promise<void> {
+  expect(res.status).toBe(503);
+  const body = (await res.json()) as { error_code: string; detail: string; retry_after: number };
+  expect(body.error_code).toBe("limits_unavailable");
+  expect(Number(res.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
+  expect(body.retry_after).toBe(Number(res.headers.get("Retry-After")));
+  expect(body.detail).not.toMatch(/127\.0\.0\.1|Upstash|ECONN|fetch/i);
+}
+
+describe("the Upstash store fails closed", () => {
+  it("answers 503 limits_unavailable without calling the upstream when the server is down", async () => {
+    // Port 1 on loopback: nothing listens, the connection is refused.
+    const env = storeEnv("upstash", { UPSTASH_REDIS_REST_URL: "http://127.0.0.1:1" });
+    const r = await streamOnce(env, await anonToken());
+    await expectLimitsUnavailable(r.res);
+    expect(await upstreamSaw(r.id)).toBe(false);
+  });
+
+  it("answers 503 when the store answers HTTP 500", async () => {
+    const scope = upstashScope();
+    await scope.fault("error500");
+    const r = await streamOnce(
+      storeEnv("upstash", {}, scope),
+      await supabaseHs256(supabaseClaims()),
+    );
+    await expectLimitsUnavailable(r.res);
+    expect(await upstreamSaw(r.id)).toBe(false);
+  });
+
+  it("answers 503 when the store hangs longer than LIMITS_TIMEOUT_MS", async () => {
+    const scope = upstashScope();
+    await scope.fault("hang");
+    const env = storeEnv("upstash", { LIMITS_TIMEOUT_MS: "300" }, scope);
+    const r = await streamOnce(env, await anonToken());
+    await expectLimitsUnavailable(r.res);
+    expect(await upstreamSaw(r.id)).toBe(false);
+    await scope.fault("none");
+  });
+
+  it("answers 503 when the store drops the connection", async () => {
+    const scope = upstashScope();
+    await scope.fault("close");
+    const r = await streamOnce(storeEnv("upstash", {}, scope), await anonToken());
+    await expectLimitsUnavailable(r.res);
+    expect(await upstreamSaw(r.id)).toBe(false);
+  });
+
+  it("refuses to mint anonymous sessions while the store is down", async () => {
+    const scope = upstashScope();
+    await scope.fault("error500");
+    const { res } = await call(
+      "/api/v1/anon_session",
+      { method: "POST" },
+      storeEnv("upstash", {}, scope),
+    );
+    await expectLimitsUnavailable(res);
+  });
+
+  it("recovers as soon as the store answers again, without a restart", async () => {
+    const scope = upstashScope();
+    const env = storeEnv("upstash", {}, scope);
+    await scope.fault("error500");
+    await expectLimitsUnavailable((await streamOnce(env, await anonToken())).res);
+    await scope.fault("none");
+    const r = await streamOnce(env, await anonToken());
+    expect(r.res.status).toBe(200);
+    await r.res.text();
+  });
+});
+
+describe("round trips to the Upstash store", () => {
+  it("costs one request for the rate limits, one for the quota, and one for the ledger", async () => {
+    const scope = upstashScope();
+    const env = storeEnv("upstash", {}, scope);
+    // Warm up: the first call of a fresh Redis may need EVALSHA -> NOSCRIPT -> EVAL.
+    const warm = await streamOnce(env, await anonToken());
+    await warm.res.text();
+    await warm.settled();
+    await scope.reset();
+
+    const anonymous = await streamOnce(env, await anonToken());
+    expect(anonymous.res.status).toBe(200);
+    // The response exists: rate limits and quota are decided.
+    expect((await scope.stats()).requests).toBe(2);
+    await anonymous.res.text();
+    await anonymous.settled();
+    expect((await scope.stats()).requests).toBe(3);
+
+    await scope.reset();
+    const user = await streamOnce(env, await supabaseHs256(supabaseClaims()));
+    expect(user.res.status).toBe(200);
+    expect((await scope.stats()).requests).toBe(1);
+    await user.res.text();
+    await user.settled();
+    expect((await scope.stats()).requests).toBe(2);
+  });
+
+  it("spends nothing on a request refused by validation", async () => {
+    const scope = upstashScope();
+    const env = storeEnv("upstash", {}, scope);
+    const { res } = await call(
+      "/api/v1/stream?message=%20",
+      { headers: bearer(await anonToken()) },
+      env,
+    );
+    expect(res.status).toBe(422);
+    expect((await scope.stats()).requests).toBe(0);
+  });
+});
