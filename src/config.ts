@@ -1,5 +1,5 @@
 /** @module Parses and checks the Worker's vars and secrets once per isolate into a typed Config. */
-import { z } from "zod";
+import * as z from "zod";
 import type { Bindings } from "./env";
 
 /** A sliding window: at most `limit` hits per `windowMs`. */

@@ -1,5 +1,5 @@
 /** @module The stream request's schema: one definition for GET query and POST JSON. */
-import { z } from "zod";
+import * as z from "zod";
 import { DEFAULT_MODEL, MODEL_IDS } from "../stream/models";
 
 /** Longest message, in Unicode code points. */

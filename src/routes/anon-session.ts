@@ -1,6 +1,6 @@
 /** @module POST /api/v1/anon_session: mints an anonymous session token, limited per client IP. */
 import { Hono } from "hono";
-import { z } from "zod";
+import * as z from "zod";
 import { mintAnonToken } from "../auth/anon-token";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
