@@ -5,6 +5,7 @@ import type { AppEnv } from "./env";
 import { AppError } from "./errors";
 import { handleError, requestContext } from "./observe/request";
 import { anonSessionRoutes } from "./routes/anon-session";
+import { metricsRoutes } from "./routes/metrics";
 import { streamRoutes } from "./routes/stream";
 import { usageRoutes } from "./routes/usage";
 
@@ -15,6 +16,7 @@ const API_METHODS: Record<string, string[]> = {
   "/api/v1/anon_session": ["POST"],
   "/api/v1/stream": ["GET", "POST"],
   "/api/v1/usage": ["GET"],
+  "/api/v1/metrics": ["GET"],
   "/healthz": ["GET"],
 };
 
@@ -41,6 +43,7 @@ app.get("/healthz", (c) => c.json({ status: "ok" }));
 app.route("/api/v1/anon_session", anonSessionRoutes);
 app.route("/api/v1/stream", streamRoutes);
 app.route("/api/v1/usage", usageRoutes);
+app.route("/api/v1/metrics", metricsRoutes);
 
 app.all("/api/*", (c) => {
   const allowed = API_METHODS[c.req.path.replace(/\/+$/, "")];
@@ -56,7 +59,12 @@ app.all("/healthz", () => {
 });
 
 app.get("/", (c) => c.redirect("/magic/", 302));
-app.all("*", (c) => c.env.ASSETS.fetch(c.req.raw));
+// Asset responses have immutable headers; copy them so the security headers and the
+// request id can be added like on every other response.
+app.all("*", async (c) => {
+  const res = await c.env.ASSETS.fetch(c.req.raw);
+  return new Response(res.body, res);
+});
 
 app.notFound(() => {
   throw new AppError("not_found", "no such endpoint");

@@ -2,7 +2,6 @@
 import type { Config } from "../config";
 import type { Bindings } from "../env";
 import { AppError } from "../errors";
-import type { LimitsStore } from "./durable-object";
 import { durableStore } from "./durable-store";
 import type { LimitSpecs, LimitStore } from "./store";
 import { upstashStore } from "./upstash-store";
@@ -62,6 +61,8 @@ export function failClosed(store: LimitStore, timeoutMs: number): LimitStore {
     hitSessionMint: guard(store.hitSessionMint),
     usage: guard(store.usage),
     writeLedger: guard(store.writeLedger),
+    recordMetrics: guard(store.recordMetrics),
+    readMetrics: guard(store.readMetrics),
   };
 }
 
@@ -73,8 +74,8 @@ export function storeFor(config: Config, env: Bindings): LimitStore {
   if (!store) {
     const specs = limitSpecs(config);
     const inner = config.upstash
-      ? upstashStore(config.upstash, specs, config.limitsTimeoutMs)
-      : durableStore(env.LIMITS as unknown as DurableObjectNamespace<LimitsStore>, specs);
+      ? upstashStore(config.upstash, specs, config.limitsTimeoutMs, config.storePrefix)
+      : durableStore(env.LIMITS, specs, config.storePrefix);
     store = failClosed(inner, config.limitsTimeoutMs);
     stores.set(config, store);
   }

@@ -1,0 +1,154 @@
+/** @module Runs `wrangler dev` offline for the browser tests: free ports, fresh state, captured stdout. */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The repository root (this file is test/e2e/dev-server.ts). */
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+/** A port nothing listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === "object" && address
+          ? resolve(address.port)
+          : reject(new Error("no port")),
+      );
+    });
+  });
+}
+
+/** One JSON log line the worker wrote (`{"event": ..., ...}`). */
+export type LogLine = Record<string, unknown> & { event?: string };
+
+export interface DevServer {
+  url: string;
+  /** Everything wrangler wrote to stdout so far. */
+  stdout(): string;
+  /** The worker's JSON log lines on stdout so far. */
+  logLines(): LogLine[];
+  stop(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function exited(child: ChildProcess): Promise<void> {
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((resolve) => child.once("exit", () => resolve()));
+}
+
+/** Stops the whole process group (npx → wrangler → workerd): SIGTERM, then SIGKILL after 5 s. */
+async function killGroup(child: ChildProcess): Promise<void> {
+  if (child.pid === undefined) return;
+  const signal = (s: NodeJS.Signals) => {
+    try {
+      process.kill(-(child.pid as number), s);
+    } catch {
+      // The group is already gone.
+    }
+  };
+  signal("SIGTERM");
+  const done = await Promise.race([exited(child).then(() => true), sleep(5_000).then(() => false)]);
+  // workerd may outlive wrangler for a moment; make sure nothing of the group stays behind.
+  signal("SIGKILL");
+  if (!done) await Promise.race([exited(child), sleep(2_000)]);
+}
+
+/**
+ * Starts `npx wrangler dev` on 127.0.0.1 with `vars` passed as `--var KEY:VALUE` and a fresh
+ * `--persist-to` directory (Durable Object state starts empty), without OPENAI_API_KEY so the
+ * demo provider answers, and waits until /healthz answers 200.
+ */
+export async function startWranglerDev(
+  vars: Record<string, string>,
+  timeoutMs = 45_000,
+): Promise<DevServer> {
+  const [port, inspectorPort] = [await freePort(), await freePort()];
+  const persist = await mkdtemp(join(tmpdir(), "magic-e2e-state-"));
+  const args = [
+    "wrangler",
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--inspector-port",
+    String(inspectorPort),
+    "--persist-to",
+    persist,
+    "--show-interactive-dev-session=false",
+    ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+  ];
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    WRANGLER_SEND_METRICS: "false",
+    WRANGLER_SEND_ERROR_REPORTS: "false",
+    CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    CI: "true",
+    NO_COLOR: "1",
+  };
+  delete env.OPENAI_API_KEY;
+  // detached: its own process group, so stop() reaches wrangler's workerd child too.
+  const child = spawn("npx", args, { cwd: ROOT, env, detached: true, stdio: "pipe" });
+  child.stdin?.end();
+  let out = "";
+  let err = "";
+  child.stdout?.setEncoding("utf8").on("data", (d: string) => {
+    out += d;
+  });
+  child.stderr?.setEncoding("utf8").on("data", (d: string) => {
+    err += d;
+  });
+
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    await killGroup(child);
+    await rm(persist, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      await stop();
+      throw new Error(`wrangler dev exited early (${child.exitCode}):\n${err.slice(-2000)}`);
+    }
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1_000) });
+      if (res.status === 200) break;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(
+        `wrangler dev did not answer /healthz within ${timeoutMs} ms:\n${err.slice(-2000)}`,
+      );
+    }
+    await sleep(150);
+  }
+
+  return {
+    url,
+    stdout: () => out,
+    logLines: () =>
+      out
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .flatMap((l) => {
+          try {
+            return [JSON.parse(l) as LogLine];
+          } catch {
+            return [];
+          }
+        }),
+    stop,
+  };
+}

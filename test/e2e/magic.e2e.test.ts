@@ -1,0 +1,592 @@
+/**
+ * @module Browser tests of the Magic Box page: Debian's Chromium driven by playwright-core
+ * against a real `wrangler dev` (demo provider, Durable Object limits store, fresh state).
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { SignJWT } from "jose";
+import {
+  type Browser,
+  type BrowserContextOptions,
+  chromium,
+  type Page,
+  type Route,
+} from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type DevServer, ROOT, startWranglerDev } from "./dev-server";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+const ARTIFACTS = join(ROOT, "test/artifacts");
+const HOURLY_QUOTA = 2;
+const ANON_KEY = "magicBox.anonSession";
+// Per-run secrets: stable for this wrangler dev (tokens survive an isolate restart), never reused.
+const SECRET_KEY = randomBytes(32).toString("base64url");
+const SUPABASE_JWT_SECRET = randomBytes(32).toString("base64url");
+
+let server: DevServer | undefined;
+let browser: Browser | undefined;
+let demoAnswer: (message: string) => string[];
+
+/** Every request any page of this file made: the URL and its Authorization header. */
+const seen: Promise<{ url: string; authorization: string | null }>[] = [];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const nowS = () => Math.floor(Date.now() / 1000);
+
+/**
+ * Why setup failed, if it did. Each test rethrows it, so a missing browser makes every test
+ * FAIL with the reason (a failing beforeAll would only mark them skipped).
+ */
+let setupError: Error | undefined;
+
+beforeAll(async () => {
+  try {
+    await setup();
+  } catch (e) {
+    setupError = e instanceof Error ? e : new Error(String(e));
+  }
+}, 60_000);
+
+async function setup(): Promise<void> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}. Install it with: apt-get update && apt-get install -y chromium`,
+    );
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  // Loaded by URL so the type checker of the Node tests does not pull in Worker sources.
+  demoAnswer = (await import(pathToFileURL(join(ROOT, "src/stream/providers/demo.ts")).href))
+    .demoAnswer;
+
+  const [dev, launched] = await Promise.allSettled([
+    startWranglerDev({
+      SECRET_KEY,
+      SUPABASE_JWT_SECRET,
+      ANON_QUOTA_HOURLY: String(HOURLY_QUOTA),
+      // Every test opens a fresh browser profile, and so mints a token; keep room for all of them.
+      ANON_SESSIONS_PER_IP_HOURLY: "40",
+    }),
+    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
+  ]);
+  if (dev.status === "fulfilled") server = dev.value;
+  if (launched.status === "fulfilled") browser = launched.value;
+  if (dev.status === "rejected") throw dev.reason;
+  if (launched.status === "rejected") throw launched.reason;
+
+  const page = await fetch(`${server?.url}/magic/`);
+  if (page.status !== 200) {
+    throw new Error(
+      `GET /magic/ answered ${page.status}, not 200: ${(await page.text()).slice(0, 300)}`,
+    );
+  }
+}
+
+afterAll(async () => {
+  await browser?.close().catch(() => {});
+  await server?.stop();
+});
+
+interface Opened {
+  page: Page;
+  /** CSP violations and uncaught page errors; each test expects none. */
+  problems: string[];
+  close(): Promise<void>;
+}
+
+/** A fresh browser profile (empty localStorage) on /magic/, reached through the `/` redirect. */
+async function openPage(
+  options: {
+    storage?: Record<string, string>;
+    context?: BrowserContextOptions;
+    /** Called before the first navigation, e.g. to listen to every response. */
+    beforeGoto?: (page: Page) => void;
+  } = {},
+): Promise<Opened> {
+  if (setupError) throw setupError;
+  if (!browser || !server) throw new Error("setup did not finish");
+  const context = await browser.newContext({
+    viewport: { width: 960, height: 720 },
+    ...options.context,
+  });
+  if (options.storage) {
+    // Runs before the page's own script, as a returning visitor's storage would be.
+    await context.addInitScript((entries: Record<string, string>) => {
+      try {
+        for (const [k, v] of Object.entries(entries)) localStorage.setItem(k, v);
+      } catch {
+        // about:blank has no storage.
+      }
+    }, options.storage);
+  }
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy|Refused to/i.test(m.text()))
+      problems.push(`console: ${m.text()}`);
+  });
+  page.on("request", (r) => {
+    seen.push(
+      r
+        .headerValue("authorization")
+        .catch(() => null) // a request torn down by Stop may have no headers left to read
+        .then((authorization) => ({ url: r.url(), authorization })),
+    );
+  });
+  options.beforeGoto?.(page);
+  await page.goto(`${server.url}/`);
+  expect(new URL(page.url()).pathname).toBe("/magic/");
+  await page.locator('#quota[data-loaded="true"]').waitFor({ timeout: 10_000 });
+  return { page, problems, close: () => context.close() };
+}
+
+const lastTurn = (page: Page) => page.locator(".turn").last();
+
+/** Waits until the newest answer is in one of `states` (sending, streaming, done, stopped, incomplete, failed). */
+async function waitForState(page: Page, states: string[], timeout = 10_000): Promise<void> {
+  await page.waitForFunction(
+    (wanted) =>
+      wanted.includes(
+        document.querySelector(".turn:last-of-type")?.getAttribute("data-state") ?? "",
+      ),
+    states,
+    { timeout },
+  );
+}
+
+async function ask(page: Page, message: string): Promise<void> {
+  await page.locator("#prompt").fill(message);
+  await page.locator("#prompt").press("Enter");
+}
+
+async function metric(page: Page, key: string): Promise<string> {
+  return (await lastTurn(page).locator(`[data-metric="${key}"]`).textContent()) ?? "";
+}
+
+/** Appends "METHOD /path status" for each API response of `page`. */
+function recordApiStatuses(page: Page, into: string[]): void {
+  page.on("response", (r) => {
+    const path = new URL(r.url()).pathname;
+    if (path.startsWith("/api/")) into.push(`${r.request().method()} ${path} ${r.status()}`);
+  });
+}
+
+const screenshot = (page: Page, name: string) =>
+  page.screenshot({ path: join(ARTIFACTS, name), fullPage: true });
+
+function supabaseToken(expiresIn = 3600): Promise<string> {
+  return new SignJWT({ role: "authenticated", is_anonymous: false })
+    .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+    .setSubject(randomUUID())
+    .setAudience("authenticated")
+    .setIssuedAt()
+    .setExpirationTime(nowS() + expiresIn)
+    .sign(new TextEncoder().encode(SUPABASE_JWT_SECRET));
+}
+
+describe("Magic Box page", () => {
+  it("a. streams a prompt sent with Enter token by token, then shows metrics and the demo notice", async () => {
+    const { page, problems, close } = await openPage();
+    try {
+      expect(await page.locator("#quota").textContent()).toContain(
+        `${HOURLY_QUOTA} of ${HOURLY_QUOTA} streams left this hour`,
+      );
+      const box = page.locator("#prompt");
+      await box.click();
+      await box.pressSequentially("What does the gateway do?");
+      await box.press("Shift+Enter");
+      await box.pressSequentially("Answer in one line.");
+      const message = "What does the gateway do?\nAnswer in one line.";
+      expect(await box.inputValue()).toBe(message);
+      expect(await page.locator(".turn").count()).toBe(0);
+
+      // Record, inside the page, every length the answer text passes through.
+      await page.evaluate(() => {
+        const w = window as unknown as { lengths: number[] };
+        w.lengths = [];
+        new MutationObserver(() => {
+          const text = document.querySelector(".turn:last-of-type .answer-text")?.textContent;
+          if (typeof text === "string") w.lengths.push(text.length);
+        }).observe(document.getElementById("conversation") as HTMLElement, {
+          subtree: true,
+          childList: true,
+          characterData: true,
+        });
+      });
+      await box.press("Enter");
+      await waitForState(page, ["streaming", "done"]);
+      expect(await lastTurn(page).locator(".you-text").textContent()).toBe(message);
+      await waitForState(page, ["done"]);
+
+      const full = demoAnswer(message).join("");
+      expect(await lastTurn(page).locator(".answer-text").textContent()).toBe(full);
+      const lengths = await page.evaluate(
+        () => (window as unknown as { lengths: number[] }).lengths,
+      );
+      const intermediate = new Set(lengths.filter((n) => n > 0 && n < full.length));
+      expect(intermediate.size, `lengths seen: ${lengths.join(",")}`).toBeGreaterThanOrEqual(2);
+
+      expect(await metric(page, "tokens")).toMatch(/^\d+ in · \d+ out$/);
+      expect(await metric(page, "cost")).toMatch(/^\$0\.\d{6}$/);
+      expect(await metric(page, "ttft")).toMatch(/^\d+ ms$|^\d+\.\d s$/);
+      expect(await metric(page, "duration")).toMatch(/^\d+ ms$|^\d+\.\d s$/);
+      expect(await page.locator("#demo-notice").isVisible()).toBe(true);
+      expect(await page.locator("#quota").textContent()).toContain(
+        `${HOURLY_QUOTA - 1} of ${HOURLY_QUOTA} streams left this hour`,
+      );
+      expect(await page.locator("#status").textContent()).toMatch(/^Answer complete/);
+      expect(await box.inputValue()).toBe("");
+      expect(await page.locator("#send").isEnabled()).toBe(true);
+      expect(await page.locator("#stop").isHidden()).toBe(true);
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe("prompt");
+      await screenshot(page, "a-finished-answer.png");
+      expect(problems).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("b. Stop keeps the partial answer, marks it stopped, and the worker logs client_abort", async () => {
+    const { page, problems, close } = await openPage();
+    try {
+      const headerIds: string[] = [];
+      page.on("response", (r) => {
+        const id = r.headers()["x-stream-id"];
+        if (new URL(r.url()).pathname === "/api/v1/stream" && id) headerIds.push(id);
+      });
+      const message = "Tell me how stopping a stream works";
+      await ask(page, message);
+      await page.waitForFunction(
+        () =>
+          (document.querySelector(".turn:last-of-type .answer-text")?.textContent?.length ?? 0) >=
+          20,
+        undefined,
+        { timeout: 10_000 },
+      );
+      expect(await page.locator("#send").isDisabled()).toBe(true);
+      await page.locator("#stop").click();
+      await waitForState(page, ["stopped"], 5_000);
+
+      const full = demoAnswer(message).join("");
+      const partial = (await lastTurn(page).locator(".answer-text").textContent()) ?? "";
+      expect(partial.length).toBeGreaterThan(0);
+      expect(partial.length).toBeLessThan(full.length);
+      expect(full.startsWith(partial)).toBe(true);
+      await sleep(300);
+      expect(await lastTurn(page).locator(".answer-text").textContent()).toBe(partial);
+      expect(await lastTurn(page).locator(".badge").textContent()).toBe("Stopped");
+      expect(await lastTurn(page).locator(".note").textContent()).toMatch(/stopped/i);
+      expect(await page.locator("#send").isEnabled()).toBe(true);
+      expect(await page.locator("#stop").isHidden()).toBe(true);
+
+      const streamId = await lastTurn(page).getAttribute("data-stream-id");
+      expect(streamId).toBeTruthy();
+      expect(headerIds).toContain(streamId);
+      // The cancel reached the upstream: the worker's stream_end line names client_abort.
+      await expect
+        .poll(
+          () =>
+            server?.logLines().find((l) => l.event === "stream_end" && l.stream_id === streamId),
+          { timeout: 5_000, interval: 100 },
+        )
+        .toBeTruthy();
+      const line = server
+        ?.logLines()
+        .find((l) => l.event === "stream_end" && l.stream_id === streamId);
+      expect(line?.finish_reason).toBe("client_abort");
+      expect(line?.provider).toBe("demo");
+      await screenshot(page, "b-stopped.png");
+      expect(problems).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("c. after the hourly quota is spent, the next send shows which limit and a countdown, and Send is disabled", async () => {
+    const { page, problems, close } = await openPage();
+    try {
+      for (let i = 1; i <= HOURLY_QUOTA; i++) {
+        await ask(page, `Quota question number ${i}`);
+        await waitForState(page, ["done"]);
+      }
+      expect(await page.locator("#quota").textContent()).toContain(
+        `0 of ${HOURLY_QUOTA} streams left this hour`,
+      );
+      const third = "One question too many";
+      await ask(page, third);
+      await waitForState(page, ["failed"]);
+      expect(await lastTurn(page).getAttribute("data-error-code")).toBe("quota_exceeded");
+      expect(await lastTurn(page).locator(".badge").textContent()).toBe("Not answered");
+
+      const notice = page.locator("#notice");
+      expect(await notice.isVisible()).toBe(true);
+      const noticeText = (await page.locator("#notice-text").textContent()) ?? "";
+      expect(noticeText).toContain("Quota used up.");
+      expect(noticeText).toContain(`hourly quota reached: ${HOURLY_QUOTA} streams per hour`);
+      const first = (await page.locator("#countdown").textContent()) ?? "";
+      expect(first).toMatch(/^Send is available again in (\d+:)?\d+:\d\d\.$/);
+      expect(await page.locator("#send").isDisabled()).toBe(true);
+      // The unanswered text is given back, and Enter does not send while the countdown runs.
+      expect(await page.locator("#prompt").inputValue()).toBe(third);
+      await page.locator("#prompt").press("Enter");
+      expect(await page.locator(".turn").count()).toBe(HOURLY_QUOTA + 1);
+      // The countdown is live.
+      await expect
+        .poll(() => page.locator("#countdown").textContent(), { timeout: 3_000, interval: 100 })
+        .not.toBe(first);
+      expect(await page.locator("#send").isDisabled()).toBe(true);
+      await screenshot(page, "c-quota-countdown.png");
+      expect(problems).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("e1. an expired stored token is renewed before use; a refused one is renewed after its 401 and the request retried", async () => {
+    // Expired in storage: renewed before any request uses it, so no 401 at all.
+    const expired = { token: "expired.not-a.token", expires_at: nowS() - 60 };
+    const statusesOne: string[] = [];
+    const one = await openPage({
+      storage: { [ANON_KEY]: JSON.stringify(expired) },
+      beforeGoto: (p) => recordApiStatuses(p, statusesOne),
+    });
+    try {
+      expect(statusesOne).toEqual(["POST /api/v1/anon_session 200", "GET /api/v1/usage 200"]);
+      const stored = JSON.parse(
+        (await one.page.evaluate((k) => localStorage.getItem(k), ANON_KEY)) ?? "null",
+      );
+      expect(stored.token).not.toBe(expired.token);
+      expect(stored.expires_at).toBeGreaterThan(nowS() + 3600);
+      expect(one.problems).toEqual([]);
+    } finally {
+      await one.close();
+    }
+
+    // Garbage that looks valid for an hour: the server refuses it, the page renews and retries.
+    const garbage = { token: "garbage.garbage.garbage", expires_at: nowS() + 3600 };
+    const statuses: string[] = [];
+    const two = await openPage({
+      storage: { [ANON_KEY]: JSON.stringify(garbage) },
+      beforeGoto: (p) => recordApiStatuses(p, statuses),
+    });
+    const { page } = two;
+    try {
+      // The stored token goes bad again after load: the stream's own 401 is retried once.
+      await page.evaluate(
+        ([k, v]) => localStorage.setItem(k as string, v as string),
+        [ANON_KEY, JSON.stringify(garbage)],
+      );
+      await ask(page, "Does renewal work?");
+      await waitForState(page, ["done"]);
+      expect(statuses).toEqual([
+        "GET /api/v1/usage 401",
+        "POST /api/v1/anon_session 200",
+        "GET /api/v1/usage 200",
+        "POST /api/v1/stream 401",
+        "POST /api/v1/anon_session 200",
+        "POST /api/v1/stream 200",
+      ]);
+      const text = (await lastTurn(page).locator(".answer-text").textContent()) ?? "";
+      expect(text).toBe(demoAnswer("Does renewal work?").join(""));
+      const stored = JSON.parse(
+        (await page.evaluate((k) => localStorage.getItem(k), ANON_KEY)) ?? "null",
+      );
+      expect(stored.token).not.toBe(garbage.token);
+      expect(two.problems).toEqual([]);
+    } finally {
+      await two.close();
+    }
+  });
+
+  it("e2. an error event mid-stream, a dropped connection, 422, 502 and 503 each get a plain sentence; partial text is kept and marked", async () => {
+    const { page, problems, close } = await openPage();
+    try {
+      // Canned answers of /api/v1/stream, served in order by the browser itself.
+      const sse = { "Content-Type": "text/event-stream; charset=utf-8" };
+      const json = { "Content-Type": "application/json; charset=utf-8" };
+      const canned: Parameters<Route["fulfill"]>[0][] = [
+        {
+          status: 200,
+          headers: { ...sse, "X-Stream-Id": "canned-error" },
+          // CRLF, CR and LF line ends, a comment and a data field split over two lines.
+          body:
+            ": comment\r\n\r\n" +
+            'id: 1\r\nevent: message_chunk\r\ndata: {"content":"Partial answer ","output_tokens":3,\r\ndata: "cost_usd":0.000002}\r\n\r\n' +
+            'id: 2\revent: message_chunk\rdata: {"content":"so far","output_tokens":5,"cost_usd":0.000004}\r\r' +
+            'id: 3\nevent: error\ndata: {"error_code":"upstream_error","detail":"the model provider failed mid-stream","retry_after":null}\n\n',
+        },
+        {
+          status: 200,
+          headers: { ...sse, "X-Stream-Id": "canned-drop" },
+          // The stream ends without a terminal event; the unterminated `done` must not count.
+          body:
+            'event: message_chunk\ndata: {"content":"Half an ans","output_tokens":4,"cost_usd":0.000003}\n\n' +
+            'event: done\ndata: {"stream_id":"canned-drop","provider":"demo"}',
+        },
+        {
+          status: 422,
+          headers: json,
+          body: JSON.stringify({
+            error_code: "invalid_input",
+            detail: "message: must not be only whitespace",
+            retry_after: null,
+            fields: ["message"],
+          }),
+        },
+        {
+          status: 502,
+          headers: sse,
+          body: 'id: 1\nevent: error\ndata: {"error_code":"upstream_error","detail":"the model provider failed","retry_after":null}\n\n',
+        },
+        {
+          status: 503,
+          headers: { ...json, "Retry-After": "2" },
+          body: JSON.stringify({
+            error_code: "upstream_busy",
+            detail: "the model provider is busy",
+            retry_after: 2,
+          }),
+        },
+      ];
+      let served = 0;
+      await page.route("**/api/v1/stream", (route) => route.fulfill(canned[served++]));
+
+      await ask(page, "First: an error mid-stream");
+      await waitForState(page, ["incomplete"]);
+      let turn = lastTurn(page);
+      expect(await turn.locator(".answer-text").textContent()).toBe("Partial answer so far");
+      expect(await turn.locator(".badge").textContent()).toBe("Incomplete");
+      expect(await turn.locator(".note").textContent()).toBe(
+        "The answer broke off because of an error on the server (the model provider failed mid-stream).",
+      );
+      expect(await metric(page, "cost")).toBe("$0.000004");
+
+      await ask(page, "Second: a dropped connection");
+      await waitForState(page, ["incomplete"]);
+      turn = lastTurn(page);
+      expect(await turn.locator(".answer-text").textContent()).toBe("Half an ans");
+      expect(await turn.locator(".note").textContent()).toBe(
+        "The connection dropped before the answer finished.",
+      );
+      expect(await page.locator("#demo-notice").isHidden()).toBe(true);
+
+      await ask(page, "Third: a 422");
+      await waitForState(page, ["failed"]);
+      expect(await lastTurn(page).locator(".note").textContent()).toBe(
+        "The message was not accepted. Message: must not be only whitespace.",
+      );
+      await ask(page, "Fourth: a 502");
+      await waitForState(page, ["failed"]);
+      expect(await lastTurn(page).locator(".note").textContent()).toBe(
+        "The model provider failed to answer. Please try again.",
+      );
+      await screenshot(page, "e-errors.png");
+
+      await ask(page, "Fifth: a 503 with Retry-After");
+      await waitForState(page, ["failed"]);
+      expect(await lastTurn(page).locator(".note").textContent()).toBe(
+        "The model provider is busy. Please try again shortly.",
+      );
+      expect(await page.locator("#countdown").textContent()).toMatch(
+        /^Send is available again in [12] s\.$/,
+      );
+      expect(await page.locator("#send").isDisabled()).toBe(true);
+      await page.waitForFunction(
+        () => !(document.getElementById("send") as HTMLButtonElement).disabled,
+        undefined,
+        { timeout: 4_000 },
+      );
+      expect(await page.locator("#notice").isHidden()).toBe(true);
+      expect(served).toBe(canned.length);
+      expect(problems).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("e3. a Supabase session is used instead of an anonymous one: from localStorage or setSession()", async () => {
+    const stored = await supabaseToken();
+    const { page, problems, close } = await openPage({
+      storage: {
+        "sb-localref-auth-token": JSON.stringify({
+          access_token: stored,
+          expires_at: nowS() + 3600,
+          refresh_token: "unused",
+        }),
+      },
+    });
+    try {
+      const calls: { path: string; authorization: string | null }[] = [];
+      page.on("request", async (r) => {
+        calls.push({
+          path: new URL(r.url()).pathname,
+          authorization: await r.headerValue("authorization"),
+        });
+      });
+      expect(await page.locator("#quota").textContent()).toContain("Signed in");
+      expect(await page.evaluate((k) => localStorage.getItem(k), ANON_KEY)).toBeNull();
+
+      const given = await supabaseToken();
+      await page.evaluate(
+        (t) =>
+          (
+            window as unknown as { magicBox: { setSession(t: string): Promise<void> } }
+          ).magicBox.setSession(t),
+        given,
+      );
+      await ask(page, "Am I signed in?");
+      await waitForState(page, ["done"]);
+      const stream = calls.find((c) => c.path === "/api/v1/stream");
+      expect(stream?.authorization).toBe(`Bearer ${given}`);
+      expect(calls.some((c) => c.path === "/api/v1/anon_session")).toBe(false);
+      expect(await page.locator("#quota").textContent()).toContain("Signed in");
+      expect(problems).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("d. on a phone-sized screen it works without horizontal scrolling, and no page ever put a token in a URL", async () => {
+    const { page, problems, close } = await openPage({
+      context: { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true },
+    });
+    try {
+      await ask(page, "Hello from a phone");
+      await waitForState(page, ["done"]);
+      expect(
+        await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+      ).toBe(true);
+      await screenshot(page, "d-phone.png");
+      expect(problems).toEqual([]);
+    } finally {
+      await close();
+    }
+
+    const requests = await Promise.all(seen);
+    const tokens = new Set(
+      requests.flatMap((r) => (r.authorization ? [r.authorization.replace(/^Bearer /, "")] : [])),
+    );
+    // Every test above ran a page; their API calls carried tokens, in headers only.
+    expect(tokens.size).toBeGreaterThanOrEqual(5);
+    expect(requests.filter((r) => r.url.includes("/api/v1/stream")).length).toBeGreaterThan(5);
+    for (const { url } of requests) {
+      for (const token of tokens) expect(url).not.toContain(token);
+      for (const part of [...tokens].flatMap((t) => t.split("."))) {
+        if (part.length >= 16) expect(url).not.toContain(part);
+      }
+      expect(url).not.toMatch(/token|bearer|eyJ|authorization/i);
+    }
+  });
+});
