@@ -37,6 +37,8 @@ export interface Config {
   limitsTimeoutMs: number;
   costCapMaxUsd: number;
   metricsToken: string | undefined;
+  /** Namespace of every key in the store, so deployments can share one database. */
+  storePrefix: string;
 }
 
 /** Raised when a var is malformed; the app answers `misconfigured` until it is fixed. */
@@ -100,6 +102,10 @@ const schema = z.object({
   LIMITS_TIMEOUT_MS: int(10, 60_000).default(1_000),
   COST_CAP_MAX_USD: z.coerce.number().positive().max(1_000).default(1),
   METRICS_TOKEN: optionalText,
+  STORE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,32}$/)
+    .default("mb"),
 });
 
 const encoder = new TextEncoder();
@@ -164,6 +170,7 @@ export function parseConfig(env: Partial<Bindings>): Config {
     limitsTimeoutMs: v.LIMITS_TIMEOUT_MS,
     costCapMaxUsd: v.COST_CAP_MAX_USD,
     metricsToken: v.METRICS_TOKEN,
+    storePrefix: v.STORE_PREFIX,
   };
 }
 

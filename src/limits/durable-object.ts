@@ -6,6 +6,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { WindowSpec } from "../config";
 import { LEDGER_RETENTION_SECONDS, type LedgerRecord, utcDay } from "../ledger/record";
+import { type Counters, type MetricWindow, readBuckets, writeBuckets } from "../observe/metrics";
 import { bucketOf, decide, peek } from "./sliding-window";
 import type { QuotaResult, SpendSummary, WindowResult } from "./store";
 
@@ -21,6 +22,9 @@ export class LimitsStore extends DurableObject {
     this.sql = ctx.storage.sql;
     this.sql.exec(`CREATE TABLE IF NOT EXISTS counters (
       key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at INTEGER NOT NULL)`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS metrics (
+      bucket TEXT NOT NULL, field TEXT NOT NULL, value INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+      PRIMARY KEY (bucket, field))`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS ledger (
       record_id TEXT PRIMARY KEY, body TEXT NOT NULL, started_at INTEGER NOT NULL)`);
   }
@@ -164,5 +168,39 @@ export class LimitsStore extends DurableObject {
       .exec<{ body: string }>("SELECT body FROM ledger ORDER BY started_at DESC LIMIT ?", limit)
       .toArray()
       .map((r) => JSON.parse(r.body) as LedgerRecord);
+  }
+
+  /** Adds counters to the metric buckets of `now` (used on the single "metrics" object). */
+  recordMetrics(counters: Counters, now: number): void {
+    this.sql.exec("DELETE FROM metrics WHERE expires_at <= ?", now);
+    for (const { key, ttlMs } of writeBuckets(now)) {
+      for (const [field, value] of Object.entries(counters)) {
+        this.sql.exec(
+          `INSERT INTO metrics (bucket, field, value, expires_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT(bucket, field) DO UPDATE SET value = value + excluded.value`,
+          key,
+          field,
+          value,
+          now + ttlMs,
+        );
+      }
+    }
+  }
+
+  /** Sums each window's buckets. */
+  readMetrics(now: number): Record<MetricWindow, Counters> {
+    const out = {} as Record<MetricWindow, Counters>;
+    for (const [window, keys] of Object.entries(readBuckets(now)) as [MetricWindow, string[]][]) {
+      const rows = this.sql
+        .exec<{ field: string; total: number }>(
+          `SELECT field, SUM(value) AS total FROM metrics
+           WHERE bucket IN (${keys.map(() => "?").join(",")}) AND expires_at > ? GROUP BY field`,
+          ...keys,
+          now,
+        )
+        .toArray();
+      out[window] = Object.fromEntries(rows.map((r) => [r.field, r.total]));
+    }
+    return out;
   }
 }

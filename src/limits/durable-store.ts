@@ -3,13 +3,15 @@ import type { LedgerRecord } from "../ledger/record";
 import type { LimitsStore } from "./durable-object";
 import type { LimitSpecs, LimitStore, UsageSnapshot } from "./store";
 
-/** Builds the Durable Object store; `ns` is the LIMITS binding. */
+/** Builds the Durable Object store; `ns` is the LIMITS binding, object names start with `prefix`. */
 export function durableStore(
   ns: DurableObjectNamespace<LimitsStore>,
   specs: LimitSpecs,
+  prefix = "mb",
 ): LimitStore {
-  const user = (key: string) => ns.get(ns.idFromName(`user:${key}`));
-  const ip = (key: string) => ns.get(ns.idFromName(`ip:${key}`));
+  const user = (key: string) => ns.get(ns.idFromName(`${prefix}:user:${key}`));
+  const ip = (key: string) => ns.get(ns.idFromName(`${prefix}:ip:${key}`));
+  const metrics = () => ns.get(ns.idFromName(`${prefix}:metrics`));
   return {
     kind: "durable_object",
     async hitRateLimits(userKey, ipKey) {
@@ -33,5 +35,8 @@ export function durableStore(
       return { user: userWindow, ip: ipWindow, quota, spend };
     },
     writeLedger: (record: LedgerRecord) => user(record.userKey).writeLedger(record),
+    // One object holds the metrics: every isolate's counters meet there.
+    recordMetrics: (counters, now) => metrics().recordMetrics(counters, now),
+    readMetrics: (now) => metrics().readMetrics(now),
   };
 }

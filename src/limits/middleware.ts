@@ -52,6 +52,7 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
   const now = Date.now();
   const started = performance.now();
   const { user, ip: ipWindow } = await store.hitRateLimits(principal.key, `ip:${ip}`);
+  annotate(c.req.raw, { store_ms: Math.round(performance.now() - started) });
   const headers = rateLimitHeaders([user, ipWindow], now);
   const refused = [user, ipWindow].find((w) => !w.success);
   if (refused) {
@@ -80,7 +81,6 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
       );
     }
   }
-  annotate(c.req.raw, { store_ms: Math.round(performance.now() - started) });
   c.set("limits", {
     headers,
     quota,

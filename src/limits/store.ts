@@ -1,6 +1,7 @@
 /** @module The limits store port: what the limit, usage and ledger stages need, whatever holds the data. */
 import type { WindowSpec } from "../config";
 import type { LedgerRecord } from "../ledger/record";
+import type { Counters, MetricWindow } from "../observe/metrics";
 
 /** The outcome of one sliding window: an expected result, not an exception. */
 export interface WindowResult {
@@ -63,4 +64,8 @@ export interface LimitStore {
   usage(userKey: string, ipKey: string, anonymous: boolean): Promise<UsageSnapshot>;
   /** Writes one ledger record; a second write of the same record id changes nothing. */
   writeLedger(record: LedgerRecord): Promise<"written" | "duplicate">;
+  /** Adds one request's counters to the metric buckets of `now`. */
+  recordMetrics(counters: Counters, now: number): Promise<void>;
+  /** Sums the metric buckets of each window ending at `now`. */
+  readMetrics(now: number): Promise<Record<MetricWindow, Counters>>;
 }

@@ -7,10 +7,10 @@ import { Ratelimit } from "@upstash/ratelimit";
 import { Redis } from "@upstash/redis/cloudflare";
 import type { WindowSpec } from "../config";
 import { LEDGER_RETENTION_SECONDS, type LedgerRecord, utcDay } from "../ledger/record";
+import { type Counters, type MetricWindow, readBuckets, writeBuckets } from "../observe/metrics";
 import { bucketOf, peek } from "./sliding-window";
 import type { LimitSpecs, LimitStore, QuotaResult, UsageSnapshot, WindowResult } from "./store";
 
-const PREFIX = "mb";
 const TOTAL_QUOTA_TTL_MS = 400 * 86_400_000;
 
 /** Hourly (sliding, ratelimit's arithmetic) and total quota, spent together or not at all. */
@@ -45,8 +45,18 @@ redis.call("EXPIRE", KEYS[4], 2678400)
 return 1
 `;
 
+/** Adds field/value pairs (ARGV after the TTLs) to each bucket hash in KEYS. */
+const RECORD_METRICS = `
+local n = #KEYS
+for k = 1, n do
+  for i = n + 1, #ARGV, 2 do redis.call("HINCRBY", KEYS[k], ARGV[i], ARGV[i + 1]) end
+  redis.call("PEXPIRE", KEYS[k], ARGV[k])
+end
+return 1
+`;
+
 /** The Redis commands this adapter uses: narrowed so a test double or a new client is easy. */
-export type UpstashClient = Pick<Redis, "eval" | "mget" | "evalsha">;
+export type UpstashClient = Pick<Redis, "eval" | "mget" | "hgetall">;
 
 function toResult(raw: unknown, spec: WindowSpec): WindowResult {
   const r = raw as { success: boolean; limit: number; remaining: number; reset: number };
@@ -58,11 +68,12 @@ function toResult(raw: unknown, spec: WindowSpec): WindowResult {
   };
 }
 
-/** Builds the Upstash store; `fetchTimeoutMs` aborts any REST call that hangs. */
+/** Builds the Upstash store; `fetchTimeoutMs` aborts any REST call that hangs; keys start with `PREFIX`. */
 export function upstashStore(
   conn: { url: string; token: string },
   specs: LimitSpecs,
   fetchTimeoutMs: number,
+  PREFIX = "mb",
 ): LimitStore {
   const redis = new Redis({
     url: conn.url,
@@ -177,6 +188,36 @@ export function upstashStore(
         [JSON.stringify(record), String(LEDGER_RETENTION_SECONDS), String(record.costMicroUsd)],
       );
       return written === 1 ? "written" : "duplicate";
+    },
+    async recordMetrics(counters: Counters, now: number) {
+      const buckets = writeBuckets(now);
+      await redis.eval(
+        RECORD_METRICS,
+        buckets.map((b) => `${PREFIX}:metrics:${b.key}`),
+        [
+          ...buckets.map((b) => String(b.ttlMs)),
+          ...Object.entries(counters).flatMap(([f, v]) => [f, String(v)]),
+        ],
+      );
+    },
+    async readMetrics(now: number) {
+      const windows = Object.entries(readBuckets(now)) as [MetricWindow, string[]][];
+      // Issued in one tick: auto-pipelining sends them as one request.
+      const hashes = await Promise.all(
+        windows.map(([, keys]) =>
+          Promise.all(
+            keys.map((k) => redis.hgetall<Record<string, number>>(`${PREFIX}:metrics:${k}`)),
+          ),
+        ),
+      );
+      const out = {} as Record<MetricWindow, Counters>;
+      windows.forEach(([window], i) => {
+        const sum: Counters = {};
+        for (const h of hashes[i] ?? [])
+          for (const [f, v] of Object.entries(h ?? {})) sum[f] = (sum[f] ?? 0) + Number(v);
+        out[window] = sum;
+      });
+      return out;
     },
   };
 }

@@ -5,7 +5,9 @@ import { HTTPException } from "hono/http-exception";
 import { type Config, configFor } from "../config";
 import type { AppEnv } from "../env";
 import { AppError, renderError } from "../errors";
+import { storeFor } from "../limits/select-store";
 import { createLogger, describeError, type LogFields, writeLog } from "./log";
+import { countersFor } from "./metrics";
 
 const REQUEST_ID = /^[A-Za-z0-9_.:=-]{8,128}$/;
 const warnedDevKey = new WeakSet<Config>();
@@ -13,10 +15,49 @@ const warnedDevKey = new WeakSet<Config>();
 /** Fields a later stage adds to the request's access-log line. */
 export type AccessFields = LogFields;
 const extras = new WeakMap<Request, AccessFields>();
+const deferred = new WeakMap<Request, Promise<AccessFields>>();
 
 /** Adds fields (error code, latencies, tokens...) to this request's access-log line. */
 export function annotate(req: Request, fields: AccessFields): void {
   extras.set(req, { ...extras.get(req), ...fields });
+}
+
+/**
+ * Holds the access line (and the metrics) of a streaming request until `done` settles, so the
+ * line describes the whole stream: duration, tokens, cost and finish reason.
+ */
+export function finishLater(req: Request, done: Promise<AccessFields>): void {
+  deferred.set(req, done);
+}
+
+const num = (v: unknown) => (typeof v === "number" ? v : undefined);
+const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+
+/** Writes one request's counters through the configured store, after the response. */
+function recordMetrics(c: Context<AppEnv>, f: AccessFields, status: number): Promise<void> {
+  const counters = countersFor({
+    status,
+    stream: f.route === "/api/v1/stream",
+    errorCode: str(f.error_code),
+    storeMs: num(f.store_ms),
+    upstreamTtfbMs: num(f.upstream_ttfb_ms),
+    finishReason: str(f.finish_reason),
+    inputTokens: num(f.input_tokens),
+    outputTokens: num(f.output_tokens),
+    costMicroUsd: num(f.cost_micro_usd),
+  });
+  return storeFor(c.var.config, c.env)
+    .recordMetrics(counters, Date.now())
+    .catch((e: unknown) => c.var.log.warn("metrics_write_failed", { cause: describeError(e) }));
+}
+
+/** Runs `work` after the response, when the runtime gives us an execution context. */
+function afterResponse(c: Context<AppEnv>, work: Promise<unknown>): void {
+  try {
+    c.executionCtx.waitUntil(work);
+  } catch {
+    // No execution context (app.request in a unit test): the work still runs, unawaited.
+  }
 }
 
 /**
@@ -52,14 +93,32 @@ export const requestContext = createMiddleware<AppEnv>(async function requestCon
   } finally {
     c.res.headers.set("X-Request-Id", requestId);
     const principal = c.var.principal;
-    log.info("request", {
+    const status = c.res.status;
+    const base: AccessFields = {
       method: c.req.method,
       route: c.req.routePath,
-      status: c.res.status,
+      status,
       principal: principal ? (principal.isAnonymous ? "anonymous" : "user") : "none",
-      duration_ms: Date.now() - started,
-      ...extras.get(c.req.raw),
-    });
+    };
+    const finish = (more: AccessFields) => {
+      const fields = {
+        ...base,
+        duration_ms: Date.now() - started,
+        ...extras.get(c.req.raw),
+        ...more,
+      };
+      log.info("request", fields);
+      const counted =
+        c.var.config && c.req.path.startsWith("/api/") && c.req.path !== "/api/v1/metrics";
+      return counted ? recordMetrics(c, fields, status) : Promise.resolve();
+    };
+    const later = deferred.get(c.req.raw);
+    if (later)
+      afterResponse(
+        c,
+        later.then(finish, () => finish({})),
+      );
+    else afterResponse(c, finish({}));
   }
 });
 
