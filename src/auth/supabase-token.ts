@@ -1,27 +1,83 @@
 /** @module Supabase access tokens: HS256 with the legacy secret, ES256/RS256 through the project's JWKS. */
-import { createRemoteJWKSet, type JWTVerifyGetKey, jwtVerify } from "jose";
+import {
+  createLocalJWKSet,
+  errors,
+  type JSONWebKeySet,
+  type JWTVerifyGetKey,
+  jwtVerify,
+} from "jose";
 import type { Config } from "../config";
 import { type Principal, principal } from "./principal";
 
 /** Asymmetric algorithms Supabase signs with when a project uses signing keys. */
 const JWKS_ALGS = ["ES256", "RS256"] as const;
-/** A refetch of the key set on an unknown `kid` happens at most this often. */
+/** A fetch of the key set (other than the very first) starts at most this often. */
 export const JWKS_COOLDOWN_MS = 30_000;
+/** Keys older than this are fetched again (at most once per cooldown; stale keys serve meanwhile). */
+export const JWKS_MAX_AGE_MS = 10 * 60_000;
+/** A key-set fetch slower than this fails. */
+const JWKS_TIMEOUT_MS = 3_000;
 
-/** One remote key set per URL for the isolate's life: jose caches keys and rate-limits refetches. */
-const keySets = new Map<string, JWTVerifyGetKey>();
+/** The keys of one JWKS address, shared by every request of the isolate. */
+interface CachedKeySet {
+  /** The keys of the last successful fetch, if any. */
+  keys: JWTVerifyGetKey | undefined;
+  /** When `keys` were fetched, unix ms. */
+  fetchedAt: number;
+  /** When the last fetch started, successful or not, unix ms: gates the next one. */
+  startedAt: number;
+}
 
+const keySets = new Map<string, CachedKeySet>();
+
+/** Fetches the key set at `url` once; throws on a non-200 answer, a timeout or a malformed set. */
+async function fetchKeySet(url: URL): Promise<JWTVerifyGetKey> {
+  const res = await fetch(url, {
+    headers: { accept: "application/json, application/jwk-set+json" },
+    redirect: "manual",
+    signal: AbortSignal.timeout(JWKS_TIMEOUT_MS),
+  });
+  if (res.status !== 200) throw new Error(`the key set answered ${res.status}`);
+  // createLocalJWKSet checks the shape and throws JWKSInvalid on anything else.
+  return createLocalJWKSet((await res.json()) as JSONWebKeySet);
+}
+
+/**
+ * The key resolver for one JWKS address. jose's createRemoteJWKSet cannot share one fetch
+ * between requests in workerd, so a burst of unknown `kid`s past its cooldown fetched once per
+ * request; here the cooldown starts when a fetch starts, so a refetch on an unknown `kid` (or
+ * of stale keys) happens at most once per JWKS_COOLDOWN_MS, however many requests arrive.
+ * Only while no key was ever fetched may every request try.
+ */
 function keySet(url: URL): JWTVerifyGetKey {
-  let set = keySets.get(url.href);
-  if (!set) {
-    set = createRemoteJWKSet(url, {
-      cooldownDuration: JWKS_COOLDOWN_MS,
-      cacheMaxAge: 10 * 60_000,
-      timeoutDuration: 3_000,
-    });
-    keySets.set(url.href, set);
+  let cache = keySets.get(url.href);
+  if (!cache) {
+    cache = { keys: undefined, fetchedAt: 0, startedAt: 0 };
+    keySets.set(url.href, cache);
   }
-  return set;
+  const state = cache;
+  const coolingDown = () => Date.now() - state.startedAt < JWKS_COOLDOWN_MS;
+  const refresh = async (): Promise<JWTVerifyGetKey> => {
+    state.startedAt = Date.now();
+    const keys = await fetchKeySet(url);
+    state.keys = keys;
+    state.fetchedAt = Date.now();
+    return keys;
+  };
+  return async (header, input) => {
+    const stale = state.keys;
+    let keys: JWTVerifyGetKey;
+    if (!stale) keys = await refresh();
+    else if (Date.now() - state.fetchedAt >= JWKS_MAX_AGE_MS && !coolingDown()) {
+      keys = await refresh().catch(() => stale);
+    } else keys = stale;
+    try {
+      return await keys(header, input);
+    } catch (e) {
+      if (!(e instanceof errors.JWKSNoMatchingKey) || coolingDown()) throw e;
+      return (await refresh())(header, input);
+    }
+  };
 }
 
 /** True when Supabase tokens can be verified at all with this config. */

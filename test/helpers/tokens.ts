@@ -1,5 +1,12 @@
 /** @module Signs the tokens the tests present: Supabase-shaped (HS256, ES256, RS256) and anonymous. */
-import { importJWK, type JWTPayload, SignJWT } from "jose";
+import {
+  exportSPKI,
+  importJWK,
+  type JWK,
+  type JWTHeaderParameters,
+  type JWTPayload,
+  SignJWT,
+} from "jose";
 import { inject } from "vitest";
 import { ANON_TOKEN, mintAnonToken } from "../../src/auth/anon-token";
 
@@ -71,3 +78,97 @@ export function b64url(value: unknown): string {
 
 /** `Authorization` header for a token. */
 export const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+/** Any HS256 token: `claims` as given, the header merged over `{alg: "HS256", typ: "JWT"}`. */
+export async function hs256(
+  claims: JWTPayload,
+  secret: string | Uint8Array,
+  header: Partial<JWTHeaderParameters> = {},
+): Promise<string> {
+  const key = typeof secret === "string" ? enc.encode(secret) : secret;
+  return new SignJWT(claims).setProtectedHeader({ alg: "HS256", typ: "JWT", ...header }).sign(key);
+}
+
+/** A hand-made compact token with any header and payload, and `signature` as its third segment. */
+export function rawToken(
+  header: Record<string, unknown>,
+  payload: unknown,
+  signature = "",
+): string {
+  return `${b64url(header)}.${b64url(payload)}.${signature}`;
+}
+
+/** Claims of one of our anonymous tokens, as mintAnonToken writes them. */
+export function anonClaims(overrides: JWTPayload = {}): JWTPayload {
+  return {
+    anon: true,
+    iss: ANON_TOKEN.issuer,
+    aud: ANON_TOKEN.audience,
+    sub: `anon_${crypto.randomUUID()}`,
+    jti: crypto.randomUUID(),
+    iat: now(),
+    nbf: now(),
+    exp: now() + 3600,
+    ...overrides,
+  };
+}
+
+/** The shape of a Supabase project API key (anon or service_role): HS256, no `sub`, no `aud`. */
+export function supabaseApiKeyClaims(role: "anon" | "service_role"): JWTPayload {
+  return { iss: "supabase", ref: "x", role, iat: now(), exp: now() + 10 * 365 * 86_400 };
+}
+
+/** The public half of a JWKS server key, as it is published. */
+export function publicJwk(alg: "ES256" | "RS256"): JWK {
+  const {
+    d: _d,
+    p: _p,
+    q: _q,
+    dp: _dp,
+    dq: _dq,
+    qi: _qi,
+    ...pub
+  } = inject("jwksPrivateKeys")[alg === "ES256" ? "es256" : "rs256"];
+  return { ...pub, use: "sig" };
+}
+
+/**
+ * Every form of a published public key an attacker could feed to HMAC in an algorithm
+ * confusion attack: the JWK as JSON (as served, and in other key orders), the whole key set
+ * as served, the SPKI PEM (with and without its final newline) and its DER bytes.
+ */
+export async function publicKeyForms(
+  alg: "ES256" | "RS256",
+): Promise<{ form: string; secret: Uint8Array }[]> {
+  const jwk = publicJwk(alg);
+  const served = await (await fetch(inject("jwksUrl"))).text();
+  const servedKeys = (JSON.parse(served) as { keys: JWK[] }).keys;
+  const servedJwk = servedKeys.find((k) => k.kid === jwk.kid);
+  const key = await importJWK(jwk, alg, { extractable: true });
+  if (!(key instanceof CryptoKey)) throw new Error("expected a CryptoKey");
+  const pem = await exportSPKI(key);
+  const der = new Uint8Array((await crypto.subtle.exportKey("spki", key)) as ArrayBuffer);
+  const sorted = Object.fromEntries(Object.entries(jwk).sort(([a], [b]) => a.localeCompare(b)));
+  return [
+    { form: "JWK JSON as served", secret: enc.encode(JSON.stringify(servedJwk)) },
+    { form: "JWK JSON", secret: enc.encode(JSON.stringify(jwk)) },
+    { form: "JWK JSON, sorted keys", secret: enc.encode(JSON.stringify(sorted)) },
+    { form: "JWKS document as served", secret: enc.encode(served) },
+    { form: "SPKI PEM", secret: enc.encode(pem) },
+    { form: "SPKI PEM with newline", secret: enc.encode(`${pem}\n`) },
+    { form: "SPKI DER", secret: der },
+  ];
+}
+
+/** How often the JWKS server served `path` (every path when omitted). */
+export async function jwksFetches(path?: string): Promise<number> {
+  const url = new URL("/__test/fetches", inject("supabaseUrl"));
+  if (path !== undefined) url.searchParams.set("path", path);
+  const res = await fetch(url);
+  return ((await res.json()) as { fetches: number }).fetches;
+}
+
+/** A JWKS address of its own on the JWKS server: a fresh key-set cache and fetch count. */
+export function uniqueJwksUrl(): URL {
+  return new URL(`/t-${crypto.randomUUID()}/auth/v1/.well-known/jwks.json`, inject("supabaseUrl"));
+}

@@ -1,4 +1,9 @@
-/** @module A JWKS server on loopback that publishes an ES256 and an RS256 public key, like a Supabase project. */
+/**
+ * @module A JWKS server on loopback that publishes an ES256 and an RS256 public key, like a Supabase project.
+ * The key set answers on `/auth/v1/.well-known/jwks.json` and on any `<prefix>/auth/v1/.well-known/jwks.json`
+ * (a unique prefix gives a test its own JWKS address, so its own key-set cache in the worker and its
+ * own fetch count); `GET /__test/fetches?path=<path>` tells the tests how often a path was fetched.
+ */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
@@ -26,11 +31,21 @@ export async function startJwksServer(): Promise<JwksServer> {
   const rs = await keyPair("RS256", "rs256-test-key");
   const body = JSON.stringify({ keys: [es.pub, rs.pub] });
   let fetches = 0;
+  const fetchesByPath = new Map<string, number>();
   const server: Server = createServer((req, res) => {
-    if (req.url === "/auth/v1/.well-known/jwks.json") {
+    const url = new URL(req.url ?? "/", "http://x");
+    if (req.method === "GET" && url.pathname.endsWith("/auth/v1/.well-known/jwks.json")) {
       fetches++;
+      fetchesByPath.set(url.pathname, (fetchesByPath.get(url.pathname) ?? 0) + 1);
       res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
       res.end(body);
+      return;
+    }
+    if (req.method === "GET" && url.pathname === "/__test/fetches") {
+      const path = url.searchParams.get("path");
+      const count = path === null ? fetches : (fetchesByPath.get(path) ?? 0);
+      res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
+      res.end(JSON.stringify({ fetches: count }));
       return;
     }
     res.writeHead(404).end();
