@@ -25,11 +25,20 @@ export function inputTokensUpperBound(message: string): number {
   return new TextEncoder().encode(message).byteLength + CHAT_OVERHEAD_TOKENS;
 }
 
+/** A price in µUSD per token as whole pico-dollars: exact for prices with up to six decimals. */
+function picoUsdPerToken(usdPerMillion: number): number {
+  return Math.round(usdPerMillion * 1e6);
+}
+
 /** Cost in integral µUSD, rounded up. */
 export function costMicroUsd(model: ModelInfo, inputTokens: number, outputTokens: number): number {
-  return Math.ceil(
-    inputTokens * model.inputUsdPerMillion + outputTokens * model.outputUsdPerMillion,
-  );
+  // Summed as floats, 1 × 0.4 + 6 × 1.6 is 10.000000000000002 and would be billed as 11 µUSD.
+  // Whole pico-dollars keep the sum exact (far below 2^53 for any stream), so only a real
+  // fraction of a µUSD rounds up.
+  const pico =
+    inputTokens * picoUsdPerToken(model.inputUsdPerMillion) +
+    outputTokens * picoUsdPerToken(model.outputUsdPerMillion);
+  return Math.ceil(pico / 1e6);
 }
 
 /** µUSD to USD for the wire. */

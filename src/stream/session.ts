@@ -151,7 +151,12 @@ export function runSession(
         },
       });
     }
-    if (!clientGone) await writer.close().catch(() => {});
+    // When only the request's signal said the client left, nothing has cancelled the body yet:
+    // end it, or it stays open with no writer. Not awaited, since a gone client may never read
+    // what is still queued; not `abort()`, which workerd reports as an uncaught exception when
+    // it is still pumping the body to the (closing) connection.
+    if (clientGone) void writer.close().catch(() => {});
+    else await writer.close().catch(() => {});
     return summary;
   })();
   return { body, finished };

@@ -7,7 +7,9 @@
  * HTTP status instead (429 adds Retry-After: retryAfter); cut=N: destroy the socket before
  * token N; hang=N: go silent before token N; bad=N: send malformed JSON as token N;
  * text / textb64: the token text (base64url for text with spaces or newlines);
- * ignoremax=1: stream all tokens whatever max_tokens says.
+ * ignoremax=1: stream all tokens whatever max_tokens says; linger=MS: wait MS before a cut, so
+ * the tokens written before it reach the client (a socket destroyed right after a write can
+ * lose that write in transit).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -40,6 +42,7 @@ interface Directive {
   retryAfter: number;
   text: string;
   ignoremax: number;
+  linger: number;
 }
 
 export interface FakeUpstream {
@@ -62,6 +65,7 @@ function parseDirective(message: string): Directive {
     retryAfter: 7,
     text: "tok",
     ignoremax: 0,
+    linger: 0,
   };
   const m = /\[\[fake([^\]]*)\]\]/.exec(message);
   for (const pair of (m?.[1] ?? "").trim().split(/\s+/)) {
@@ -140,6 +144,7 @@ async function answer(
     if (record.clientAborted) return;
     if (i === d.hang) return; // keep the socket open and silent
     if (i === d.cut) {
+      if (d.linger) await sleep(d.linger);
       res.socket?.destroy();
       return;
     }

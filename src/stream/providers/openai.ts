@@ -1,5 +1,5 @@
 /** @module An OpenAI-compatible chat-completions client that streams and asks for usage. */
-import { EventSourceParserStream } from "eventsource-parser/stream";
+import { createParser } from "eventsource-parser";
 import { AppError } from "../../errors";
 import type { Provider, ProviderStream, UpstreamEvent } from "./provider";
 
@@ -13,39 +13,92 @@ interface ChatChunk {
 
 const isCount = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n >= 0;
 
-/** Turns the upstream's `data:` JSON chunks into UpstreamEvents; anything malformed errors the stream. */
-export class ChatChunkStage extends TransformStream<{ data: string }, UpstreamEvent> {
-  constructor() {
-    super({
-      transform(message, controller) {
-        if (message.data === "[DONE]") return;
-        let chunk: ChatChunk;
-        try {
-          chunk = JSON.parse(message.data) as ChatChunk;
-        } catch {
-          throw new Error("malformed upstream chunk");
-        }
-        if (typeof chunk !== "object" || chunk === null)
-          throw new Error("malformed upstream chunk");
-        for (const choice of chunk.choices ?? []) {
-          const text = choice.delta?.content;
-          if (typeof text === "string" && text.length > 0)
-            controller.enqueue({ type: "delta", text });
-          if (typeof choice.finish_reason === "string") {
-            controller.enqueue({ type: "finish", reason: choice.finish_reason });
-          }
-        }
-        const usage = chunk.usage;
-        if (usage && isCount(usage.prompt_tokens) && isCount(usage.completion_tokens)) {
-          controller.enqueue({
-            type: "usage",
-            inputTokens: usage.prompt_tokens,
-            outputTokens: usage.completion_tokens,
-          });
-        }
-      },
+/** The UpstreamEvents of one `data:` JSON chunk; anything malformed throws. */
+export function chatChunkEvents(data: string): UpstreamEvent[] {
+  if (data === "[DONE]") return [];
+  let chunk: ChatChunk;
+  try {
+    chunk = JSON.parse(data) as ChatChunk;
+  } catch {
+    throw new Error("malformed upstream chunk");
+  }
+  if (typeof chunk !== "object" || chunk === null) throw new Error("malformed upstream chunk");
+  const events: UpstreamEvent[] = [];
+  for (const choice of chunk.choices ?? []) {
+    const text = choice.delta?.content;
+    if (typeof text === "string" && text.length > 0) events.push({ type: "delta", text });
+    if (typeof choice.finish_reason === "string") {
+      events.push({ type: "finish", reason: choice.finish_reason });
+    }
+  }
+  const usage = chunk.usage;
+  if (usage && isCount(usage.prompt_tokens) && isCount(usage.completion_tokens)) {
+    events.push({
+      type: "usage",
+      inputTokens: usage.prompt_tokens,
+      outputTokens: usage.completion_tokens,
     });
   }
+  return events;
+}
+
+/**
+ * The upstream's SSE body as UpstreamEvents, one per pull, and the body read only when every
+ * event before is delivered. Not a chain of TransformStreams: a stage that turns one read into
+ * several events queues them, and an error right behind them (a lost connection, a malformed
+ * chunk) is propagated through the pipes at once and discards those queues, dropping tokens
+ * the upstream did send. Here a failure errors the stream only after the events before it.
+ */
+export function upstreamEvents(body: ReadableStream<Uint8Array>): ReadableStream<UpstreamEvent> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  const queue: UpstreamEvent[] = [];
+  let failure: unknown = null;
+  let ended = false;
+  const parser = createParser({
+    maxBufferSize: MAX_UPSTREAM_EVENT_BYTES,
+    onEvent: (message) => queue.push(...chatChunkEvents(message.data)),
+    // Any parse error (an oversized event, a bad field) ends the stream, as a malformed chunk does.
+    onError: (error) => {
+      throw error;
+    },
+  });
+  const feed = (text: string) => {
+    try {
+      parser.feed(text);
+    } catch (e) {
+      failure = e;
+    }
+  };
+  return new ReadableStream<UpstreamEvent>(
+    {
+      async pull(controller) {
+        while (queue.length === 0 && failure === null && !ended) {
+          let read: ReadableStreamReadResult<Uint8Array>;
+          try {
+            read = await reader.read();
+          } catch (e) {
+            failure = e;
+            break;
+          }
+          if (read.done) {
+            ended = true;
+            feed(decoder.decode());
+          } else {
+            feed(decoder.decode(read.value, { stream: true }));
+          }
+        }
+        const next = queue.shift();
+        if (next) controller.enqueue(next);
+        else if (failure !== null) {
+          controller.error(failure);
+          await reader.cancel().catch(() => {});
+        } else controller.close();
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  );
 }
 
 /** Builds the OpenAI-compatible provider; `fetchImpl` is a parameter so tests can watch calls. */
@@ -91,16 +144,7 @@ export function openAiProvider(
           cause: new Error(`upstream status ${res.status}`),
         });
       }
-      const events = res.body
-        .pipeThrough(new TextDecoderStream())
-        .pipeThrough(
-          new EventSourceParserStream({
-            onError: "terminate",
-            maxBufferSize: MAX_UPSTREAM_EVENT_BYTES,
-          }),
-        )
-        .pipeThrough(new ChatChunkStage());
-      return { provider: "openai", events };
+      return { provider: "openai", events: upstreamEvents(res.body) };
     },
   };
 }
