@@ -46,7 +46,7 @@ app.route("/api/v1/usage", usageRoutes);
 app.route("/api/v1/metrics", metricsRoutes);
 
 app.all("/api/*", (c) => {
-  const allowed = API_METHODS[c.req.path.replace(/\/+$/, "")];
+  const allowed = API_METHODS[c.req.path];
   if (!allowed) throw new AppError("not_found", "no such endpoint");
   const allow = [...allowed, ...(allowed.includes("GET") ? ["HEAD"] : []), "OPTIONS"].join(", ");
   if (c.req.method === "OPTIONS") return c.body(null, 204, { Allow: allow });

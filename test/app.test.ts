@@ -103,10 +103,10 @@ describe("unknown API paths", () => {
 
 describe("a known path with the wrong method", () => {
   const cases: { method: string; path: string; allow: string[]; auth?: boolean }[] = [
-    // The stream route authenticates every method first; see the report: a client with a token
-    // is used here so the 405 itself is what is checked.
-    { method: "PUT", path: "/api/v1/stream", allow: ["GET", "POST"], auth: true },
-    { method: "DELETE", path: "/api/v1/stream", allow: ["GET", "POST"], auth: true },
+    // Without a token too: the method is checked before authentication.
+    { method: "PUT", path: "/api/v1/stream", allow: ["GET", "POST"] },
+    { method: "DELETE", path: "/api/v1/stream", allow: ["GET", "POST"] },
+    { method: "PATCH", path: "/api/v1/stream", allow: ["GET", "POST"], auth: true },
     { method: "GET", path: "/api/v1/anon_session", allow: ["POST"] },
     { method: "PUT", path: "/api/v1/anon_session", allow: ["POST"] },
     { method: "DELETE", path: "/api/v1/usage", allow: ["GET"] },
@@ -121,6 +121,17 @@ describe("a known path with the wrong method", () => {
       const allow = allowOf(result.res);
       for (const m of c.allow) expect(allow).toContain(m);
       expect(allow).not.toContain(c.method);
+    });
+  }
+
+  for (const [method, path] of [
+    ["GET", "/api/v1/usage/"],
+    ["POST", "/api/v1/anon_session/"],
+    ["GET", "/api/v1/stream/"],
+  ]) {
+    it(`answers ${method} ${path} (trailing slash) with 404, not a contradictory 405`, async () => {
+      const result = await request(path as string, { method });
+      expectError(result, 404, "not_found");
     });
   }
 

@@ -412,6 +412,12 @@ const CASES: Case[] = [
   { name: "rejects a Supabase token without exp", authorization: asBearer(supabaseWithout("exp")) },
   { name: "rejects a Supabase token without iat", authorization: asBearer(supabaseWithout("iat")) },
   {
+    name: "rejects a Supabase token issued in the future",
+    authorization: asBearer(
+      supabaseHs256(supabaseClaims({ iat: Math.floor(Date.now() / 1000) + 600 })),
+    ),
+  },
+  {
     name: "rejects a Supabase token with an empty sub",
     authorization: asBearer(supabaseHs256(supabaseClaims({ sub: "" }))),
   },

@@ -115,8 +115,10 @@ export async function verifySupabaseToken(token: string, config: Config): Promis
     requiredClaims: ["sub", "exp", "iat"],
     clockTolerance: 5,
   });
-  const { sub, exp, role } = payload;
+  const { sub, exp, iat, role } = payload;
   if (role !== "authenticated") throw new Error("not a user token");
+  // jose checks `iat` only with maxTokenAge; a token "issued" in the future is forged or skewed.
+  if (typeof iat !== "number" || iat > Date.now() / 1000 + 5) throw new Error("iat in the future");
   if (typeof sub !== "string" || sub.length === 0 || sub.length > 128) throw new Error("bad sub");
   if (typeof exp !== "number") throw new Error("bad exp");
   return principal("supabase", sub, payload.is_anonymous === true, exp);

@@ -26,7 +26,7 @@ function costCap(maxUsd: number, fromQuery: boolean) {
   const field = fromQuery
     ? z
         .string()
-        .regex(/^\d{1,4}(\.\d{1,12})?$/, "must be a number")
+        .regex(/^(\d{1,4}(\.\d{1,12})?|\.\d{1,12})$/, "must be a number")
         .transform(Number)
         .pipe(n)
     : n;

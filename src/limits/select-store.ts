@@ -45,7 +45,8 @@ export function failClosed(store: LimitStore, timeoutMs: number): LimitStore {
           timeoutMs,
         );
       });
-      return Promise.race([fn(...args), deadline])
+      // Promise.resolve().then: a synchronous throw in `fn` becomes a rejection the race sees.
+      return Promise.race([Promise.resolve().then(() => fn(...args)), deadline])
         .catch((e: unknown) => {
           throw e instanceof AppError ? e : new StoreUnavailable(e);
         })

@@ -10,7 +10,7 @@ import type { LedgerRecord } from "../ledger/record";
 import { writeLedger } from "../ledger/write";
 import { clientIp, enforceLimits } from "../limits/middleware";
 import { storeFor } from "../limits/select-store";
-import { annotate } from "../observe/request";
+import { annotate, finishLater } from "../observe/request";
 import { maxOutputTokens } from "../stream/cost";
 import { MODELS } from "../stream/models";
 import { providerFor, requireProvider } from "../stream/select-provider";
@@ -63,10 +63,12 @@ const SSE_HEADERS = {
 
 /** The stream route: everything before the handler can refuse; nothing is spent until limits pass. */
 export const streamRoutes = new Hono<AppEnv>()
-  .use("/", requireAuth())
-  .get("/", setInput("query"), requireProvider, clientIp, enforceLimits, (c) => stream(c))
+  .get("/", requireAuth(), setInput("query"), requireProvider, clientIp, enforceLimits, (c) =>
+    stream(c),
+  )
   .post(
     "/",
+    requireAuth(),
     limitBody,
     requireJsonObject,
     setInput("json"),
@@ -122,6 +124,19 @@ async function stream(c: import("hono").Context<AppEnv>): Promise<Response> {
       : undefined,
   });
 
+  // The access line and the metrics wait for the stream's own figures.
+  finishLater(
+    c.req.raw,
+    session.finished.then((summary) => ({
+      stream_id: streamId,
+      finish_reason: summary.finishReason,
+      input_tokens: summary.inputTokens,
+      output_tokens: summary.outputTokens,
+      cost_micro_usd: summary.costMicroUsd,
+      ttft_ms: summary.ttftMs,
+      stream_duration_ms: summary.durationMs,
+    })),
+  );
   const store = storeFor(config, c.env);
   c.executionCtx.waitUntil(
     session.finished.then(async (summary) => {
