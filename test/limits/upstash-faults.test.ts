@@ -132,4 +132,3 @@ describe("round trips to the Upstash store", () => {
     expect(await scope.stats()).toEqual({ requests: 1, commands: 1 });
   });
 });
-});
