@@ -1,0 +1,67 @@
+/** @module Structured logs: one JSON line per request with its id, and never a token or message text. */
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { call } from "./helpers/app";
+import { randomIp } from "./helpers/stores";
+import { anonToken, bearer } from "./helpers/tokens";
+
+function captureLogs(): { lines: () => Record<string, unknown>[]; raw: () => string } {
+  const seen: string[] = [];
+  for (const level of ["log", "warn", "error"] as const) {
+    vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
+      seen.push(args.map(String).join(" "));
+    });
+  }
+  return {
+    raw: () => seen.join("\n"),
+    lines: () => seen.map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+afterEach(() => vi.restoreAllMocks());
+
+describe("logs", () => {
+  it("write one request line at the end of a stream with its figures, and no token or message text", async () => {
+    const logs = captureLogs();
+    const token = await anonToken();
+    const secretText = `confidential-${crypto.randomUUID()}`;
+    const message = encodeURIComponent(`${secretText} [[fake tokens=3]]`);
+    const called = await call(`/api/v1/stream?message=${message}`, {
+      headers: { ...bearer(token), "X-Request-Id": "req-logs-test-0001" },
+      ip: randomIp(),
+    });
+    await called.res.text();
+    await called.settled();
+
+    const raw = logs.raw();
+    expect(raw).not.toContain(secretText);
+    expect(raw).not.toContain(token);
+    expect(raw).not.toContain(token.split(".")[1]);
+    const lines = logs.lines();
+    const requests = lines.filter((l) => l.event === "request");
+    expect(requests).toHaveLength(1);
+    expect(requests[0]).toMatchObject({
+      request_id: "req-logs-test-0001",
+      route: "/api/v1/stream",
+      status: 200,
+      principal: "anonymous",
+      finish_reason: "stop",
+      output_tokens: 3,
+    });
+    for (const key of ["store_ms", "upstream_ttfb_ms", "stream_duration_ms", "cost_micro_usd", "ttft_ms"]) {
+      expect(typeof requests[0]?.[key]).toBe("number");
+    }
+    for (const line of lines) expect(line.request_id).toBe("req-logs-test-0001");
+  });
+
+  it("name the error code of a refused request, without the bad token", async () => {
+    const logs = captureLogs();
+    const bad = `${(await anonToken()).slice(0, -4)}AAAA`;
+    const called = await call("/api/v1/usage", { headers: bearer(bad) });
+    expect(called.res.status).toBe(401);
+    await called.settled();
+    expect(logs.raw()).not.toContain(bad.split(".")[1]);
+    const line = logs.lines().find((l) => l.event === "request");
+    expect(line).toMatchObject({ status: 401, error_code: "unauthorized", principal: "none" });
+    expect(line?.request_id).toBe(called.res.headers.get("X-Request-Id"));
+  });
+});
