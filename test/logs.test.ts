@@ -47,7 +47,13 @@ describe("logs", () => {
       finish_reason: "stop",
       output_tokens: 3,
     });
-    for (const key of ["store_ms", "upstream_ttfb_ms", "stream_duration_ms", "cost_micro_usd", "ttft_ms"]) {
+    for (const key of [
+      "store_ms",
+      "upstream_ttfb_ms",
+      "stream_duration_ms",
+      "cost_micro_usd",
+      "ttft_ms",
+    ]) {
       expect(typeof requests[0]?.[key]).toBe("number");
     }
     for (const line of lines) expect(line.request_id).toBe("req-logs-test-0001");
