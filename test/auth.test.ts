@@ -3,6 +3,7 @@ import { afterEach, describe, expect, inject, it, vi } from "vitest";
 import type { Bindings } from "../src/env";
 import type { ErrorBody } from "../src/errors";
 import { type Called, call, testEnv } from "./helpers/app";
+import { parseEvents } from "./helpers/sse";
 import {
   anonClaims,
   anonShaped,
@@ -46,25 +47,6 @@ interface Usage {
 function freshIp(): string {
   const octet = () => Math.floor(Math.random() * 254) + 1;
   return `10.${octet()}.${octet()}.${octet()}`;
-}
-
-/** The frames of an SSE body: event name, id and parsed data. */
-function frames(text: string): { event: string; id: string; data: Record<string, unknown> }[] {
-  return text
-    .split("\n\n")
-    .filter((block) => block.trim() !== "")
-    .map((block) => {
-      const line = (name: string) =>
-        block
-          .split("\n")
-          .find((l) => l.startsWith(`${name}: `))
-          ?.slice(name.length + 2) ?? "";
-      return {
-        event: line("event"),
-        id: line("id"),
-        data: JSON.parse(line("data")) as Record<string, unknown>,
-      };
-    });
 }
 
 type Target = "GET /api/v1/usage" | "POST /api/v1/stream" | "GET /api/v1/stream";
@@ -138,7 +120,7 @@ async function expectStreams(token: string): Promise<void> {
   });
   expect(res.status).toBe(200);
   expect(res.headers.get("Content-Type")).toMatch(/^text\/event-stream/);
-  const all = frames(await res.text());
+  const all = parseEvents(await res.text());
   await settled();
   expect(all.at(-1)?.event).toBe("done");
 }
@@ -498,7 +480,7 @@ describe("failure responses", () => {
     expect(res.status).toBe(401);
     expect(res.headers.get("Content-Type")).toMatch(/^text\/event-stream/);
     expect(res.headers.get("WWW-Authenticate")).toMatch(/^Bearer realm="[^"]+"$/);
-    const all = frames(await res.text());
+    const all = parseEvents(await res.text());
     expect(all).toHaveLength(1);
     expect(all[0]?.event).toBe("error");
     expect(all[0]?.data.error_code).toBe("unauthorized");
@@ -513,7 +495,7 @@ describe("failure responses", () => {
     expect(res.headers.get("WWW-Authenticate")).toBe('Bearer error="invalid_token"');
     const text = await res.text();
     expect(text).not.toContain(token);
-    const all = frames(text);
+    const all = parseEvents(text);
     expect(all).toHaveLength(1);
     expect(all[0]?.event).toBe("error");
     expect(all[0]?.data.error_code).toBe("unauthorized");

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Bindings } from "../src/env";
 import type { ErrorBody } from "../src/errors";
 import { type Called, call, testEnv } from "./helpers/app";
+import { parseEvents } from "./helpers/sse";
 import { anonToken, bearer } from "./helpers/tokens";
 
 const STREAM = "/api/v1/stream";
@@ -32,21 +33,6 @@ function freshIp(): string {
 /** A new anonymous caller: its own token and its own address. */
 async function caller(): Promise<{ token: string; ip: string }> {
   return { token: await anonToken(), ip: freshIp() };
-}
-
-/** The frames of an SSE body. */
-function frames(text: string): { event: string; data: Record<string, unknown> }[] {
-  return text
-    .split("\n\n")
-    .filter((block) => block.trim() !== "")
-    .map((block) => {
-      const line = (name: string) =>
-        block
-          .split("\n")
-          .find((l) => l.startsWith(`${name}: `))
-          ?.slice(name.length + 2) ?? "";
-      return { event: line("event"), data: JSON.parse(line("data")) as Record<string, unknown> };
-    });
 }
 
 /** What /api/v1/usage shows for this caller. */
@@ -143,7 +129,7 @@ async function expectError(
 async function expectStream({ res, settled }: Called): Promise<Record<string, unknown>> {
   expect(res.status).toBe(200);
   expect(res.headers.get("Content-Type")).toBe("text/event-stream; charset=utf-8");
-  const all = frames(await res.text());
+  const all = parseEvents(await res.text());
   expect(all.filter((f) => f.event === "done" || f.event === "error")).toHaveLength(1);
   const last = all.at(-1);
   expect(last?.event).toBe("done");
@@ -477,7 +463,7 @@ describe("a bad stream request", () => {
     );
     expect(res.status).toBe(422);
     expect(res.headers.get("Content-Type")).toMatch(/^text\/event-stream/);
-    const all = frames(await res.text());
+    const all = parseEvents(await res.text());
     expect(all).toHaveLength(1);
     expect(all[0]?.event).toBe("error");
     expect(all[0]?.data.error_code).toBe("invalid_input");

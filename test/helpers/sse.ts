@@ -18,6 +18,24 @@ export interface EventReader {
   cancel(): Promise<void>;
 }
 
+function toEvent(message: { id?: string; event?: string; data: string }): SseEvent {
+  // JSON.parse throws on a frame whose data is not one JSON object: the test fails loudly.
+  const data = JSON.parse(message.data) as unknown;
+  if (typeof data !== "object" || data === null || Array.isArray(data)) {
+    throw new Error(`data is not a JSON object: ${message.data}`);
+  }
+  return { id: message.id, event: message.event, data: data as Record<string, unknown> };
+}
+
+/** Every event of a complete SSE text. */
+export function parseEvents(text: string): SseEvent[] {
+  const events: SseEvent[] = [];
+  const parser = createParser({ onEvent: (message) => events.push(toEvent(message)) });
+  parser.feed(text);
+  parser.reset({ consume: true });
+  return events;
+}
+
 /** Opens `res.body` for reading events incrementally. */
 export function openEvents(res: Response): EventReader {
   if (!res.body) throw new Error("response has no body");
@@ -26,14 +44,7 @@ export function openEvents(res: Response): EventReader {
   const queue: SseEvent[] = [];
   let ended = false;
   const parser = createParser({
-    onEvent(message) {
-      // JSON.parse throws on a frame whose data is not one JSON object: the test fails loudly.
-      const data = JSON.parse(message.data) as unknown;
-      if (typeof data !== "object" || data === null || Array.isArray(data)) {
-        throw new Error(`data is not a JSON object: ${message.data}`);
-      }
-      queue.push({ id: message.id, event: message.event, data: data as Record<string, unknown> });
-    },
+    onEvent: (message) => queue.push(toEvent(message)),
   });
 
   const next = async (): Promise<SseEvent | null> => {
