@@ -396,6 +396,21 @@ describe("cost", () => {
     expect(done.output_tokens).toBeLessThan(50);
     expect((await pollUpstream(id, (r) => r.clientAborted)).clientAborted).toBe(true);
   });
+
+  it("still ends at max_duration and records the cost when the client stops reading", async () => {
+    const { token, key } = await supabaseUser();
+    const { id, message } = fakeMessage({ tokens: 400, delay: 5, text: "x".repeat(200) });
+    const bindings = testEnv({ STREAM_MAX_DURATION_MS: "1000" });
+    const { res, settled } = await startStream({ token, message, bindings });
+    expect(res.status).toBe(200);
+    // The body is never read: backpressure fills the stream, and the session must not wait on it.
+    await settled();
+    const [entry] = await ledgerOf(key);
+    expect(entry).toMatchObject({ finishReason: "max_duration" });
+    expect(entry?.outputTokens).toBeGreaterThan(0);
+    expect((await pollUpstream(id, (r) => r.clientAborted)).clientAborted).toBe(true);
+    await res.body?.cancel();
+  });
 });
 
 describe("upstream faults", () => {

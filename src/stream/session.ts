@@ -98,7 +98,9 @@ export function runSession(
         try {
           const { done, value } = await Promise.race([reader.read(), silent, aborted]);
           if (done) break;
-          await send(value);
+          // Raced with the abort: a client that stops reading (but stays connected) must not
+          // hold the stream past its cap or its maximum duration.
+          await Promise.race([send(value), aborted]);
         } finally {
           if (idle !== undefined) clearTimeout(idle);
         }
@@ -124,8 +126,10 @@ export function runSession(
       durationMs: Date.now() - o.startedAt,
       failedBeforeFirstToken: failed && state.firstTokenAt === null,
     };
+    // The terminal frame and the close are queued, not awaited: the summary (and so the ledger)
+    // must not wait on a client that reads slowly or never again.
     if (failed) {
-      await send({
+      void send({
         event: "error",
         data: {
           error_code: "upstream_error",
@@ -134,7 +138,7 @@ export function runSession(
         },
       });
     } else {
-      await send({
+      void send({
         event: "done",
         data: {
           stream_id: o.streamId,
@@ -151,12 +155,10 @@ export function runSession(
         },
       });
     }
-    // When only the request's signal said the client left, nothing has cancelled the body yet:
-    // end it, or it stays open with no writer. Not awaited, since a gone client may never read
-    // what is still queued; not `abort()`, which workerd reports as an uncaught exception when
-    // it is still pumping the body to the (closing) connection.
-    if (clientGone) void writer.close().catch(() => {});
-    else await writer.close().catch(() => {});
+    // Also when only the request's signal said the client left: nothing has cancelled the body
+    // yet, so end it, or it stays open with no writer. Not `abort()`, which workerd reports as an
+    // uncaught exception when it is still pumping the body to the (closing) connection.
+    void writer.close().catch(() => {});
     return summary;
   })();
   return { body, finished };
