@@ -255,6 +255,25 @@ describe("openAiProvider", () => {
     await expect(collect(stream.events)).rejects.toThrow("malformed upstream chunk");
   });
 
+  it("errors the event stream when the body ends without [DONE] or a finish reason", async () => {
+    const { stream } = await openStub(upstreamBody([delta("a"), delta("b")], "close"));
+    await expect(collect(stream.events)).rejects.toThrow("ended early");
+  });
+
+  it("errors the event stream on an in-band error object", async () => {
+    const { stream } = await openStub(
+      upstreamBody([delta("a"), sseChunk({ error: { message: "overloaded" } })], "close"),
+    );
+    await expect(collect(stream.events)).rejects.toThrow("upstream error chunk");
+  });
+
+  it("ignores SSE fields it does not know, as the specification says", async () => {
+    const { stream } = await openStub(
+      upstreamBody([`x-trace: 1\n${delta("a")}`, ": keep-alive\n\n", "data: [DONE]\n\n"], "close"),
+    );
+    expect(await collect(stream.events)).toEqual([{ type: "delta", text: "a" }]);
+  });
+
   it("refuses 429 as upstream_busy and other statuses as upstream_error, without their text", async () => {
     const secret = () => streamOf([new TextEncoder().encode("sk-live secret upstream internals")]);
     await expect(openStub(secret(), 429, { "Retry-After": "7" })).rejects.toMatchObject({

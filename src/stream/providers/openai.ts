@@ -7,6 +7,7 @@ import type { Provider, ProviderStream, UpstreamEvent } from "./provider";
 const MAX_UPSTREAM_EVENT_BYTES = 256 * 1024;
 
 interface ChatChunk {
+  error?: unknown;
   choices?: { delta?: { content?: unknown }; finish_reason?: unknown }[];
   usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } | null;
 }
@@ -23,6 +24,8 @@ export function chatChunkEvents(data: string): UpstreamEvent[] {
     throw new Error("malformed upstream chunk");
   }
   if (typeof chunk !== "object" || chunk === null) throw new Error("malformed upstream chunk");
+  // OpenAI reports a failure mid-stream as an in-band error object.
+  if (chunk.error !== undefined && chunk.error !== null) throw new Error("upstream error chunk");
   const events: UpstreamEvent[] = [];
   for (const choice of chunk.choices ?? []) {
     const text = choice.delta?.content;
@@ -55,12 +58,20 @@ export function upstreamEvents(body: ReadableStream<Uint8Array>): ReadableStream
   const queue: UpstreamEvent[] = [];
   let failure: unknown = null;
   let ended = false;
+  // A stream that ends without `[DONE]` or a finish reason was cut short, not finished.
+  let complete = false;
   const parser = createParser({
     maxBufferSize: MAX_UPSTREAM_EVENT_BYTES,
-    onEvent: (message) => queue.push(...chatChunkEvents(message.data)),
-    // Any parse error (an oversized event, a bad field) ends the stream, as a malformed chunk does.
+    onEvent: (message) => {
+      if (message.data === "[DONE]") complete = true;
+      const events = chatChunkEvents(message.data);
+      if (events.some((e) => e.type === "finish")) complete = true;
+      queue.push(...events);
+    },
+    // An oversized event ends the stream; other parse errors (an unknown field, a bad retry)
+    // are ignored, as the SSE specification says.
     onError: (error) => {
-      throw error;
+      if (error.type === "max-buffer-size-exceeded") throw error;
     },
   });
   const feed = (text: string) => {
@@ -84,6 +95,7 @@ export function upstreamEvents(body: ReadableStream<Uint8Array>): ReadableStream
           if (read.done) {
             ended = true;
             feed(decoder.decode());
+            if (!complete && failure === null) failure = new Error("upstream stream ended early");
           } else {
             feed(decoder.decode(read.value, { stream: true }));
           }
