@@ -11,13 +11,15 @@ import { usageRoutes } from "./routes/usage";
 
 export { LimitsStore } from "./limits/durable-object";
 
-/** Each API path and the methods it answers; any other method is a 405 with `Allow`. */
+/**
+ * Each API path and the methods it answers; any other method is a 405 with `Allow`. HEAD runs
+ * the GET handler without a body, so it is listed only where that is harmless (not the stream).
+ */
 const API_METHODS: Record<string, string[]> = {
   "/api/v1/anon_session": ["POST"],
   "/api/v1/stream": ["GET", "POST"],
-  "/api/v1/usage": ["GET"],
-  "/api/v1/metrics": ["GET"],
-  "/healthz": ["GET"],
+  "/api/v1/usage": ["GET", "HEAD"],
+  "/api/v1/metrics": ["GET", "HEAD"],
 };
 
 const app = new Hono<AppEnv>();
@@ -48,11 +50,15 @@ app.route("/api/v1/metrics", metricsRoutes);
 app.all("/api/*", (c) => {
   const allowed = API_METHODS[c.req.path];
   if (!allowed) throw new AppError("not_found", "no such endpoint");
-  const allow = [...allowed, ...(allowed.includes("GET") ? ["HEAD"] : []), "OPTIONS"].join(", ");
+  const allow = [...allowed, "OPTIONS"].join(", ");
   if (c.req.method === "OPTIONS") return c.body(null, 204, { Allow: allow });
-  throw new AppError("method_not_allowed", `use ${allowed.join(" or ")}`, {
-    headers: { Allow: allow },
-  });
+  throw new AppError(
+    "method_not_allowed",
+    `use ${allowed.filter((m) => m !== "HEAD").join(" or ")}`,
+    {
+      headers: { Allow: allow },
+    },
+  );
 });
 app.all("/healthz", () => {
   throw new AppError("method_not_allowed", "use GET", { headers: { Allow: "GET, HEAD" } });
@@ -66,9 +72,6 @@ app.all("*", async (c) => {
   return new Response(res.body, res);
 });
 
-app.notFound(() => {
-  throw new AppError("not_found", "no such endpoint");
-});
 app.onError(handleError);
 
 export default app;

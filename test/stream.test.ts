@@ -15,6 +15,7 @@ import { createLogger } from "../src/observe/log";
 import { estimateInputTokens, maxOutputTokens } from "../src/stream/cost";
 import { MODELS } from "../src/stream/models";
 import { demoAnswer } from "../src/stream/providers/demo";
+import { MAX_QUEUED_FRAMES } from "../src/stream/session";
 import { call, testEnv } from "./helpers/app";
 import { openEvents, readEvents, type SseEvent } from "./helpers/sse";
 import { anonToken, bearer, SECRET_KEY, supabaseClaims, supabaseHs256 } from "./helpers/tokens";
@@ -408,6 +409,41 @@ describe("cost", () => {
     const [entry] = await ledgerOf(key);
     expect(entry).toMatchObject({ finishReason: "max_duration" });
     expect(entry?.outputTokens).toBeGreaterThan(0);
+    expect((await pollUpstream(id, (r) => r.clientAborted)).clientAborted).toBe(true);
+    await res.body?.cancel();
+  });
+});
+
+describe("clients that do not read", () => {
+  it("refuses HEAD, which would otherwise run and bill a stream whose body nobody reads", async () => {
+    const token = await anonToken();
+    const before = await usage(token);
+    const { id, message } = fakeMessage({ tokens: 5 });
+    const called = await call(`/api/v1/stream?message=${encodeURIComponent(message)}`, {
+      method: "HEAD",
+      headers: bearer(token),
+      ip: randomIp(),
+    });
+    await called.settled();
+    expect(called.res.status).toBe(405);
+    const allow = called.res.headers.get("Allow") ?? "";
+    expect(allow).toContain("GET");
+    expect(allow).toContain("POST");
+    expect(allow).not.toContain("HEAD");
+    expect((await fetch(`${UPSTREAM_BASE}/__test/requests/${id}`)).status).toBe(404);
+    expect((await usage(token)).quota).toEqual(before.quota);
+  });
+
+  it("cuts off a client that falls too far behind, metering what the upstream produced", async () => {
+    const { token, key } = await supabaseUser();
+    const { id, message } = fakeMessage({ tokens: 3000, delay: 1 });
+    const { res, settled } = await startStream({ token, message });
+    expect(res.status).toBe(200);
+    await settled();
+    const [entry] = await ledgerOf(key);
+    expect(entry).toMatchObject({ finishReason: "client_abort" });
+    expect(entry?.outputTokens).toBeGreaterThan(MAX_QUEUED_FRAMES);
+    expect(entry?.outputTokens).toBeLessThan(3000);
     expect((await pollUpstream(id, (r) => r.clientAborted)).clientAborted).toBe(true);
     await res.body?.cancel();
   });

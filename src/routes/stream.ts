@@ -1,5 +1,6 @@
 /** @module GET|POST /api/v1/stream: auth, input, limits, then the model's answer as SSE. */
 import { Hono } from "hono";
+import { createMiddleware } from "hono/factory";
 import { requireAuth } from "../auth/middleware";
 import type { Config } from "../config";
 import type { AppEnv } from "../env";
@@ -61,10 +62,31 @@ const SSE_HEADERS = {
   "X-Accel-Buffering": "no",
 };
 
+/**
+ * Hono routes HEAD to the GET handler and drops the body: that would run, and bill, a stream
+ * nobody reads. Checked before authentication, like any other wrong method.
+ */
+const refuseHead = createMiddleware<AppEnv>(async function refuseHead(c, next) {
+  if (c.req.raw.method === "HEAD") {
+    throw new AppError("method_not_allowed", "use GET or POST", {
+      headers: { Allow: "GET, POST, OPTIONS" },
+    });
+  }
+  await next();
+});
+
 /** The stream route: everything before the handler can refuse; nothing is spent until limits pass. */
 export const streamRoutes = new Hono<AppEnv>()
-  .get("/", requireAuth(), setInput("query"), requireProvider, clientIp, enforceLimits, (c) =>
-    stream(c),
+  // Hono answers HEAD with the GET handler minus the body: that would run (and bill) a stream.
+  .get(
+    "/",
+    refuseHead,
+    requireAuth(),
+    setInput("query"),
+    requireProvider,
+    clientIp,
+    enforceLimits,
+    (c) => stream(c),
   )
   .post(
     "/",

@@ -38,6 +38,9 @@ export interface StreamSummary {
   failedBeforeFirstToken: boolean;
 }
 
+/** Frames a client may fall behind by before the stream is cut off. */
+export const MAX_QUEUED_FRAMES = 256;
+
 const FINISH: Record<string, FinishReason> = {
   stop: "stop",
   length: "length",
@@ -98,9 +101,14 @@ export function runSession(
         try {
           const { done, value } = await Promise.race([reader.read(), silent, aborted]);
           if (done) break;
-          // Raced with the abort: a client that stops reading (but stays connected) must not
-          // hold the stream past its cap or its maximum duration.
-          await Promise.race([send(value), aborted]);
+          // Not awaited: the meter counts what the upstream produced, whether or not the client
+          // keeps up. A client that stops reading (but stays connected) is cut off once it is
+          // MAX_QUEUED_FRAMES behind, so memory stays bounded and nothing waits on it.
+          void send(value);
+          if ((writer.desiredSize ?? 0) < -MAX_QUEUED_FRAMES) {
+            halt("client_abort");
+            break;
+          }
         } finally {
           if (idle !== undefined) clearTimeout(idle);
         }
