@@ -414,6 +414,29 @@ describe("cost", () => {
   });
 });
 
+describe("clients that leave before the upstream answers", () => {
+  it("records the prompt's cost and keeps the quota spent, without calling it an upstream error", async () => {
+    const token = await anonToken();
+    const key = principalKey(token);
+    const { id, message } = fakeMessage({ headerDelay: 1500, tokens: 3 });
+    const controller = new AbortController();
+    const pending = startStream({ token, message, signal: controller.signal });
+    // Wait (bounded) until the upstream has the request, then leave.
+    for (let i = 0; i < 40; i++) {
+      if ((await fetch(`${UPSTREAM_BASE}/__test/requests/${id}`)).status === 200) break;
+      await sleep(25);
+    }
+    controller.abort();
+    const { res, settled } = await pending;
+    await settled();
+    expect(res.status).toBe(499);
+    const [entry] = await ledgerOf(key);
+    expect(entry).toMatchObject({ finishReason: "client_abort", outputTokens: 0 });
+    expect(entry?.costMicroUsd).toBeGreaterThan(0);
+    expect((await usage(token)).quota?.hourly.remaining).toBe(19);
+  });
+});
+
 describe("clients that do not read", () => {
   it("refuses HEAD, which would otherwise run and bill a stream whose body nobody reads", async () => {
     const token = await anonToken();

@@ -39,3 +39,36 @@ export interface LedgerRecord {
 export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
+
+/** What the ledger needs to know about how a stream ended (see StreamSummary). */
+export interface StreamOutcome {
+  finishReason: FinishReason;
+  inputTokens: number;
+  outputTokens: number;
+  costMicroUsd: number;
+  usageSource: "upstream" | "estimated";
+  ttftMs: number | null;
+  durationMs: number;
+}
+
+/** The record of one stream; the record id is new for every stream the server runs. */
+export function ledgerRecord(
+  outcome: StreamOutcome,
+  s: { streamId: string; userKey: string; model: string; provider: string; startedAt: number },
+): LedgerRecord {
+  return {
+    recordId: crypto.randomUUID(),
+    streamId: s.streamId,
+    userKey: s.userKey,
+    model: s.model,
+    provider: s.provider,
+    inputTokens: outcome.inputTokens,
+    outputTokens: outcome.outputTokens,
+    costMicroUsd: outcome.costMicroUsd,
+    finishReason: outcome.finishReason,
+    usageSource: outcome.usageSource,
+    startedAt: s.startedAt,
+    ttftMs: outcome.ttftMs,
+    durationMs: outcome.durationMs,
+  };
+}

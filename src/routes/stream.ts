@@ -1,5 +1,5 @@
 /** @module GET|POST /api/v1/stream: auth, input, limits, then the model's answer as SSE. */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { requireAuth } from "../auth/middleware";
 import type { Config } from "../config";
@@ -7,15 +7,16 @@ import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { type StreamInput, streamInputSchema } from "../input/stream-input";
 import { limitBody, requireJsonObject, validateWith } from "../input/validate";
-import type { LedgerRecord } from "../ledger/record";
+import { ledgerRecord } from "../ledger/record";
 import { writeLedger } from "../ledger/write";
 import { clientIp, enforceLimits } from "../limits/middleware";
 import { storeFor } from "../limits/select-store";
 import { annotate, finishLater } from "../observe/request";
 import { maxOutputTokens } from "../stream/cost";
 import { MODELS } from "../stream/models";
+import type { ProviderStream } from "../stream/providers/provider";
 import { providerFor, requireProvider } from "../stream/select-provider";
-import { runSession } from "../stream/session";
+import { promptOnly, runSession, type StreamSummary } from "../stream/session";
 
 const schemas = new WeakMap<
   Config,
@@ -100,26 +101,69 @@ export const streamRoutes = new Hono<AppEnv>()
     (c) => stream(c),
   );
 
-async function stream(c: import("hono").Context<AppEnv>): Promise<Response> {
+/** Status for a client that left before its stream started (nginx's "client closed request"). */
+const CLIENT_CLOSED = 499;
+
+async function stream(c: Context<AppEnv>): Promise<Response> {
   const { config, streamInput: input, principal, limits, log } = c.var;
   const model = MODELS[input.model];
   const streamId = input.stream_id ?? crypto.randomUUID();
   const startedAt = Date.now();
+  const store = storeFor(config, c.env);
   const upstreamAbort = new AbortController();
   // enable_request_signal: fires when the client disconnects.
-  c.req.raw.signal?.addEventListener("abort", () => upstreamAbort.abort("client_abort"), {
+  const clientSignal = c.req.raw.signal;
+  if (clientSignal?.aborted) {
+    // Gone during the limit checks: the upstream is never called, so nothing was spent.
+    c.executionCtx.waitUntil(limits.refund().catch(() => {}));
+    return new Response(null, { status: CLIENT_CLOSED });
+  }
+  clientSignal?.addEventListener("abort", () => upstreamAbort.abort("client_abort"), {
     once: true,
   });
 
-  let upstream: Awaited<ReturnType<ReturnType<typeof providerFor>["open"]>>;
+  /** Logs the stream's end and writes its ledger record (after the response). */
+  const record = async (summary: StreamSummary, provider: string) => {
+    log.info("stream_end", {
+      stream_id: streamId,
+      model: model.id,
+      provider,
+      finish_reason: summary.finishReason,
+      input_tokens: summary.inputTokens,
+      output_tokens: summary.outputTokens,
+      cost_usd: summary.costMicroUsd / 1e6,
+      ttft_ms: summary.ttftMs,
+      duration_ms: summary.durationMs,
+    });
+    await writeLedger(
+      store,
+      ledgerRecord(summary, {
+        streamId,
+        userKey: principal.key,
+        model: model.id,
+        provider,
+        startedAt,
+      }),
+      log,
+    );
+  };
+
+  const provider = providerFor(config);
+  let upstream: ProviderStream;
   try {
-    upstream = await providerFor(config).open({
+    upstream = await provider.open({
       model,
       message: input.message,
       maxTokens: maxOutputTokens(model, input.message, input.cost_cap_usd),
       signal: upstreamAbort.signal,
     });
   } catch (e) {
+    if (upstreamAbort.signal.aborted) {
+      // The client left while the upstream was answering: the prompt may be billed, so it is
+      // recorded and the quota stays spent, as for any stream the client walks away from.
+      c.executionCtx.waitUntil(record(promptOnly(model, input.message, startedAt), provider.id));
+      return new Response(null, { status: CLIENT_CLOSED });
+    }
     c.executionCtx.waitUntil(limits.refund().catch(() => {}));
     throw e;
   }
@@ -159,37 +203,10 @@ async function stream(c: import("hono").Context<AppEnv>): Promise<Response> {
       stream_duration_ms: summary.durationMs,
     })),
   );
-  const store = storeFor(config, c.env);
   c.executionCtx.waitUntil(
     session.finished.then(async (summary) => {
       if (summary.failedBeforeFirstToken) await limits.refund().catch(() => {});
-      const record: LedgerRecord = {
-        recordId: crypto.randomUUID(),
-        streamId,
-        userKey: principal.key,
-        model: model.id,
-        provider: upstream.provider,
-        inputTokens: summary.inputTokens,
-        outputTokens: summary.outputTokens,
-        costMicroUsd: summary.costMicroUsd,
-        finishReason: summary.finishReason,
-        usageSource: summary.usageSource,
-        startedAt,
-        ttftMs: summary.ttftMs,
-        durationMs: summary.durationMs,
-      };
-      log.info("stream_end", {
-        stream_id: streamId,
-        model: model.id,
-        provider: upstream.provider,
-        finish_reason: summary.finishReason,
-        input_tokens: summary.inputTokens,
-        output_tokens: summary.outputTokens,
-        cost_usd: summary.costMicroUsd / 1e6,
-        ttft_ms: summary.ttftMs,
-        duration_ms: summary.durationMs,
-      });
-      await writeLedger(store, record, log);
+      await record(summary, upstream.provider);
     }),
   );
 

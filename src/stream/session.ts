@@ -2,7 +2,7 @@
  * @module One stream from start to end: upstream events through the meter into SSE frames,
  * heartbeats while open, exactly one terminal frame, and a summary for the ledger.
  */
-import type { FinishReason } from "../ledger/record";
+import type { FinishReason, StreamOutcome } from "../ledger/record";
 import { toUsd } from "./cost";
 import { type Frame, SseEncodeStage } from "./frames";
 import { MeterStage, meterTotals, newMeterState } from "./meter";
@@ -26,14 +26,7 @@ export interface SessionOptions {
 }
 
 /** How a stream ended: what `done` said and what the ledger records. */
-export interface StreamSummary {
-  finishReason: FinishReason;
-  inputTokens: number;
-  outputTokens: number;
-  costMicroUsd: number;
-  usageSource: "upstream" | "estimated";
-  ttftMs: number | null;
-  durationMs: number;
+export interface StreamSummary extends StreamOutcome {
   /** True when the upstream failed before its first token (the quota is given back). */
   failedBeforeFirstToken: boolean;
 }
@@ -46,6 +39,18 @@ const FINISH: Record<string, FinishReason> = {
   length: "length",
   content_filter: "content_filter",
 };
+
+/** The outcome of a stream the client left before the upstream answered: the prompt alone. */
+export function promptOnly(model: ModelInfo, message: string, startedAt: number): StreamSummary {
+  const totals = meterTotals(model, message, newMeterState());
+  return {
+    ...totals,
+    finishReason: "client_abort",
+    ttftMs: null,
+    durationMs: Date.now() - startedAt,
+    failedBeforeFirstToken: false,
+  };
+}
 
 /** Starts pumping `upstream` into an SSE body. `finished` settles after the terminal frame. */
 export function runSession(

@@ -7,6 +7,7 @@
  * HTTP status instead (429 adds Retry-After: retryAfter); cut=N: destroy the socket before
  * token N; hang=N: go silent before token N; bad=N: send malformed JSON as token N;
  * text / textb64: the token text (base64url for text with spaces or newlines);
+ * headerDelay=MS: wait MS before answering at all (status and headers);
  * ignoremax=1: stream all tokens whatever max_tokens says; linger=MS: wait MS before a cut, so
  * the tokens written before it reach the client (a socket destroyed right after a write can
  * lose that write in transit).
@@ -34,6 +35,7 @@ interface Directive {
   tokens: number;
   delay: number;
   firstDelay: number;
+  headerDelay: number;
   usage: boolean;
   status: number;
   cut: number;
@@ -57,6 +59,7 @@ function parseDirective(message: string): Directive {
     tokens: 5,
     delay: 0,
     firstDelay: 0,
+    headerDelay: 0,
     usage: true,
     status: 200,
     cut: -1,
@@ -127,6 +130,7 @@ async function answer(
     }
   });
 
+  if (d.headerDelay) await sleep(d.headerDelay);
   if (d.status !== 200) {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (d.status === 429) headers["retry-after"] = String(d.retryAfter);

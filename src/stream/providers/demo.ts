@@ -18,6 +18,7 @@ export function demoAnswer(message: string): string[] {
 /** A provider that needs no network; `delayMs` between tokens. */
 export function demoProvider(delayMs = DEMO_TOKEN_DELAY_MS): Provider {
   return {
+    id: "demo",
     async open({ message, maxTokens, signal }): Promise<ProviderStream> {
       const tokens = demoAnswer(message).slice(0, Math.max(1, maxTokens));
       let i = 0;

@@ -119,6 +119,7 @@ export function openAiProvider(
   fetchImpl: typeof fetch = fetch,
 ): Provider {
   return {
+    id: "openai",
     async open({ model, message, maxTokens, signal }): Promise<ProviderStream> {
       let res: Response;
       try {

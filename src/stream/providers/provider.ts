@@ -28,5 +28,7 @@ export interface ProviderStream {
  * `model_unavailable`) when the upstream refuses before its first byte.
  */
 export interface Provider {
+  /** Reported in `done.provider` and the ledger. */
+  readonly id: string;
   open(request: ProviderRequest): Promise<ProviderStream>;
 }
