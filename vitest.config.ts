@@ -10,6 +10,7 @@ export default defineConfig({
       miniflare: {
         bindings: {
           // The default test env: development, DO store, fake upstream, Supabase via local JWKS.
+          ENVIRONMENT: "development",
           SECRET_KEY: "test-secret-key-of-at-least-32-bytes!!",
           SUPABASE_URL: inject("supabaseUrl"),
           SUPABASE_JWKS_URL: inject("jwksUrl"),

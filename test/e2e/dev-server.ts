@@ -86,7 +86,11 @@ export async function startWranglerDev(
     "--persist-to",
     persist,
     "--show-interactive-dev-session=false",
-    ...Object.entries(vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+    // wrangler.toml ships ENVIRONMENT=production; local runs opt into development.
+    ...Object.entries({ ENVIRONMENT: "development", ...vars }).flatMap(([k, v]) => [
+      "--var",
+      `${k}:${v}`,
+    ]),
   ];
   const env: NodeJS.ProcessEnv = {
     ...process.env,
