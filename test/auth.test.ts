@@ -788,6 +788,35 @@ describe("JWKS refetch on an unknown kid", () => {
   });
 });
 
+describe("a JWKS endpoint that is down on a cold start", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("is fetched once per 5 s at most while it fails, and HS256 and anonymous tokens keep working", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+    const url = new URL(
+      `/down-${crypto.randomUUID()}/auth/v1/.well-known/jwks.json`,
+      inject("supabaseUrl"),
+    );
+    const env = testEnv({ SUPABASE_JWKS_URL: url.href });
+    const fetches = () => jwksFetches(url.pathname);
+    const es256 = async () =>
+      send("GET /api/v1/usage", `Bearer ${await supabaseAsymmetric("ES256")}`, env);
+
+    await expectUnauthorized(await es256(), "invalid");
+    expect(await fetches()).toBe(1);
+    for (let i = 0; i < 5; i++) await expectUnauthorized(await es256(), "invalid");
+    expect(await fetches()).toBe(1);
+    expect((await usageOf(await supabaseHs256(), env)).anonymous).toBe(false);
+    expect((await usageOf(await anonToken(), env)).anonymous).toBe(true);
+
+    vi.setSystemTime(Date.now() + 6_000);
+    await expectUnauthorized(await es256(), "invalid");
+    expect(await fetches()).toBe(2);
+  });
+});
+
 describe("anonymous session key configuration", () => {
   /** A production env that is valid except for SECRET_KEY. */
   const production = (secret: string | undefined) =>

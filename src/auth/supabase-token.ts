@@ -15,6 +15,8 @@ const JWKS_ALGS = ["ES256", "RS256"] as const;
 export const JWKS_COOLDOWN_MS = 30_000;
 /** Keys older than this are fetched again (at most once per cooldown; stale keys serve meanwhile). */
 export const JWKS_MAX_AGE_MS = 10 * 60_000;
+/** While no key was ever fetched, a failed fetch is not retried for this long. */
+export const JWKS_FAILURE_BACKOFF_MS = 5_000;
 /** A key-set fetch slower than this fails. */
 const JWKS_TIMEOUT_MS = 3_000;
 
@@ -26,6 +28,8 @@ interface CachedKeySet {
   fetchedAt: number;
   /** When the last fetch started, successful or not, unix ms: gates the next one. */
   startedAt: number;
+  /** When a fetch last failed, unix ms. */
+  failedAt: number;
 }
 
 const keySets = new Map<string, CachedKeySet>();
@@ -52,14 +56,17 @@ async function fetchKeySet(url: URL): Promise<JWTVerifyGetKey> {
 function keySet(url: URL): JWTVerifyGetKey {
   let cache = keySets.get(url.href);
   if (!cache) {
-    cache = { keys: undefined, fetchedAt: 0, startedAt: 0 };
+    cache = { keys: undefined, fetchedAt: 0, startedAt: 0, failedAt: 0 };
     keySets.set(url.href, cache);
   }
   const state = cache;
   const coolingDown = () => Date.now() - state.startedAt < JWKS_COOLDOWN_MS;
   const refresh = async (): Promise<JWTVerifyGetKey> => {
     state.startedAt = Date.now();
-    const keys = await fetchKeySet(url);
+    const keys = await fetchKeySet(url).catch((e: unknown) => {
+      state.failedAt = Date.now();
+      throw e;
+    });
     state.keys = keys;
     state.fetchedAt = Date.now();
     return keys;
@@ -67,8 +74,13 @@ function keySet(url: URL): JWTVerifyGetKey {
   return async (header, input) => {
     const stale = state.keys;
     let keys: JWTVerifyGetKey;
-    if (!stale) keys = await refresh();
-    else if (Date.now() - state.fetchedAt >= JWKS_MAX_AGE_MS && !coolingDown()) {
+    if (!stale) {
+      // Never fetched yet: every request may try, but not right after a failure, so a flood of
+      // forged ES256/RS256 tokens while the key set is down cannot turn into a flood of fetches.
+      if (Date.now() - state.failedAt < JWKS_FAILURE_BACKOFF_MS)
+        throw new Error("key set unavailable");
+      keys = await refresh();
+    } else if (Date.now() - state.fetchedAt >= JWKS_MAX_AGE_MS && !coolingDown()) {
       keys = await refresh().catch(() => stale);
     } else keys = stale;
     try {
@@ -78,11 +90,6 @@ function keySet(url: URL): JWTVerifyGetKey {
       return (await refresh())(header, input);
     }
   };
-}
-
-/** True when Supabase tokens can be verified at all with this config. */
-export function supabaseConfigured(config: Config): boolean {
-  return Boolean(config.supabase.jwtSecret || config.supabase.jwksUrl);
 }
 
 /**

@@ -37,6 +37,11 @@ export async function startJwksServer(): Promise<JwksServer> {
     if (req.method === "GET" && url.pathname.endsWith("/auth/v1/.well-known/jwks.json")) {
       fetches++;
       fetchesByPath.set(url.pathname, (fetchesByPath.get(url.pathname) ?? 0) + 1);
+      // A key set under /down-*/ plays a JWKS endpoint that is failing.
+      if (url.pathname.startsWith("/down-")) {
+        res.writeHead(503).end();
+        return;
+      }
       res.writeHead(200, { "content-type": "application/json", "cache-control": "no-store" });
       res.end(body);
       return;
