@@ -891,6 +891,7 @@ describe("demo provider", () => {
 
     expect(res.status).toBe(503);
     expect(body.error_code).toBe("model_unavailable");
+    expect(Number(res.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
     const after = await usage(token, bindings);
     expect(after.quota).toEqual(before.quota);
     expect(after.limits.user.remaining).toBe(after.limits.user.limit);

@@ -1,6 +1,6 @@
 /** @module Writes a stream's ledger record after the response, retrying, and logging what a replay needs. */
 import type { LimitStore } from "../limits/store";
-import type { Logger } from "../observe/log";
+import { describeError, type Logger } from "../observe/log";
 import type { LedgerRecord } from "./record";
 
 /** Pauses before the 2nd and 3rd attempts. */
@@ -25,7 +25,7 @@ export async function writeLedger(
         log.error("ledger_write_failed", {
           attempts: attempt + 1,
           store: store.kind,
-          cause: e instanceof Error ? e.message : String(e),
+          cause: describeError(e),
           replay: JSON.stringify(record),
         });
         return "failed";

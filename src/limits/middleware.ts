@@ -40,6 +40,7 @@ export const clientIp = createMiddleware<AppEnv>(async function clientIp(c, next
     throw new AppError(
       "limits_unavailable",
       "the client address is unknown, so limits cannot apply",
+      { retryAfter: 60 },
     );
   } else c.set("clientIp", DEV_LOOPBACK);
   await next();

@@ -29,8 +29,12 @@ export function createLogger(requestId: string): Logger {
   };
 }
 
-/** A short, safe description of an unknown thrown value for a log line (never for a client). */
+/**
+ * A short description of a thrown value for a log line (never for a client). `@upstash/redis`
+ * appends the command it sent ("…, command was: [...]"), which holds keys with user ids and
+ * addresses, and whole ledger records: that part is cut off.
+ */
 export function describeError(e: unknown): string {
-  if (e instanceof Error) return `${e.name}: ${e.message}`.slice(0, 300);
-  return String(e).slice(0, 300);
+  const text = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  return text.replace(/,? ?command was:[\s\S]*$/, "").slice(0, 300);
 }

@@ -18,7 +18,9 @@ export function providerFor(config: Config): Provider {
     } else if (config.environment === "development") {
       provider = demoProvider();
     } else {
-      throw new AppError("model_unavailable", "no model provider is configured");
+      throw new AppError("model_unavailable", "no model provider is configured", {
+        retryAfter: 60,
+      });
     }
     providers.set(config, provider);
   }

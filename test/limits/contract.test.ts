@@ -240,3 +240,37 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     expect(u.quota).toBeNull();
   });
 });
+
+describe("the client address", () => {
+  it("is required in production: without CF-Connecting-IP the stream is refused before any spending", async () => {
+    const env = storeEnv("durable_object", {
+      ENVIRONMENT: "production",
+      OPENAI_BASE_URL: "https://api.openai.com/v1",
+    });
+    const token = await anonToken();
+    const message = encodeURIComponent("hi [[fake tokens=1]]");
+    const { res } = await call(
+      `/api/v1/stream?message=${message}`,
+      { headers: bearer(token), ip: null },
+      env,
+    );
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ error_code: "limits_unavailable" });
+    expect(Number(res.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
+    const u = await usage(env, token, randomIp());
+    expect(u.quota?.hourly.remaining).toBe(20);
+  });
+
+  it("falls back to loopback in development", async () => {
+    const env = storeEnv("durable_object");
+    const token = await supabaseHs256(supabaseClaims());
+    const message = encodeURIComponent("hi [[fake tokens=1]]");
+    const { res } = await call(
+      `/api/v1/stream?message=${message}`,
+      { headers: bearer(token), ip: null },
+      env,
+    );
+    expect(res.status).toBe(200);
+    await res.text();
+  });
+});

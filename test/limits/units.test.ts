@@ -4,6 +4,7 @@ import { parseWindow } from "../../src/config";
 import { ipKey } from "../../src/limits/client-ip";
 import { rateLimitHeaders } from "../../src/limits/middleware";
 import { decide, peek } from "../../src/limits/sliding-window";
+import { describeError } from "../../src/observe/log";
 
 describe("ipKey", () => {
   it("keeps an IPv4 address as it is", () => {
@@ -91,5 +92,14 @@ describe("rateLimitHeaders", () => {
       "RateLimit-Remaining": "3",
       "RateLimit-Reset": "21",
     });
+  });
+});
+
+describe("describeError", () => {
+  it("cuts the command an Upstash error quotes, which holds user ids and addresses", () => {
+    const e = new Error(
+      'ERR something, command was: [["evalsha","x",2,"mb:rl:user:anonymous:anon_1","ip:203.0.113.9"]]',
+    );
+    expect(describeError(e)).toBe("Error: ERR something");
   });
 });
