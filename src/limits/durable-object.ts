@@ -87,8 +87,7 @@ export class LimitsStore extends DurableObject {
   }
 
   /** Spends one unit of the hourly and the total quota, both or neither. */
-  spendQuota(hourly: WindowSpec, totalCap: number): QuotaResult {
-    const now = Date.now();
+  spendQuota(hourly: WindowSpec, totalCap: number, now: number): QuotaResult {
     const used = this.get("quota:total", now);
     const total = {
       limit: totalCap,
@@ -115,10 +114,13 @@ export class LimitsStore extends DurableObject {
     };
   }
 
-  /** Gives back one quota unit. */
-  refundQuota(hourly: WindowSpec): void {
+  /** Gives back one quota unit spent at `spentAt`. */
+  refundQuota(hourly: WindowSpec, spentAt: number): void {
     const now = Date.now();
-    this.hitWindow("quota:hourly", hourly, -1, now);
+    // Back to the bucket the unit was taken from, never below zero.
+    const [bucketKey] = this.windowKeys("quota:hourly", hourly, spentAt);
+    const inBucket = this.get(bucketKey, now);
+    if (inBucket > 0) this.put(bucketKey, inBucket - 1, now + hourly.windowMs * 2 + 1000);
     const used = this.get("quota:total", now);
     if (used > 0) this.put("quota:total", used - 1, now + TOTAL_QUOTA_TTL_MS);
   }

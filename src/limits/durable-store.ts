@@ -21,8 +21,8 @@ export function durableStore(
       ]);
       return { user: u, ip: i };
     },
-    spendQuota: (userKey) => user(userKey).spendQuota(specs.anonHourly, specs.anonTotal),
-    refundQuota: (userKey) => user(userKey).refundQuota(specs.anonHourly),
+    spendQuota: (userKey, now) => user(userKey).spendQuota(specs.anonHourly, specs.anonTotal, now),
+    refundQuota: (userKey, spentAt) => user(userKey).refundQuota(specs.anonHourly, spentAt),
     hitSessionMint: (ipKey) => ip(ipKey).hit("mint", specs.sessionsPerIp),
     async usage(userKey, ipKey, anonymous): Promise<UsageSnapshot> {
       const u = user(userKey);

@@ -69,7 +69,7 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
   let quota: QuotaResult | null = null;
   let refunded = false;
   if (principal.isAnonymous) {
-    quota = await store.spendQuota(principal.key);
+    quota = await store.spendQuota(principal.key, now);
     if (!quota.success) {
       const hourly = quota.exhausted === "hourly";
       throw new AppError(
@@ -88,7 +88,7 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
     refund: async () => {
       if (!quota || refunded) return;
       refunded = true;
-      await store.refundQuota(principal.key);
+      await store.refundQuota(principal.key, now);
     },
   });
   await next();

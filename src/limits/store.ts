@@ -54,10 +54,10 @@ export interface LimitStore {
   readonly kind: "upstash" | "durable_object";
   /** Counts one hit against the user's and the IP's windows. */
   hitRateLimits(userKey: string, ipKey: string): Promise<{ user: WindowResult; ip: WindowResult }>;
-  /** Spends one unit of the anonymous quotas, hourly and total together or not at all. */
-  spendQuota(userKey: string): Promise<QuotaResult>;
-  /** Gives back one unit spent by `spendQuota` (the upstream failed before its first token). */
-  refundQuota(userKey: string): Promise<void>;
+  /** Spends one unit of the anonymous quotas at `now` (unix ms), hourly and total together or not at all. */
+  spendQuota(userKey: string, now: number): Promise<QuotaResult>;
+  /** Gives back one unit spent by `spendQuota` at `spentAt` (unix ms) to the bucket it came from. */
+  refundQuota(userKey: string, spentAt: number): Promise<void>;
   /** Counts one anonymous session minted from this IP. */
   hitSessionMint(ipKey: string): Promise<WindowResult>;
   /** Reads the caller's windows, quotas and spend without changing them. */

@@ -22,7 +22,10 @@ local prev = tonumber(redis.call("GET", KEYS[2]) or "0")
 local weighted = math.floor((1 - (now % window) / window) * prev)
 local used = tonumber(redis.call("GET", KEYS[3]) or "0")
 if rate < 0 then
-  redis.call("INCRBY", KEYS[1], rate)
+  if cur > 0 then
+    redis.call("DECR", KEYS[1])
+    redis.call("PEXPIRE", KEYS[1], window * 2 + 1000)
+  end
   if used > 0 then redis.call("DECR", KEYS[3]) end
   return {1, 0, 0, 0}
 end
@@ -125,8 +128,7 @@ export function upstashStore(
       const [u, i] = await Promise.all([user.limit(userKey), ip.limit(ipKey)]);
       return { user: toResult(u, specs.user), ip: toResult(i, specs.ip) };
     },
-    async spendQuota(userKey): Promise<QuotaResult> {
-      const now = Date.now();
+    async spendQuota(userKey, now): Promise<QuotaResult> {
       const [ok, which, hourlyLeft, totalLeft] = (await redis.eval(
         SPEND_QUOTA,
         quotaKeys(userKey, now),
@@ -145,9 +147,9 @@ export function upstashStore(
         total: { limit: specs.anonTotal, remaining: totalLeft, success: which !== 2 },
       };
     },
-    async refundQuota(userKey) {
-      const now = Date.now();
-      await redis.eval(SPEND_QUOTA, quotaKeys(userKey, now), quotaArgs(now, -1));
+    async refundQuota(userKey, spentAt) {
+      // The unit goes back to the bucket it was taken from, never below zero.
+      await redis.eval(SPEND_QUOTA, quotaKeys(userKey, spentAt), quotaArgs(spentAt, -1));
     },
     async hitSessionMint(ipKey) {
       return toResult(await mint.limit(ipKey), specs.sessionsPerIp);

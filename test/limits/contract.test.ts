@@ -1,7 +1,9 @@
 /** @module One contract suite for both limit stores: exact counts, quotas, refunds, headers. */
 import { decodeJwt } from "jose";
 import { describe, expect, inject, it } from "vitest";
+import { parseConfig } from "../../src/config";
 import type { Bindings } from "../../src/env";
+import { storeFor } from "../../src/limits/select-store";
 import { call, json } from "../helpers/app";
 import { awayFromBoundary, randomIp, type StoreKind, storeEnv } from "../helpers/stores";
 import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
@@ -194,6 +196,23 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const u = await usage(env, token, ip);
     expect(u.quota?.hourly.remaining).toBe(20);
     expect(u.quota?.total.remaining).toBe(100);
+  });
+
+  it("gives a refunded unit back to the hourly bucket it came from, never below zero", async () => {
+    const env = storeEnv(kind, { ANON_QUOTA_HOURLY: "3" });
+    const store = storeFor(parseConfig(env), env);
+    const key = `anonymous:anon_${crypto.randomUUID()}`;
+    const now = Date.now();
+    const lastHour = now - 3_600_000;
+    // Spent an hour ago, refunded now: the current bucket must not go to -1.
+    expect((await store.spendQuota(key, lastHour)).success).toBe(true);
+    await store.refundQuota(key, lastHour);
+    const results = [];
+    for (let i = 0; i < 4; i++) results.push((await store.spendQuota(key, now)).success);
+    expect(results).toEqual([true, true, true, false]);
+    // Total: one spent and refunded, three spent now.
+    const u = await store.usage(key, `ip:${randomIp()}`, true);
+    expect(u.quota?.total.remaining).toBe(97);
   });
 
   it("limits anonymous sessions minted per address per hour", async () => {
