@@ -135,7 +135,8 @@ let memoryAnon = null;
 function readAnon() {
   let stored = memoryAnon;
   try {
-    stored = parseJson(localStorage.getItem(ANON_KEY) || "null");
+    // Falls back to memory when storage reads work but writes do not (e.g. a full quota).
+    stored = parseJson(localStorage.getItem(ANON_KEY) || "null") ?? memoryAnon;
   } catch {}
   return stored && typeof stored.token === "string" && typeof stored.expires_at === "number"
     ? stored
