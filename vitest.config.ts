@@ -11,6 +11,8 @@ export default defineConfig({
         bindings: {
           // The default test env: development, DO store, fake upstream, Supabase via local JWKS.
           ENVIRONMENT: "development",
+          // Exact counters right after each request; test/metrics.test.ts covers batching.
+          METRICS_FLUSH_MS: "0",
           SECRET_KEY: "test-secret-key-of-at-least-32-bytes!!",
           SUPABASE_URL: inject("supabaseUrl"),
           SUPABASE_JWKS_URL: inject("jwksUrl"),

@@ -37,6 +37,8 @@ export interface Config {
   limitsTimeoutMs: number;
   costCapMaxUsd: number;
   metricsToken: string | undefined;
+  /** Metric counters are batched per isolate and written this often (0: every request). */
+  metricsFlushMs: number;
   /** Namespace of every key in the store, so deployments can share one database. */
   storePrefix: string;
 }
@@ -102,6 +104,7 @@ const schema = z.object({
   LIMITS_TIMEOUT_MS: int(10, 60_000).default(1_000),
   COST_CAP_MAX_USD: z.coerce.number().positive().max(1_000).default(1),
   METRICS_TOKEN: optionalText,
+  METRICS_FLUSH_MS: int(0, 20_000).default(1_000),
   STORE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,32}$/)
@@ -170,6 +173,7 @@ export function parseConfig(env: Partial<Bindings>): Config {
     limitsTimeoutMs: v.LIMITS_TIMEOUT_MS,
     costCapMaxUsd: v.COST_CAP_MAX_USD,
     metricsToken: v.METRICS_TOKEN,
+    metricsFlushMs: v.METRICS_FLUSH_MS,
     storePrefix: v.STORE_PREFIX,
   };
 }

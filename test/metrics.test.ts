@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import type { Bindings } from "../src/env";
 import { call } from "./helpers/app";
-import { randomIp, type StoreKind, storeEnv } from "./helpers/stores";
+import { randomIp, type StoreKind, storeEnv, upstashScope } from "./helpers/stores";
 import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "./helpers/tokens";
 
 const METRICS_TOKEN = "metrics-token-for-tests-0123456789";
@@ -89,6 +89,29 @@ describe.each<StoreKind>(["durable_object", "upstash"])("metrics in the %s store
     expect(text).toContain('magicbox_requests{window="minute",status="401"} 1');
     expect(text).toContain('magicbox_errors{window="day",error_code="unauthorized"} 1');
     expect(text).toMatch(/# TYPE magicbox_store_ms_bucket gauge/);
+  });
+});
+
+describe("metric writes", () => {
+  it("are batched per isolate: a burst of requests costs the store one write, and nothing is lost", async () => {
+    const scope = upstashScope();
+    const env = storeEnv(
+      "upstash",
+      {
+        METRICS_TOKEN,
+        STORE_PREFIX: `t${crypto.randomUUID().slice(0, 8)}`,
+        METRICS_FLUSH_MS: "300",
+      },
+      scope,
+    );
+    const burst = await Promise.all(
+      Array.from({ length: 20 }, () => call("/api/v1/usage", { ip: randomIp() }, env)),
+    );
+    for (const b of burst) expect(b.res.status).toBe(401);
+    await Promise.all(burst.map((b) => b.settled()));
+    expect(await scope.stats()).toEqual({ requests: 1, commands: 1 });
+    const w = await metrics(env);
+    expect(w.minute.by_status).toEqual({ "401": 20 });
   });
 });
 

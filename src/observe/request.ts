@@ -8,6 +8,7 @@ import { AppError, renderError } from "../errors";
 import { storeFor } from "../limits/select-store";
 import { createLogger, describeError, type LogFields, writeLog } from "./log";
 import { countersFor } from "./metrics";
+import { queueMetrics } from "./metrics-writer";
 
 const REQUEST_ID = /^[A-Za-z0-9_.:=-]{8,128}$/;
 const warnedDevKey = new WeakSet<Config>();
@@ -33,7 +34,7 @@ export function finishLater(req: Request, done: Promise<AccessFields>): void {
 const num = (v: unknown) => (typeof v === "number" ? v : undefined);
 const str = (v: unknown) => (typeof v === "string" ? v : undefined);
 
-/** Writes one request's counters through the configured store, after the response. */
+/** Queues one request's counters for the configured store, written after the response. */
 function recordMetrics(c: Context<AppEnv>, f: AccessFields, status: number): Promise<void> {
   const counters = countersFor({
     status,
@@ -46,9 +47,9 @@ function recordMetrics(c: Context<AppEnv>, f: AccessFields, status: number): Pro
     outputTokens: num(f.output_tokens),
     costMicroUsd: num(f.cost_micro_usd),
   });
-  return storeFor(c.var.config, c.env)
-    .recordMetrics(counters, Date.now())
-    .catch((e: unknown) => c.var.log.warn("metrics_write_failed", { cause: describeError(e) }));
+  return queueMetrics(storeFor(c.var.config, c.env), counters, c.var.config.metricsFlushMs).catch(
+    (e: unknown) => c.var.log.warn("metrics_write_failed", { cause: describeError(e) }),
+  );
 }
 
 /** Runs `work` after the response, when the runtime gives us an execution context. */
