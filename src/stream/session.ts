@@ -91,40 +91,43 @@ export function runSession(
     const reader = upstream.events
       .pipeThrough(new MeterStage(o.model, o.message, o.capMicroUsd, state))
       .getReader();
-    const aborted = new Promise<never>((_, reject) => {
-      o.upstreamAbort.signal.addEventListener("abort", () => reject(new Error("aborted")), {
-        once: true,
-      });
-    });
-    aborted.catch(() => {});
+    // Stopping (an abort, an idle upstream) cancels the reader, so a pending read resolves as
+    // done. No promise outlives one read: racing each read against a stream-long promise
+    // would pile one reaction per token onto it for the whole stream.
+    let idleFired = false;
+    const stopReading = () => void reader.cancel().catch(() => {});
+    o.upstreamAbort.signal.addEventListener("abort", stopReading, { once: true });
     try {
       for (;;) {
-        let idle: number | undefined;
-        const silent = new Promise<never>((_, reject) => {
-          idle = setTimeout(() => reject(new Error("upstream idle")), o.idleTimeoutMs);
-        });
+        const idle = setTimeout(() => {
+          idleFired = true;
+          stopReading();
+        }, o.idleTimeoutMs);
+        let read: ReadableStreamReadResult<Frame>;
         try {
-          const { done, value } = await Promise.race([reader.read(), silent, aborted]);
-          if (done) break;
-          // Not awaited: the meter counts what the upstream produced, whether or not the client
-          // keeps up. A client that stops reading (but stays connected) is cut off once it is
-          // MAX_QUEUED_FRAMES behind, so memory stays bounded and nothing waits on it.
-          void send(value);
-          if ((writer.desiredSize ?? 0) < -MAX_QUEUED_FRAMES) {
-            halt("client_abort");
-            break;
-          }
+          read = await reader.read();
         } finally {
-          if (idle !== undefined) clearTimeout(idle);
+          clearTimeout(idle);
+        }
+        if (read.done) break;
+        // Not awaited: the meter counts what the upstream produced, whether or not the client
+        // keeps up. A client that stops reading (but stays connected) is cut off once it is
+        // MAX_QUEUED_FRAMES behind, so memory stays bounded and nothing waits on it.
+        void send(read.value);
+        if ((writer.desiredSize ?? 0) < -MAX_QUEUED_FRAMES) {
+          halt("client_abort");
+          break;
         }
       }
+      if (idleFired && stop === null) failed = true;
       if (state.capped) halt("cost_cap");
     } catch {
       if (stop === null) failed = true;
     } finally {
       clearInterval(heartbeat);
       clearTimeout(maxTimer);
-      reader.cancel().catch(() => {});
+      o.upstreamAbort.signal.removeEventListener("abort", stopReading);
+      stopReading();
       if (failed) o.upstreamAbort.abort("upstream_error");
     }
 
