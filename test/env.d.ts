@@ -15,5 +15,11 @@ declare module "vitest" {
     jwksPrivateKeys: { es256: JWK; rs256: JWK };
     /** Base URL (ending in /v1) of the fake OpenAI-compatible upstream. */
     upstreamUrl: string;
+    /**
+     * Base URL of a second Upstash-compatible server over a private redis that only
+     * test/drills.test.ts uses: `POST /__test/redis {"action": "kill" | "restart"}` kills or
+     * restarts that redis (same token as `upstashToken`).
+     */
+    drillUpstashUrl: string;
   }
 }

@@ -13,6 +13,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const upstash = await startUpstashServer({ redisPort: redis.port, token: UPSTASH_TOKEN });
   const jwks = await startJwksServer();
   const upstream = await startFakeUpstream();
+  // A second, private redis + Upstash server for test/drills.test.ts, which kills and restarts
+  // its redis: the shared one above must stay up for the files that run in parallel.
+  const drillRedis = await startRedis();
+  const drillUpstash = await startUpstashServer({
+    redisPort: drillRedis.port,
+    token: UPSTASH_TOKEN,
+    redis: drillRedis,
+  });
 
   project.provide("redisPort", redis.port);
   project.provide("upstashUrl", upstash.url);
@@ -21,9 +29,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("jwksUrl", jwks.jwksUrl);
   project.provide("jwksPrivateKeys", jwks.privateKeys);
   project.provide("upstreamUrl", `${upstream.url}/v1`);
+  project.provide("drillUpstashUrl", drillUpstash.url);
 
   return async () => {
-    await Promise.allSettled([upstream.close(), jwks.close(), upstash.close()]);
-    await redis.stop();
+    await Promise.allSettled([
+      upstream.close(),
+      jwks.close(),
+      upstash.close(),
+      drillUpstash.close(),
+    ]);
+    await Promise.allSettled([redis.stop(), drillRedis.stop()]);
   };
 }

@@ -1,6 +1,7 @@
 /** @module A local Upstash-compatible REST server in front of a real redis-server, with test hooks under /__test/. */
 import { createHash } from "node:crypto";
 import http from "node:http";
+import type { RedisHandle } from "./redis";
 import { connectResp, type RespConnection, RespError, type RespValue } from "./resp";
 
 /** What the server does to every REST request (test hooks under /__test/ are never affected). */
@@ -39,6 +40,11 @@ export interface UpstashServerOptions {
   token: string;
   port?: number;
   redisHost?: string;
+  /**
+   * The redis behind this server, for fault drills: with it, `POST /__test/redis` with
+   * `{"action": "kill" | "restart"}` kills redis (SIGKILL) or starts it again on the same port.
+   */
+  redis?: Pick<RedisHandle, "kill" | "restart">;
 }
 
 type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
@@ -477,6 +483,20 @@ export async function startUpstashServer(opts: UpstashServerOptions): Promise<Up
       sendJson(res, 200, { mode: faultOf(bodyScope) });
     } else if (route === "/__test/fault" && req.method === "GET") {
       sendJson(res, 200, { mode: faultOf(scope) });
+    } else if (route === "/__test/redis" && req.method === "POST" && opts.redis) {
+      let action: unknown;
+      try {
+        action = (JSON.parse((await readBody(req)).toString("utf8")) as { action?: unknown })
+          .action;
+      } catch {
+        // answered as a bad action below
+      }
+      if (action !== "kill" && action !== "restart") {
+        sendJson(res, 400, { error: 'action must be "kill" or "restart"' });
+        return;
+      }
+      await (action === "kill" ? opts.redis.kill() : opts.redis.restart());
+      sendJson(res, 200, { action });
     } else if (route === "/__test/flushall" && req.method === "POST") {
       const [reply] = await runCommands([["FLUSHALL"]]);
       sendJson(res, 200, toEntry(reply ?? null, false));

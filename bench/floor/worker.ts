@@ -1,0 +1,53 @@
+/**
+ * @module The floor: a bare Worker that forwards the request to the upstream and re-frames its
+ * SSE as `message_chunk` events. No auth, limits, metering or ledger: what is left is what the
+ * runtime itself costs.
+ */
+interface FloorEnv {
+  UPSTREAM_URL: string;
+}
+
+export default {
+  async fetch(req: Request, env: FloorEnv): Promise<Response> {
+    if (new URL(req.url).pathname === "/healthz") return Response.json({ status: "ok" });
+    const { message } = (await req.json()) as { message: string };
+    const upstream = await fetch(`${env.UPSTREAM_URL}/chat/completions`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: "Bearer floor" },
+      body: JSON.stringify({
+        model: "gpt-4o-mini",
+        stream: true,
+        messages: [{ role: "user", content: message }],
+      }),
+      signal: req.signal,
+    });
+    if (!upstream.ok || !upstream.body) return new Response("upstream error", { status: 502 });
+    const decoder = new TextDecoder();
+    const encoder = new TextEncoder();
+    let buffer = "";
+    let id = 0;
+    const reframe = new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, out) {
+        buffer += decoder.decode(chunk, { stream: true });
+        const events = buffer.split("\n\n");
+        buffer = events.pop() ?? "";
+        for (const event of events) {
+          const data = event.startsWith("data: ") ? event.slice(6) : "";
+          if (data === "" || data === "[DONE]") continue;
+          const content = (JSON.parse(data) as { choices?: { delta?: { content?: string } }[] })
+            .choices?.[0]?.delta?.content;
+          if (content) {
+            const frame = `id: ${++id}\nevent: message_chunk\ndata: ${JSON.stringify({ content })}\n\n`;
+            out.enqueue(encoder.encode(frame));
+          }
+        }
+      },
+      flush(out) {
+        out.enqueue(encoder.encode(`id: ${++id}\nevent: done\ndata: {}\n\n`));
+      },
+    });
+    return new Response(upstream.body.pipeThrough(reframe), {
+      headers: { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store" },
+    });
+  },
+};

@@ -1,0 +1,555 @@
+/**
+ * @module `npm run soak`: 2,000 streams at concurrency 64 with random client aborts against the
+ * gateway (Upstash store, then Durable Object store), then checks: no 5xx, one ledger record per
+ * stream started (nothing lost, nothing doubled), limits never exceeded, memory back to its
+ * baseline. Limits are tight on purpose (a per-IP window and an anonymous total quota that the
+ * load exhausts), so the soak also shows they hold exactly under concurrency.
+ *
+ * Runs on the miniflare runtime (the Worker as deployed, on workerd, no dev proxy), whose V8
+ * inspector the soak holds: "memory back to its baseline" is read as the live JS heap after a
+ * full collection (RSS is reported too, but V8 keeps the heap it grew, so RSS alone cannot tell).
+ *
+ * Flags: --store upstash|do|both (default both), --streams N (2000), --concurrency N (64),
+ * --warmup N (800), --wrangler-dev or --no-inspector (run on that dev server instead; memory is
+ * then RSS only), --out <dir>.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import { connectResp, type RespValue } from "../test/support/resp";
+import { agentFor, getJson, type StreamResult, streamRequest, type Target } from "./lib/client";
+import { censusGrowth, connectHeapProbe, type HeapProbe } from "./lib/inspector";
+import { cleanupAll, installCleanupHandlers, sleep } from "./lib/procs";
+import {
+  gatewayVars,
+  machineInfo,
+  mintTokens,
+  ROOT,
+  type Stack,
+  startStack,
+  tokenSub,
+} from "./lib/stack";
+import { round, summarize, table } from "./lib/stats";
+import { type Runtime, startWranglerDev, type WranglerDev } from "./lib/wrangler";
+
+installCleanupHandlers();
+
+const argv = process.argv.slice(2);
+const flag = (name: string, fallback: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 && argv[i + 1] ? (argv[i + 1] as string) : fallback;
+};
+const STREAMS = Number(flag("--streams", "2000"));
+const CONCURRENCY = Number(flag("--concurrency", "64"));
+/** Warm-up streams before the baseline is read. */
+const WARMUP = Number(flag("--warmup", "800"));
+const STORES = flag("--store", "both") === "both" ? ["upstash", "do"] : [flag("--store", "both")];
+const RUNTIME: Runtime = argv.includes("--wrangler-dev")
+  ? "wrangler-dev"
+  : argv.includes("--no-inspector")
+    ? "no-inspector"
+    : "miniflare";
+const OUT_DIR = flag("--out", join(ROOT, "bench/results"));
+const RUN = Date.now().toString(36);
+const T0 = Date.now();
+const log = (msg: string) =>
+  console.log(`[soak +${((Date.now() - T0) / 1000).toFixed(1)}s] ${msg}`);
+
+/** Tight limits the load runs into: 8 addresses × 220 < 2,000 and 40 identities × 45 < 2,000. */
+const LIMITS = {
+  RATE_LIMIT_USER: "1000000/30s",
+  RATE_LIMIT_IP: "220/1d",
+  ANON_QUOTA_HOURLY: "1000000",
+  ANON_QUOTA_TOTAL: "45",
+  ANON_SESSIONS_PER_IP_HOURLY: "1000000",
+};
+const IP_LIMIT = 220;
+const QUOTA_TOTAL = 45;
+const IDENTITIES = 40;
+const ADDRESSES = Array.from({ length: 8 }, (_, i) => `198.19.0.${i + 1}`);
+/** The live heap counts as back to its baseline within this much. */
+const HEAP_TOLERANCE_MIB = 0.5;
+/** Without a heap reading (dev-server runtimes), RSS within this much. */
+const RSS_TOLERANCE_MIB = 16;
+
+const rand = (n: number) => Math.floor(Math.random() * n);
+
+interface Sent {
+  i: number;
+  streamId: string;
+  token: number;
+  ip: number;
+  plan: "full" | "abort_tokens" | "abort_ms" | "abort_before_headers";
+  r: StreamResult;
+}
+
+/** One soak request: a random identity, address, length and abort plan. */
+function soakRequest(
+  t: Target,
+  tokens: string[],
+  i: number,
+  addresses = ADDRESSES,
+  label = "soak",
+): Promise<Sent> {
+  const token = rand(tokens.length);
+  const ip = rand(addresses.length);
+  const n = 5 + rand(56);
+  // Slow enough that most clients leave while the upstream is still producing.
+  const delay = 2 + rand(11);
+  const streamId = `${label}-${RUN}-${i}`;
+  const roll = Math.random();
+  const plan: Sent["plan"] =
+    roll < 0.03
+      ? "abort_before_headers"
+      : roll < 0.13
+        ? "abort_tokens"
+        : roll < 0.23
+          ? "abort_ms"
+          : "full";
+  return streamRequest(t, {
+    message: `Soak ${i} [[fake tokens=${n} delay=${delay}]]`,
+    token: tokens[token],
+    ip: addresses[ip],
+    streamId,
+    timeoutMs: 30_000,
+    ...(plan === "abort_tokens" ? { abortAfterTokens: 1 + rand(n - 1) } : {}),
+    ...(plan === "abort_ms" ? { abortAfterMs: rand(120) } : {}),
+    ...(plan === "abort_before_headers" ? { abortBeforeHeadersMs: rand(15) } : {}),
+  }).then((r) => ({ i, streamId, token, ip, plan, r }));
+}
+
+async function steadyRss(dev: WranglerDev): Promise<number | null> {
+  const values: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const v = dev.rss().worker;
+    if (v !== null) values.push(v);
+    await sleep(100);
+  }
+  return summarize(values).p50;
+}
+
+/** Reads every `<prefix>:ledger:*` record and the spend counters straight from redis. */
+async function readUpstashLedger(stack: Stack, prefix: string, userKeys: string[]) {
+  const conn = await connectResp({ port: stack.redis.port });
+  try {
+    const keys: string[] = [];
+    let cursor = "0";
+    for (let guard = 0; guard < 10_000; guard++) {
+      const reply = (await conn.send([
+        "SCAN",
+        cursor,
+        "MATCH",
+        `${prefix}:ledger:*`,
+        "COUNT",
+        "1000",
+      ])) as [Buffer, Buffer[]];
+      cursor = reply[0].toString();
+      keys.push(...reply[1].map((k) => k.toString()));
+      if (cursor === "0") break;
+    }
+    const records: { streamId: string; userKey: string; finishReason: string }[] = [];
+    for (let i = 0; i < keys.length; i += 500) {
+      const values = (await conn.send(["MGET", ...keys.slice(i, i + 500)])) as (Buffer | null)[];
+      for (const v of values) if (v) records.push(JSON.parse(v.toString()));
+    }
+    const counters = (await conn.send([
+      "MGET",
+      ...userKeys.map((k) => `${prefix}:spend:${k}:streams`),
+    ])) as RespValue[];
+    const quotaUsed = (await conn.send([
+      "MGET",
+      ...userKeys.map((k) => `${prefix}:quota:${k}:total`),
+    ])) as RespValue[];
+    const num = (v: RespValue | undefined) => (v instanceof Buffer ? Number(v.toString()) : 0);
+    return {
+      records,
+      spendStreams: userKeys.map((_, i) => num(counters[i])),
+      quotaUsed: userKeys.map((_, i) => num(quotaUsed[i])),
+    };
+  } finally {
+    await conn.close();
+  }
+}
+
+async function soakOne(stack: Stack, store: "upstash" | "do") {
+  const prefix = `soak${RUN}${store === "upstash" ? "u" : "d"}`;
+  const dev = await startWranglerDev({
+    name: `soak-${store}`,
+    runtime: RUNTIME,
+    root: ROOT,
+    vars: {
+      ...gatewayVars(stack, {
+        prefix,
+        ...(store === "upstash" ? { scope: `soak-${RUN}` } : {}),
+      }),
+      ...LIMITS,
+    },
+  });
+  const ledgerFailures: string[] = [];
+  const streamEnds = new Map<string, number>();
+  dev.onLine((line) => {
+    if (line.event === "ledger_write_failed") ledgerFailures.push(String(line.cause));
+    if (line.event === "stream_end" && typeof line.stream_id === "string") {
+      streamEnds.set(line.stream_id, (streamEnds.get(line.stream_id) ?? 0) + 1);
+    }
+  });
+  const target: Target = { name: store, kind: "worker", url: dev.url, agent: agentFor(256) };
+
+  // Warm-up with the soak's own mix and concurrency (anonymous callers running into their quota,
+  // addresses running into their limit, client aborts), by identities and from addresses of its
+  // own: every code path has run, so its compiled code and caches are in the baseline and the
+  // soak shows only what grows per stream.
+  log(`${store}: warm-up, ${WARMUP} streams`);
+  const warmTokens = await mintTokens(dev.url, 16, "198.19.255.2");
+  const warmIps = ["198.19.100.1", "198.19.100.2", "198.19.100.3"];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < WARMUP) {
+        await soakRequest(target, warmTokens, next++, warmIps, "warm");
+      }
+    }),
+  );
+  await sleep(1_500);
+  const heapProbe: HeapProbe | null =
+    dev.inspectorPort === null ? null : await connectHeapProbe(dev.inspectorPort);
+  const heapBaseline = heapProbe ? (await heapProbe.heapAfterGc()).usedMib : null;
+  const censusBefore = heapProbe ? await heapProbe.census() : null;
+  const baseline = await steadyRss(dev);
+
+  const tokens = await mintTokens(dev.url, IDENTITIES, "198.19.255.1");
+  const userKeys = tokens.map((t) => `anonymous:${tokenSub(t)}`);
+  const dayAtStart = Math.floor(Date.now() / 86_400_000);
+
+  log(`${store}: ${STREAMS} streams at concurrency ${CONCURRENCY}`);
+  const started = Date.now();
+  const sent: Sent[] = [];
+  let issued = 0;
+  let peak = baseline ?? 0;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, dev.rss().worker ?? 0);
+  }, 200);
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (issued < STREAMS && Date.now() - started < 150_000) {
+        sent.push(await soakRequest(target, tokens, issued++));
+      }
+    }),
+  );
+  clearInterval(sampler);
+  const loadMs = Date.now() - started;
+  const crossedDay = Math.floor(Date.now() / 86_400_000) !== dayAtStart;
+
+  // Settle: every stream the worker started ends with a stream_end line and its ledger write.
+  log(`${store}: settling`);
+  let lastEnds = -1;
+  let stableSince = Date.now();
+  const settleDeadline = Date.now() + 30_000;
+  while (Date.now() < settleDeadline) {
+    const ends = [...streamEnds.keys()].filter((k) => k.startsWith("soak-")).length;
+    if (ends !== lastEnds) {
+      lastEnds = ends;
+      stableSince = Date.now();
+    } else if (Date.now() - stableSince > 2_500) break;
+    await sleep(250);
+  }
+  // Memory: the live heap once every stream's waitUntil work is over (metrics flush 1 s later);
+  // RSS after a bounded wait.
+  await sleep(1_500);
+  const heapAfter = heapProbe ? (await heapProbe.heapAfterGc()).usedMib : null;
+  const censusAfter = heapProbe ? await heapProbe.census() : null;
+  heapProbe?.close();
+  let after = await steadyRss(dev);
+  const memDeadline = Date.now() + (heapProbe ? 0 : 15_000);
+  while (
+    baseline !== null &&
+    after !== null &&
+    (after - baseline) / 1024 > RSS_TOLERANCE_MIB &&
+    Date.now() < memDeadline
+  ) {
+    await sleep(1_000);
+    after = await steadyRss(dev);
+  }
+
+  // What the clients saw.
+  const ok = sent.filter((s) => s.r.status === 200);
+  const startedIds = new Set(ok.map((s) => s.streamId));
+  const preHeader = new Set(
+    sent.filter((s) => s.r.aborted === "before_headers").map((s) => s.streamId),
+  );
+  const statuses: Record<string, number> = {};
+  for (const s of sent) {
+    const k =
+      s.r.aborted === "before_headers"
+        ? "aborted before headers"
+        : s.r.status === 0
+          ? `no answer: ${s.r.failure}`
+          : `${s.r.status}${s.r.errorCode ? ` ${s.r.errorCode}` : ""}`;
+    statuses[k] = (statuses[k] ?? 0) + 1;
+  }
+  const fiveXx = sent.filter((s) => s.r.status >= 500).length;
+  const transport = sent.filter((s) => s.r.failure !== null).length;
+  const abortedAfterHeaders = ok.filter((s) => s.r.aborted === "after_headers").length;
+  const incomplete = ok.filter((s) => s.r.aborted === null && s.r.terminal !== "done").length;
+
+  // Limits, from the clients' side.
+  const perToken = tokens.map((_, k) => ok.filter((s) => s.token === k).length);
+  const perIp = ADDRESSES.map((_, k) => ok.filter((s) => s.ip === k).length);
+  const ipBound = crossedDay ? 2 * IP_LIMIT : IP_LIMIT;
+  const quotaHit = tokens
+    .map((_, k) => k)
+    .filter((k) => sent.some((s) => s.token === k && s.r.errorCode === "quota_exceeded"));
+  const ipHit = ADDRESSES.map((_, k) => k).filter((k) =>
+    sent.some((s) => s.ip === k && s.r.errorCode === "rate_limited"),
+  );
+
+  // The ledger, from the store's side.
+  const soakEnds = [...streamEnds.entries()].filter(([k]) => k.startsWith("soak-"));
+  let ledger: Record<string, unknown>;
+  let serverPerToken: number[];
+  if (store === "upstash") {
+    const read = await readUpstashLedger(stack, prefix, userKeys);
+    const soakRecords = read.records.filter((r) => r.streamId.startsWith("soak-"));
+    const count = new Map<string, number>();
+    for (const rec of soakRecords) count.set(rec.streamId, (count.get(rec.streamId) ?? 0) + 1);
+    const lost = [...startedIds].filter((id) => !count.has(id));
+    const doubled = [...count.entries()].filter(([, n]) => n > 1).map(([id]) => id);
+    const unexpected = [...count.keys()].filter((id) => !startedIds.has(id) && !preHeader.has(id));
+    serverPerToken = read.spendStreams;
+    ledger = {
+      source: "every <prefix>:ledger:* record read from redis, matched by stream_id",
+      records: soakRecords.length,
+      lost: lost.length,
+      doubled: doubled.length,
+      unexpected: unexpected.length,
+      started_by_worker_though_client_left_first: [...preHeader].filter((id) => count.has(id))
+        .length,
+      stream_end_lines: soakEnds.length,
+      stream_end_lines_without_record: soakEnds.filter(([id]) => !count.has(id)).length,
+      spend_counters_sum: read.spendStreams.reduce((a, b) => a + b, 0),
+      quota_used_max: Math.max(...read.quotaUsed),
+      ledger_write_failed_lines: ledgerFailures.length,
+      finish_reasons: Object.fromEntries(
+        [...new Set(soakRecords.map((r) => r.finishReason))].map((f) => [
+          f,
+          soakRecords.filter((r) => r.finishReason === f).length,
+        ]),
+      ),
+      lost_examples: lost.slice(0, 5),
+      doubled_examples: doubled.slice(0, 5),
+    };
+  } else {
+    // The Durable Object ledger is read per identity: GET /api/v1/usage shows spend.streams.
+    serverPerToken = [];
+    const quotaLeft: number[] = [];
+    for (const token of tokens) {
+      const { status, body } = await getJson<{
+        spend?: { streams: number };
+        quota?: { total: { remaining: number } };
+      }>(`${dev.url}/api/v1/usage`, {
+        headers: { authorization: `Bearer ${token}`, "cf-connecting-ip": "198.19.255.1" },
+      });
+      if (status !== 200) throw new Error(`usage answered ${status}`);
+      serverPerToken.push(body.spend?.streams ?? -1);
+      quotaLeft.push(body.quota?.total.remaining ?? -1);
+    }
+    let lost = 0;
+    let doubled = 0;
+    tokens.forEach((_, k) => {
+      const seen = perToken[k] ?? 0;
+      const maybe = sent.filter((s) => s.token === k && s.r.aborted === "before_headers").length;
+      const server = serverPerToken[k] ?? 0;
+      if (server < seen) lost += seen - server;
+      if (server > seen + maybe) doubled += server - seen - maybe;
+    });
+    const sum = serverPerToken.reduce((a, b) => a + b, 0);
+    ledger = {
+      source:
+        "spend.streams of GET /api/v1/usage for each identity, against the streams its client saw start",
+      records: sum,
+      lost,
+      doubled,
+      started_by_worker_though_client_left_first: sum - ok.length - lost + doubled,
+      stream_end_lines: soakEnds.length,
+      stream_end_lines_vs_records: soakEnds.length - sum,
+      quota_used_max: Math.max(...quotaLeft.map((x) => QUOTA_TOTAL - x)),
+      ledger_write_failed_lines: ledgerFailures.length,
+    };
+  }
+  await dev.stop();
+  target.agent.destroy();
+
+  const limits = {
+    ip_limit: `${IP_LIMIT} per address per day (window 1d${crossedDay ? "; the run crossed midnight UTC, so the bound is 2 × limit" : ""})`,
+    quota_total: QUOTA_TOTAL,
+    max_started_per_address: Math.max(...perIp),
+    max_started_per_identity: Math.max(...perToken),
+    max_recorded_per_identity: Math.max(...serverPerToken),
+    addresses_that_hit_their_limit: ipHit.length,
+    identities_that_hit_their_quota: quotaHit.length,
+    started_per_identity_that_hit_the_quota: summarize(quotaHit.map((k) => perToken[k] ?? 0)),
+    exceeded:
+      Math.max(...perIp) > ipBound ||
+      Math.max(...perToken) > QUOTA_TOTAL ||
+      Math.max(...serverPerToken) > QUOTA_TOTAL ||
+      ((ledger.quota_used_max as number) ?? 0) > QUOTA_TOTAL,
+  };
+  const heapBack =
+    heapBaseline !== null && heapAfter !== null
+      ? heapAfter - heapBaseline <= Math.max(HEAP_TOLERANCE_MIB, heapBaseline * 0.1)
+      : null;
+  const rssBack =
+    baseline !== null && after !== null && (after - baseline) / 1024 <= RSS_TOLERANCE_MIB;
+  const memory = {
+    judged_by:
+      heapBack === null
+        ? `RSS, within ${RSS_TOLERANCE_MIB} MiB`
+        : `live JS heap after a full collection, within ${HEAP_TOLERANCE_MIB} MiB (or 10 %)`,
+    heap_baseline_mib: round(heapBaseline, 2),
+    heap_after_mib: round(heapAfter, 2),
+    rss_baseline_mib: round((baseline ?? 0) / 1024, 1),
+    rss_peak_mib: round(peak / 1024, 1),
+    rss_after_mib: round((after ?? 0) / 1024, 1),
+    back_to_baseline: heapBack ?? rssBack,
+    heap_growth_per_stream_left_by_its_client_kib:
+      heapBaseline !== null && heapAfter !== null && abortedAfterHeaders > 0
+        ? round(((heapAfter - heapBaseline) * 1024) / abortedAfterHeaders, 1)
+        : null,
+    /** What the live heap holds more of after the soak than before it (heap snapshots). */
+    heap_growth_by_kind:
+      censusBefore && censusAfter ? censusGrowth(censusBefore, censusAfter) : null,
+  };
+  return {
+    store: store === "upstash" ? "Upstash" : "Durable Object",
+    runtime: RUNTIME,
+    streams_sent: sent.length,
+    streams_started: ok.length,
+    load_ms: loadMs,
+    streams_per_s: round((sent.length / loadMs) * 1000, 1),
+    statuses,
+    aborted_after_headers: abortedAfterHeaders,
+    aborted_before_headers: preHeader.size,
+    started_without_terminal_event: incomplete,
+    five_xx: fiveXx,
+    transport_failures: transport,
+    ledger,
+    limits,
+    memory,
+    checks: {
+      no_5xx: fiveXx === 0 && transport === 0,
+      ledger_exact:
+        ledger.lost === 0 &&
+        ledger.doubled === 0 &&
+        (ledger.unexpected ?? 0) === 0 &&
+        ledgerFailures.length === 0,
+      limits_held: !limits.exceeded,
+      memory_back_to_baseline: memory.back_to_baseline,
+      every_started_stream_ended: incomplete === 0,
+    },
+  };
+}
+
+async function main() {
+  const machine = await machineInfo();
+  const stack = await startStack();
+  const runs: Awaited<ReturnType<typeof soakOne>>[] = [];
+  for (const store of STORES) {
+    if (store !== "upstash" && store !== "do") throw new Error(`unknown store ${store}`);
+    runs.push(await soakOne(stack, store));
+    log(`${store}: ${JSON.stringify(runs[runs.length - 1]?.checks)}`);
+  }
+  machine.loadavg_at_end = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  await cleanupAll();
+  const results = {
+    generated_at: new Date().toISOString(),
+    duration_s: Math.round((Date.now() - T0) / 1000),
+    machine,
+    plan: {
+      streams: STREAMS,
+      concurrency: CONCURRENCY,
+      runtime:
+        RUNTIME === "miniflare"
+          ? "the miniflare runtime (the Worker as `wrangler deploy` bundles it, on workerd)"
+          : RUNTIME === "no-inspector"
+            ? "wrangler's dev server with the devtools inspector off"
+            : "wrangler dev",
+      stream: "5 to 60 tokens, 2 to 12 ms apart",
+      warmup: `${WARMUP} streams of the same mix (16 other anonymous identities, 3 other addresses, so quotas and limits are hit too) before the memory baseline`,
+      aborts:
+        "10 % after 1..n-1 tokens, 10 % 0 to 120 ms after the headers, 3 % 0 to 15 ms after sending (before the headers)",
+      limits: LIMITS,
+      identities: IDENTITIES,
+      addresses: ADDRESSES.length,
+    },
+    runs,
+    passed: runs.every((r) => Object.values(r.checks).every(Boolean)),
+  };
+  mkdirSync(OUT_DIR, { recursive: true });
+  writeFileSync(join(OUT_DIR, "soak-latest.json"), `${JSON.stringify(results, null, 2)}\n`);
+  const yes = (b: boolean) => (b ? "yes" : "**no**");
+  const md = [
+    `# Soak, ${results.generated_at.slice(0, 16).replace("T", " ")} UTC`,
+    "",
+    `${STREAMS} streams at concurrency ${CONCURRENCY} per store, ${results.plan.runtime}; ${results.plan.stream}; aborts: ${results.plan.aborts}. ` +
+      `Limits: ${IP_LIMIT} streams per address per day over ${ADDRESSES.length} addresses, ${QUOTA_TOTAL} per anonymous identity over ${IDENTITIES}. Took ${results.duration_s} s on ${machine.cpu} × ${machine.cores}.`,
+    "",
+    table(
+      [
+        "store",
+        "started / sent",
+        "streams/s",
+        "5xx",
+        "ledger: records, lost, doubled",
+        "max per address / identity",
+        "live heap before → after (MiB)",
+        "RSS before → peak → after (MiB)",
+        "passed",
+      ],
+      runs.map((r) => [
+        r.store,
+        `${r.streams_started} / ${r.streams_sent}`,
+        String(r.streams_per_s),
+        String(r.five_xx + r.transport_failures),
+        `${r.ledger.records}, ${r.ledger.lost}, ${r.ledger.doubled}`,
+        `${r.limits.max_started_per_address} / ${r.limits.max_started_per_identity}`,
+        `${r.memory.heap_baseline_mib ?? "–"} → ${r.memory.heap_after_mib ?? "–"}`,
+        `${r.memory.rss_baseline_mib} → ${r.memory.rss_peak_mib} → ${r.memory.rss_after_mib}`,
+        yes(Object.values(r.checks).every(Boolean)),
+      ]),
+    ),
+    "",
+    ...runs.map((r) => {
+      const m = r.memory;
+      const kinds = (m.heap_growth_by_kind ?? [])
+        .slice(0, 8)
+        .map((k) => `${k.kind} +${k.count} (${k.kib} KiB)`)
+        .join(", ");
+      return (
+        `- ${r.store}: ${r.streams_started} streams started, ${r.aborted_after_headers} left by their client after the headers, ${r.aborted_before_headers} before; ` +
+        `429: ${Object.entries(r.statuses)
+          .filter(([k]) => k.startsWith("429"))
+          .map(([k, v]) => `${v} ${k.slice(4)}`)
+          .join(", ")}; ledger_write_failed lines: ${r.ledger.ledger_write_failed_lines}. ` +
+        `Memory judged by ${m.judged_by}: ${m.back_to_baseline ? "back" : "**not back**"}` +
+        (m.heap_growth_per_stream_left_by_its_client_kib !== null
+          ? `; the live heap grew ${round((m.heap_after_mib ?? 0) - (m.heap_baseline_mib ?? 0), 2)} MiB, about ${m.heap_growth_per_stream_left_by_its_client_kib} KiB per stream its client left`
+          : "") +
+        (kinds ? `; grew most: ${kinds}` : "")
+      );
+    }),
+    "",
+  ].join("\n");
+  writeFileSync(join(OUT_DIR, "soak-latest.md"), `${md}\n`);
+  console.log(`\n${md}`);
+  log(`wrote ${join(OUT_DIR, "soak-latest.json")}`);
+  if (!results.passed) process.exitCode = 1;
+}
+
+main()
+  .then(() => cleanupAll())
+  .then(() => process.exit(process.exitCode ?? 0))
+  .catch(async (error: unknown) => {
+    console.error(error);
+    await cleanupAll();
+    process.exit(1);
+  });
