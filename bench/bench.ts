@@ -15,6 +15,7 @@ import http from "node:http";
 import { createRequire } from "node:module";
 import os from "node:os";
 import { join } from "node:path";
+import { freePort } from "../test/support/ports";
 import {
   agentFor,
   completed,
@@ -37,7 +38,7 @@ import {
   upstashStats,
 } from "./lib/stack";
 import { fmt, round, type Summary, slope, summarize, table } from "./lib/stats";
-import { freePort, type Runtime, startWranglerDev, type WranglerDev } from "./lib/wrangler";
+import { type Runtime, startWranglerDev, type WranglerDev } from "./lib/wrangler";
 
 installCleanupHandlers();
 

@@ -14,6 +14,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
+import { freePort } from "../test/support/ports";
 import {
   agentFor,
   completed,
@@ -35,7 +36,7 @@ import {
   supabaseToken,
 } from "./lib/stack";
 import { round, summarize, table } from "./lib/stats";
-import { freePort, startWranglerDev, type WranglerDev } from "./lib/wrangler";
+import { startWranglerDev, type WranglerDev } from "./lib/wrangler";
 
 installCleanupHandlers();
 

@@ -4,30 +4,13 @@
  * process group so its memory can be read.
  */
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { freePort } from "../../test/support/ports";
 import { onCleanup, processesInGroup, rssKib, sleep, spawnGroup, stopGroup } from "./procs";
 
 /** The bundled child-server script (set by bench/run.mjs). */
 const SERVERS = join(process.env.BENCH_BUILD_DIR ?? "", "servers.mjs");
-
-/** A port nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address
-          ? resolve(address.port)
-          : reject(new Error("no port")),
-      );
-    });
-  });
-}
 
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching ANSI escapes is the point.
 const ANSI = /\u001b\[[0-9;]*m/g;

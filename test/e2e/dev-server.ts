@@ -1,30 +1,13 @@
 /** @module Runs `wrangler dev` offline for the browser tests: free ports, fresh state, captured stdout. */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { freePort } from "../support/ports";
 
 /** The repository root (this file is test/e2e/dev-server.ts). */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-
-/** A port nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address
-          ? resolve(address.port)
-          : reject(new Error("no port")),
-      );
-    });
-  });
-}
 
 /** One JSON log line the worker wrote (`{"event": ..., ...}`). */
 export type LogLine = Record<string, unknown> & { event?: string };

@@ -1,9 +1,9 @@
 /** @module A private, throw-away redis-server on a free loopback port, killable and restartable for fault drills. */
 import { type ChildProcess, spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { freePort } from "./ports";
 import { connectResp } from "./resp";
 
 /** A running private redis-server. The port stays the same across `kill()`/`restart()`. */
@@ -46,20 +46,6 @@ function findOnPath(binary: string): string | undefined {
     }
   }
   return undefined;
-}
-
-/** Asks the OS for a free loopback port (listen on 0, read it, release it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error("no port assigned"))));
-    });
-  });
 }
 
 function waitForExit(child: ChildProcess, timeoutMs: number): Promise<void> {
