@@ -38,7 +38,7 @@ import {
   upstashStats,
 } from "./lib/stack";
 import { fmt, round, type Summary, slope, summarize, table } from "./lib/stats";
-import { type Runtime, startWranglerDev, type WranglerDev } from "./lib/wrangler";
+import { type Runtime, startWranglerDev, steadyRss, type WranglerDev } from "./lib/wrangler";
 
 installCleanupHandlers();
 
@@ -396,17 +396,6 @@ function sampleRss(dev: WranglerDev, progress: () => number, everyMs: number) {
       return samples;
     },
   };
-}
-
-/** The median of five RSS readings 100 ms apart, in KiB. */
-async function steadyRss(dev: WranglerDev): Promise<number | null> {
-  const values: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    const v = dev.rss().worker;
-    if (v !== null) values.push(v);
-    await sleep(100);
-  }
-  return summarize(values).p50;
 }
 
 /**

@@ -30,7 +30,7 @@ import {
   tokenSub,
 } from "./lib/stack";
 import { round, summarize, table } from "./lib/stats";
-import { type Runtime, startWranglerDev, type WranglerDev } from "./lib/wrangler";
+import { type Runtime, startWranglerDev, steadyRss } from "./lib/wrangler";
 
 installCleanupHandlers();
 
@@ -116,16 +116,6 @@ function soakRequest(
     ...(plan === "abort_ms" ? { abortAfterMs: rand(120) } : {}),
     ...(plan === "abort_before_headers" ? { abortBeforeHeadersMs: rand(15) } : {}),
   }).then((r) => ({ i, streamId, token, ip, plan, r }));
-}
-
-async function steadyRss(dev: WranglerDev): Promise<number | null> {
-  const values: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    const v = dev.rss().worker;
-    if (v !== null) values.push(v);
-    await sleep(100);
-  }
-  return summarize(values).p50;
 }
 
 /** Reads every `<prefix>:ledger:*` record and the spend counters straight from redis. */

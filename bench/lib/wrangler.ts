@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { freePort } from "../../test/support/ports";
 import { onCleanup, processesInGroup, rssKib, sleep, spawnGroup, stopGroup } from "./procs";
+import { summarize } from "./stats";
 
 /** The bundled child-server script (set by bench/run.mjs). */
 const SERVERS = join(process.env.BENCH_BUILD_DIR ?? "", "servers.mjs");
@@ -198,4 +199,15 @@ export async function startWranglerDev(o: WranglerOptions): Promise<WranglerDev>
     tail: () => tail,
     stop,
   };
+}
+
+/** The median of five RSS readings of the Worker's workerd, 100 ms apart, in KiB. */
+export async function steadyRss(dev: WranglerDev): Promise<number | null> {
+  const values: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const v = dev.rss().worker;
+    if (v !== null) values.push(v);
+    await sleep(100);
+  }
+  return summarize(values).p50;
 }
