@@ -7,7 +7,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { WindowSpec } from "../config";
 import { LEDGER_RETENTION_SECONDS, type LedgerRecord, utcDay } from "../ledger/record";
 import { type Counters, type MetricWindow, readBuckets, writeBuckets } from "../observe/metrics";
-import { bucketOf, decide, peek } from "./sliding-window";
+import { decide, peek, windowKeys } from "./sliding-window";
 import type { QuotaResult, SpendSummary, WindowResult } from "./store";
 
 /** Counters of the anonymous total quota live this long after their last use. */
@@ -50,14 +50,9 @@ export class LimitsStore extends DurableObject {
     );
   }
 
-  private windowKeys(name: string, spec: WindowSpec, now: number): [string, string] {
-    const bucket = bucketOf(now, spec);
-    return [`${name}:${bucket}`, `${name}:${bucket - 1}`];
-  }
-
   private hitWindow(name: string, spec: WindowSpec, rate: number, now: number): WindowResult {
     this.sql.exec("DELETE FROM counters WHERE expires_at <= ?", now);
-    const [currentKey, previousKey] = this.windowKeys(name, spec, now);
+    const [currentKey, previousKey] = windowKeys(name, spec, now);
     const { result, current } = decide(
       this.get(currentKey, now),
       this.get(previousKey, now),
@@ -72,7 +67,7 @@ export class LimitsStore extends DurableObject {
   }
 
   private peekWindow(name: string, spec: WindowSpec, now: number): WindowResult {
-    const [currentKey, previousKey] = this.windowKeys(name, spec, now);
+    const [currentKey, previousKey] = windowKeys(name, spec, now);
     return peek(this.get(currentKey, now), this.get(previousKey, now), now, spec);
   }
 
@@ -118,7 +113,7 @@ export class LimitsStore extends DurableObject {
   refundQuota(hourly: WindowSpec, spentAt: number): void {
     const now = Date.now();
     // Back to the bucket the unit was taken from, never below zero.
-    const [bucketKey] = this.windowKeys("quota:hourly", hourly, spentAt);
+    const [bucketKey] = windowKeys("quota:hourly", hourly, spentAt);
     const inBucket = this.get(bucketKey, now);
     if (inBucket > 0) this.put(bucketKey, inBucket - 1, now + hourly.windowMs * 2 + 1000);
     const used = this.get("quota:total", now);

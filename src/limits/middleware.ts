@@ -17,7 +17,8 @@ export interface LimitGrant {
   refund: () => Promise<void>;
 }
 
-const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
+/** Milliseconds as the whole seconds of a Retry-After or RateLimit-Reset (at least 1). */
+export const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
 /** The RateLimit-* headers (draft-ietf-httpapi-ratelimit-headers, separate fields) for the tightest window. */
 export function rateLimitHeaders(

@@ -15,6 +15,12 @@ export function bucketOf(now: number, spec: WindowSpec): number {
   return Math.floor(now / spec.windowMs);
 }
 
+/** The keys of the current and the previous bucket of window `id` at `now` (ratelimit's naming). */
+export function windowKeys(id: string, spec: WindowSpec, now: number): [string, string] {
+  const bucket = bucketOf(now, spec);
+  return [`${id}:${bucket}`, `${id}:${bucket - 1}`];
+}
+
 /** Hits the previous bucket still counts for, as ratelimit computes it. */
 export function weightedPrevious(previous: number, now: number, spec: WindowSpec): number {
   const inCurrent = (now % spec.windowMs) / spec.windowMs;

@@ -8,7 +8,7 @@ import { Redis } from "@upstash/redis/cloudflare";
 import type { WindowSpec } from "../config";
 import { LEDGER_RETENTION_SECONDS, type LedgerRecord, utcDay } from "../ledger/record";
 import { type Counters, type MetricWindow, readBuckets, writeBuckets } from "../observe/metrics";
-import { bucketOf, peek } from "./sliding-window";
+import { bucketOf, peek, windowKeys } from "./sliding-window";
 import type { LimitSpecs, LimitStore, QuotaResult, UsageSnapshot, WindowResult } from "./store";
 
 const TOTAL_QUOTA_TTL_MS = 400 * 86_400_000;
@@ -104,9 +104,8 @@ export function upstashStore(
   const mint = limiter("mint", specs.sessionsPerIp);
 
   const quotaKeys = (userKey: string, now: number) => {
-    const bucket = bucketOf(now, specs.anonHourly);
     const base = `${PREFIX}:quota:${userKey}`;
-    return [`${base}:hourly:${bucket}`, `${base}:hourly:${bucket - 1}`, `${base}:total`];
+    return [...windowKeys(`${base}:hourly`, specs.anonHourly, now), `${base}:total`];
   };
   const quotaArgs = (now: number, rate: number) => [
     String(specs.anonHourly.limit),
@@ -222,10 +221,4 @@ export function upstashStore(
       return out;
     },
   };
-}
-
-/** The two bucket keys ratelimit's sliding window uses for `prefixedId` at `now`. */
-function windowKeys(prefixedId: string, spec: WindowSpec, now: number): [string, string] {
-  const bucket = bucketOf(now, spec);
-  return [`${prefixedId}:${bucket}`, `${prefixedId}:${bucket - 1}`];
 }

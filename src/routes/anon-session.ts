@@ -5,7 +5,7 @@ import { mintAnonToken } from "../auth/anon-token";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { invalidInput, limitBody } from "../input/validate";
-import { clientIp, rateLimitHeaders } from "../limits/middleware";
+import { clientIp, rateLimitHeaders, seconds } from "../limits/middleware";
 import { storeFor } from "../limits/select-store";
 
 const MIN_TTL_SECONDS = 60;
@@ -99,7 +99,7 @@ export const anonSessionRoutes = new Hono<AppEnv>().post("/", limitBody, clientI
     throw new AppError(
       "too_many_sessions",
       `at most ${config.anonSessionsPerIpHourly} anonymous sessions per hour from one address`,
-      { retryAfter: Math.ceil((mint.reset - now) / 1000), headers },
+      { retryAfter: seconds(mint.reset - now), headers },
     );
   }
   const minted = await mintAnonToken(config.anonKey.key, ttl.data);
