@@ -25,7 +25,14 @@ import {
   type Target,
 } from "./lib/client";
 import { connectHeapProbe } from "./lib/inspector";
-import { cleanupAll, installCleanupHandlers, sleep, spawnGroup, stopGroup } from "./lib/procs";
+import {
+  cleanupAll,
+  installCleanupHandlers,
+  runMain,
+  sleep,
+  spawnGroup,
+  stopGroup,
+} from "./lib/procs";
 import {
   gatewayVars,
   machineInfo,
@@ -1257,11 +1264,4 @@ function markdown(
   return `${out.join("\n")}\n`;
 }
 
-main()
-  .then(() => cleanupAll())
-  .then(() => process.exit(0))
-  .catch(async (error: unknown) => {
-    console.error(error);
-    await cleanupAll();
-    process.exit(1);
-  });
+runMain(main);

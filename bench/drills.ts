@@ -24,7 +24,7 @@ import {
   streamRequest,
   type Target,
 } from "./lib/client";
-import { cleanupAll, installCleanupHandlers, onCleanup, sleep } from "./lib/procs";
+import { cleanupAll, installCleanupHandlers, onCleanup, runMain, sleep } from "./lib/procs";
 import {
   gatewayVars,
   machineInfo,
@@ -482,11 +482,4 @@ async function main() {
   if (!passed) process.exitCode = 1;
 }
 
-main()
-  .then(() => cleanupAll())
-  .then(() => process.exit(process.exitCode ?? 0))
-  .catch(async (error: unknown) => {
-    console.error(error);
-    await cleanupAll();
-    process.exit(1);
-  });
+runMain(main);

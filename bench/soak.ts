@@ -19,7 +19,7 @@ import { join } from "node:path";
 import { connectResp, type RespValue } from "../test/support/resp";
 import { agentFor, getJson, type StreamResult, streamRequest, type Target } from "./lib/client";
 import { censusGrowth, connectHeapProbe, type HeapProbe } from "./lib/inspector";
-import { cleanupAll, installCleanupHandlers, sleep } from "./lib/procs";
+import { cleanupAll, installCleanupHandlers, runMain, sleep } from "./lib/procs";
 import {
   gatewayVars,
   machineInfo,
@@ -535,11 +535,4 @@ async function main() {
   if (!results.passed) process.exitCode = 1;
 }
 
-main()
-  .then(() => cleanupAll())
-  .then(() => process.exit(process.exitCode ?? 0))
-  .catch(async (error: unknown) => {
-    console.error(error);
-    await cleanupAll();
-    process.exit(1);
-  });
+runMain(main);

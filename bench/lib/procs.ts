@@ -64,6 +64,18 @@ export function cleanupAll(): Promise<void> {
   return cleaning;
 }
 
+/** Runs a script's `main`, then stops everything it started; exits 1 on an error. */
+export function runMain(main: () => Promise<void>): void {
+  main()
+    .then(() => cleanupAll())
+    .then(() => process.exit(process.exitCode ?? 0))
+    .catch(async (error: unknown) => {
+      console.error(error);
+      await cleanupAll();
+      process.exit(1);
+    });
+}
+
 /**
  * Makes sure nothing outlives the run: Ctrl-C / SIGTERM and uncaught errors stop every group
  * first; a plain exit SIGKILLs whatever is left (synchronously, all an exit handler can do).

@@ -7,6 +7,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { freePort } from "../../test/support/ports";
+import { OFFLINE_WRANGLER_ENV, wranglerDevArgs } from "../../test/support/wrangler-dev";
 import { onCleanup, processesInGroup, rssKib, sleep, spawnGroup, stopGroup } from "./procs";
 import { summarize } from "./stats";
 
@@ -67,18 +68,7 @@ export async function startWranglerDev(o: WranglerOptions): Promise<WranglerDev>
   const runtime = o.runtime ?? "wrangler-dev";
   const cliArgs = [
     join(o.root, "node_modules/wrangler/bin/wrangler.js"),
-    "dev",
-    ...(o.config ? ["-c", o.config] : []),
-    "--ip",
-    "127.0.0.1",
-    "--port",
-    String(port),
-    "--inspector-port",
-    String(inspectorPort),
-    "--persist-to",
-    persist,
-    "--show-interactive-dev-session=false",
-    ...Object.entries(o.vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]),
+    ...wranglerDevArgs({ port, inspectorPort, persist, vars: o.vars, config: o.config }),
   ];
   const args =
     runtime === "wrangler-dev"
@@ -99,11 +89,7 @@ export async function startWranglerDev(o: WranglerOptions): Promise<WranglerDev>
     ...process.env,
     // wrangler's debug log (every inspector message under load: hundreds of MB) goes with the run.
     WRANGLER_LOG_PATH: join(persist, "wrangler-debug.log"),
-    WRANGLER_SEND_METRICS: "false",
-    WRANGLER_SEND_ERROR_REPORTS: "false",
-    CLOUDFLARE_CF_FETCH_ENABLED: "false",
-    CI: "true",
-    NO_COLOR: "1",
+    ...OFFLINE_WRANGLER_ENV,
   };
   const child = spawnGroup(`wrangler:${o.name}`, process.execPath, args, { cwd: o.root, env });
   child.stdin?.end();

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../support/ports";
+import { OFFLINE_WRANGLER_ENV, wranglerDevArgs } from "../support/wrangler-dev";
 
 /** The repository root (this file is test/e2e/dev-server.ts). */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -59,30 +60,15 @@ export async function startWranglerDev(
   const persist = await mkdtemp(join(tmpdir(), "magic-e2e-state-"));
   const args = [
     "wrangler",
-    "dev",
-    "--ip",
-    "127.0.0.1",
-    "--port",
-    String(port),
-    "--inspector-port",
-    String(inspectorPort),
-    "--persist-to",
-    persist,
-    "--show-interactive-dev-session=false",
     // wrangler.toml ships ENVIRONMENT=production; local runs opt into development.
-    ...Object.entries({ ENVIRONMENT: "development", ...vars }).flatMap(([k, v]) => [
-      "--var",
-      `${k}:${v}`,
-    ]),
+    ...wranglerDevArgs({
+      port,
+      inspectorPort,
+      persist,
+      vars: { ENVIRONMENT: "development", ...vars },
+    }),
   ];
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    WRANGLER_SEND_METRICS: "false",
-    WRANGLER_SEND_ERROR_REPORTS: "false",
-    CLOUDFLARE_CF_FETCH_ENABLED: "false",
-    CI: "true",
-    NO_COLOR: "1",
-  };
+  const env: NodeJS.ProcessEnv = { ...process.env, ...OFFLINE_WRANGLER_ENV };
   delete env.OPENAI_API_KEY;
   // detached: its own process group, so stop() reaches wrangler's workerd child too.
   const child = spawn("npx", args, { cwd: ROOT, env, detached: true, stdio: "pipe" });
