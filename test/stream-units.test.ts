@@ -392,8 +392,7 @@ function flakyStore(failures: number): LimitStore & { attempts: () => number } {
   const unused = () => Promise.reject(new Error("not used here"));
   return {
     kind: "durable_object",
-    hitRateLimits: unused,
-    spendQuota: unused,
+    admit: unused,
     refundQuota: unused,
     hitSessionMint: unused,
     usage: unused,

@@ -71,9 +71,29 @@ export class LimitsStore extends DurableObject {
     return peek(this.get(currentKey, now), this.get(previousKey, now), now, spec);
   }
 
-  /** Counts one hit (or refunds with a negative rate) in the named sliding window. */
-  hit(name: string, spec: WindowSpec, rate = 1): WindowResult {
-    return this.hitWindow(name, spec, rate, Date.now());
+  /** Counts one hit (or gives one back with a negative rate) in the named sliding window at `now`. */
+  hit(name: string, spec: WindowSpec, rate = 1, now = Date.now()): WindowResult {
+    return this.hitWindow(name, spec, rate, now);
+  }
+
+  /**
+   * The user's half of an admission, in one call: counts the user's window and, when it passes
+   * and `quota` is given, spends one quota unit.
+   */
+  admitUser(
+    spec: WindowSpec,
+    quota: { hourly: WindowSpec; total: number } | null,
+    now: number,
+  ): { user: WindowResult; quota: QuotaResult | null } {
+    const user = this.hitWindow("rate:user", spec, 1, now);
+    if (!user.success || !quota) return { user, quota: null };
+    return { user, quota: this.spendQuota(quota.hourly, quota.total, now) };
+  }
+
+  /** Undoes `admitUser` at `now` when the IP's window refused: the hit, and the unit if spent. */
+  releaseUser(spec: WindowSpec, spentQuota: WindowSpec | null, now: number): void {
+    this.hitWindow("rate:user", spec, -1, now);
+    if (spentQuota) this.refundQuota(spentQuota, now);
   }
 
   /** Reads the named window without counting. */
@@ -82,7 +102,7 @@ export class LimitsStore extends DurableObject {
   }
 
   /** Spends one unit of the hourly and the total quota, both or neither. */
-  spendQuota(hourly: WindowSpec, totalCap: number, now: number): QuotaResult {
+  private spendQuota(hourly: WindowSpec, totalCap: number, now: number): QuotaResult {
     const used = this.get("quota:total", now);
     const total = {
       limit: totalCap,

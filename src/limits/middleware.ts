@@ -47,13 +47,20 @@ export const clientIp = createMiddleware<AppEnv>(async function clientIp(c, next
   await next();
 });
 
-/** Counts the request against the user's and the IP's windows, then spends anonymous quota. */
+/**
+ * Counts the request against the user's and the IP's windows and spends anonymous quota: one
+ * store round trip, refused in contract order (rate limits first, then quotas).
+ */
 export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimits(c, next) {
   const { principal, clientIp: ip, config } = c.var;
   const store = storeFor(config, c.env);
   const now = Date.now();
   const started = performance.now();
-  const { user, ip: ipWindow } = await store.hitRateLimits(principal.key, `ip:${ip}`);
+  const {
+    user,
+    ip: ipWindow,
+    quota,
+  } = await store.admit(principal.key, `ip:${ip}`, now, principal.isAnonymous);
   annotate(c.req.raw, { store_ms: Math.round(performance.now() - started) });
   const headers = rateLimitHeaders([user, ipWindow], now);
   const refused = [user, ipWindow].find((w) => !w.success);
@@ -66,23 +73,19 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
       { retryAfter: seconds(refused.reset - now), headers },
     );
   }
-
-  let quota: QuotaResult | null = null;
-  let refunded = false;
-  if (principal.isAnonymous) {
-    quota = await store.spendQuota(principal.key, now);
-    if (!quota.success) {
-      const hourly = quota.exhausted === "hourly";
-      throw new AppError(
-        "quota_exceeded",
-        hourly
-          ? `anonymous hourly quota reached: ${config.anonQuotaHourly} streams per hour`
-          : `anonymous total quota reached: ${config.anonQuotaTotal} streams; sign in to continue`,
-        // The total quota never comes back; an hour is an honest "not before".
-        { retryAfter: hourly ? seconds(quota.hourly.reset - now) : 3600, headers },
-      );
-    }
+  if (quota && !quota.success) {
+    const hourly = quota.exhausted === "hourly";
+    throw new AppError(
+      "quota_exceeded",
+      hourly
+        ? `anonymous hourly quota reached: ${config.anonQuotaHourly} streams per hour`
+        : `anonymous total quota reached: ${config.anonQuotaTotal} streams; sign in to continue`,
+      // The total quota never comes back; an hour is an honest "not before".
+      { retryAfter: hourly ? seconds(quota.hourly.reset - now) : 3600, headers },
+    );
   }
+
+  let refunded = false;
   c.set("limits", {
     headers,
     quota,

@@ -56,8 +56,7 @@ export function failClosed(store: LimitStore, timeoutMs: number): LimitStore {
     };
   return {
     kind: store.kind,
-    hitRateLimits: guard(store.hitRateLimits),
-    spendQuota: guard(store.spendQuota),
+    admit: guard(store.admit),
     refundQuota: guard(store.refundQuota),
     hitSessionMint: guard(store.hitSessionMint),
     usage: guard(store.usage),

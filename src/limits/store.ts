@@ -22,6 +22,18 @@ export interface QuotaResult {
   total: { limit: number; remaining: number; success: boolean };
 }
 
+/**
+ * One admission decision: both rate windows and, for anonymous callers, the quotas. A refusal
+ * counts nothing: the windows count a hit only when both pass, and the quota is spent only when
+ * both passed and the quota itself allows it (contract order: rate limits, then quotas).
+ */
+export interface Admission {
+  user: WindowResult;
+  ip: WindowResult;
+  /** The quotas, or null for a signed-in caller and when a rate limit refused (nothing spent). */
+  quota: QuotaResult | null;
+}
+
 /** What `/api/v1/usage` shows: the caller's windows without spending anything. */
 export interface UsageSnapshot {
   user: WindowResult;
@@ -52,11 +64,12 @@ export interface LimitSpecs {
  */
 export interface LimitStore {
   readonly kind: "upstash" | "durable_object";
-  /** Counts one hit against the user's and the IP's windows. */
-  hitRateLimits(userKey: string, ipKey: string): Promise<{ user: WindowResult; ip: WindowResult }>;
-  /** Spends one unit of the anonymous quotas at `now` (unix ms), hourly and total together or not at all. */
-  spendQuota(userKey: string, now: number): Promise<QuotaResult>;
-  /** Gives back one unit spent by `spendQuota` at `spentAt` (unix ms) to the bucket it came from. */
+  /**
+   * Counts one request at `now` (unix ms) against the user's and the IP's windows and, when
+   * `anonymous`, spends one unit of the hourly and total quotas: one round trip to the store.
+   */
+  admit(userKey: string, ipKey: string, now: number, anonymous: boolean): Promise<Admission>;
+  /** Gives back one quota unit spent by `admit` at `spentAt` (unix ms) to the bucket it came from. */
   refundQuota(userKey: string, spentAt: number): Promise<void>;
   /** Counts one anonymous session minted from this IP. */
   hitSessionMint(ipKey: string): Promise<WindowResult>;

@@ -1,7 +1,10 @@
 /**
- * @module The LimitStore adapter over Upstash Redis (REST). Rate windows use `@upstash/ratelimit`;
- * the quota and ledger steps are one small Lua script each, so every decision is one atomic
- * EVAL. Commands issued in the same tick share one `/pipeline` request (auto-pipelining).
+ * @module The LimitStore adapter over Upstash Redis (REST). Each decision is one atomic EVAL, so
+ * one round trip: the admission (both rate windows and the anonymous quotas, which
+ * `@upstash/ratelimit` cannot decide together) and the ledger are small Lua scripts with
+ * ratelimit's sliding-window arithmetic and key layout; minting, a single window, is
+ * `@upstash/ratelimit` itself. Commands issued in the same tick share one `/pipeline` request
+ * (auto-pipelining).
  */
 import { Ratelimit } from "@upstash/ratelimit";
 import { Redis } from "@upstash/redis/cloudflare";
@@ -9,33 +12,51 @@ import type { WindowSpec } from "../config";
 import { LEDGER_RETENTION_SECONDS, type LedgerRecord, utcDay } from "../ledger/record";
 import { type Counters, type MetricWindow, readBuckets, writeBuckets } from "../observe/metrics";
 import { bucketOf, peek, windowKeys } from "./sliding-window";
-import type { LimitSpecs, LimitStore, QuotaResult, UsageSnapshot, WindowResult } from "./store";
+import type { Admission, LimitSpecs, LimitStore, UsageSnapshot, WindowResult } from "./store";
 
 const TOTAL_QUOTA_TTL_MS = 400 * 86_400_000;
 
-/** Hourly (sliding, ratelimit's arithmetic) and total quota, spent together or not at all. */
-const SPEND_QUOTA = `
-local limit, now, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local cap, ttl, rate = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local cur = tonumber(redis.call("GET", KEYS[1]) or "0")
-local prev = tonumber(redis.call("GET", KEYS[2]) or "0")
-local weighted = math.floor((1 - (now % window) / window) * prev)
-local used = tonumber(redis.call("GET", KEYS[3]) or "0")
-if rate < 0 then
-  if cur > 0 then
-    redis.call("DECR", KEYS[1])
-    redis.call("PEXPIRE", KEYS[1], window * 2 + 1000)
-  end
-  if used > 0 then redis.call("DECR", KEYS[3]) end
-  return {1, 0, 0, 0}
+/**
+ * The whole admission in one atomic EVAL: the user's and the IP's sliding windows (ratelimit's
+ * arithmetic and key layout), then, for anonymous callers (7 keys), the hourly and total quotas.
+ * Nothing is counted unless both windows pass; the quota is spent only when it allows it.
+ * Returns {refused, user left, ip left[, hourly left, total left]}; refused: 0 none, 1 user,
+ * 2 ip, 3 hourly quota, 4 total quota.
+ */
+const ADMIT = `
+local now = tonumber(ARGV[1])
+local function num(key) return tonumber(redis.call("GET", key) or "0") end
+local function used(current, previous, window)
+  return num(current) + math.floor((1 - (now % window) / window) * num(previous))
 end
-if used >= cap then return {0, 2, math.max(0, limit - cur - weighted), 0} end
-if cur + weighted >= limit then return {0, 1, 0, cap - used} end
-cur = redis.call("INCR", KEYS[1])
-if cur == 1 then redis.call("PEXPIRE", KEYS[1], window * 2 + 1000) end
-used = redis.call("INCR", KEYS[3])
-redis.call("PEXPIRE", KEYS[3], ttl)
-return {1, 0, math.max(0, limit - cur - weighted), cap - used}
+local function count(key, window)
+  if redis.call("INCR", key) == 1 then redis.call("PEXPIRE", key, window * 2 + 1000) end
+end
+local ul, uw, il, iw = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local uu, iu = used(KEYS[1], KEYS[2], uw), used(KEYS[3], KEYS[4], iw)
+if uu >= ul then return {1, 0, math.max(0, il - iu)} end
+if iu >= il then return {2, ul - uu, 0} end
+count(KEYS[1], uw)
+count(KEYS[3], iw)
+if #KEYS == 4 then return {0, ul - uu - 1, il - iu - 1} end
+local hl, hw, cap, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
+local hu, total = used(KEYS[5], KEYS[6], hw), num(KEYS[7])
+if total >= cap then return {4, ul - uu - 1, il - iu - 1, math.max(0, hl - hu), 0} end
+if hu >= hl then return {3, ul - uu - 1, il - iu - 1, 0, cap - total} end
+count(KEYS[5], hw)
+redis.call("INCR", KEYS[7])
+redis.call("PEXPIRE", KEYS[7], ttl)
+return {0, ul - uu - 1, il - iu - 1, hl - hu - 1, cap - total - 1}
+`;
+
+/** Gives one quota unit back to the hourly bucket (KEYS[1]) and the total (KEYS[2]), never below zero. */
+const REFUND_QUOTA = `
+if tonumber(redis.call("GET", KEYS[1]) or "0") > 0 then
+  redis.call("DECR", KEYS[1])
+  redis.call("PEXPIRE", KEYS[1], ARGV[1] * 2 + 1000)
+end
+if tonumber(redis.call("GET", KEYS[2]) or "0") > 0 then redis.call("DECR", KEYS[2]) end
+return 1
 `;
 
 /** Stores a record once per record id and adds its cost to the user's spend counters. */
@@ -61,13 +82,13 @@ return 1
 /** The Redis commands this adapter uses: narrowed so a test double or a new client is easy. */
 export type UpstashClient = Pick<Redis, "eval" | "mget" | "hgetall">;
 
-function toResult(raw: unknown, spec: WindowSpec): WindowResult {
-  const r = raw as { success: boolean; limit: number; remaining: number; reset: number };
+/** One window's result from what the admission script said was left in it. */
+function windowResult(success: boolean, left: number, spec: WindowSpec, now: number): WindowResult {
   return {
-    success: r.success,
-    limit: r.limit || spec.limit,
-    remaining: Math.max(0, r.remaining),
-    reset: r.reset,
+    success,
+    limit: spec.limit,
+    remaining: success ? Math.max(0, left) : 0,
+    reset: (bucketOf(now, spec) + 1) * spec.windowMs,
   };
 }
 
@@ -89,32 +110,27 @@ export function upstashStore(
     // signal would make the client answer "Aborted" as if it were a result).
     signal: () => AbortSignal.timeout(fetchTimeoutMs),
   });
-  // timeout 0: never ratelimit's fail-open answer; ephemeralCache off: every decision is the store's.
-  const limiter = (name: string, spec: WindowSpec) =>
-    new Ratelimit({
-      redis,
-      prefix: `${PREFIX}:rl:${name}`,
-      limiter: Ratelimit.slidingWindow(spec.limit, `${spec.windowMs} ms`),
-      timeout: 0,
-      ephemeralCache: false,
-      analytics: false,
-    });
-  const user = limiter("user", specs.user);
-  const ip = limiter("ip", specs.ip);
-  const mint = limiter("mint", specs.sessionsPerIp);
-
+  // One window, one decision: minting uses ratelimit as it is. timeout 0: never ratelimit's
+  // fail-open answer; ephemeralCache off: every decision is the store's.
+  const mint = new Ratelimit({
+    redis,
+    prefix: `${PREFIX}:rl:mint`,
+    limiter: Ratelimit.slidingWindow(
+      specs.sessionsPerIp.limit,
+      `${specs.sessionsPerIp.windowMs} ms`,
+    ),
+    timeout: 0,
+    ephemeralCache: false,
+    analytics: false,
+  });
+  const userWindow = (userKey: string, now: number) =>
+    windowKeys(`${PREFIX}:rl:user:${userKey}`, specs.user, now);
+  const ipWindow = (ipKey: string, now: number) =>
+    windowKeys(`${PREFIX}:rl:ip:${ipKey}`, specs.ip, now);
   const quotaKeys = (userKey: string, now: number) => {
     const base = `${PREFIX}:quota:${userKey}`;
     return [...windowKeys(`${base}:hourly`, specs.anonHourly, now), `${base}:total`];
   };
-  const quotaArgs = (now: number, rate: number) => [
-    String(specs.anonHourly.limit),
-    String(now),
-    String(specs.anonHourly.windowMs),
-    String(specs.anonTotal),
-    String(TOTAL_QUOTA_TTL_MS),
-    String(rate),
-  ];
   const spendKeys = (userKey: string, day: string) => ({
     total: `${PREFIX}:spend:${userKey}:total`,
     streams: `${PREFIX}:spend:${userKey}:streams`,
@@ -123,42 +139,50 @@ export function upstashStore(
 
   return {
     kind: "upstash",
-    async hitRateLimits(userKey, ipKey) {
-      const [u, i] = await Promise.all([user.limit(userKey), ip.limit(ipKey)]);
-      return { user: toResult(u, specs.user), ip: toResult(i, specs.ip) };
-    },
-    async spendQuota(userKey, now): Promise<QuotaResult> {
-      const [ok, which, hourlyLeft, totalLeft] = (await redis.eval(
-        SPEND_QUOTA,
-        quotaKeys(userKey, now),
-        quotaArgs(now, 1),
-      )) as [number, number, number, number];
-      const reset = (bucketOf(now, specs.anonHourly) + 1) * specs.anonHourly.windowMs;
+    async admit(userKey, ipKey, now, anonymous): Promise<Admission> {
+      const keys = [...userWindow(userKey, now), ...ipWindow(ipKey, now)];
+      const args = [now, specs.user.limit, specs.user.windowMs, specs.ip.limit, specs.ip.windowMs];
+      if (anonymous) {
+        keys.push(...quotaKeys(userKey, now));
+        args.push(specs.anonHourly.limit, specs.anonHourly.windowMs, specs.anonTotal);
+        args.push(TOTAL_QUOTA_TTL_MS);
+      }
+      const [refused, userLeft, ipLeft, hourlyLeft = 0, totalLeft = 0] = (await redis.eval(
+        ADMIT,
+        keys,
+        args.map(String),
+      )) as number[];
+      const user = windowResult(refused !== 1, userLeft ?? 0, specs.user, now);
+      const ip = windowResult(refused !== 2, ipLeft ?? 0, specs.ip, now);
+      if (!anonymous || refused === 1 || refused === 2) return { user, ip, quota: null };
       return {
-        success: ok === 1,
-        exhausted: which === 1 ? "hourly" : which === 2 ? "total" : null,
-        hourly: {
-          success: which !== 1,
-          limit: specs.anonHourly.limit,
-          remaining: hourlyLeft,
-          reset,
+        user,
+        ip,
+        quota: {
+          success: refused === 0,
+          exhausted: refused === 3 ? "hourly" : refused === 4 ? "total" : null,
+          hourly: windowResult(refused !== 3, hourlyLeft, specs.anonHourly, now),
+          total: { limit: specs.anonTotal, remaining: totalLeft, success: refused !== 4 },
         },
-        total: { limit: specs.anonTotal, remaining: totalLeft, success: which !== 2 },
       };
     },
     async refundQuota(userKey, spentAt) {
       // The unit goes back to the bucket it was taken from, never below zero.
-      await redis.eval(SPEND_QUOTA, quotaKeys(userKey, spentAt), quotaArgs(spentAt, -1));
+      const [hourly = "", , total = ""] = quotaKeys(userKey, spentAt);
+      await redis.eval(REFUND_QUOTA, [hourly, total], [String(specs.anonHourly.windowMs)]);
     },
     async hitSessionMint(ipKey) {
-      return toResult(await mint.limit(ipKey), specs.sessionsPerIp);
+      const r = await mint.limit(ipKey);
+      return {
+        success: r.success,
+        limit: r.limit || specs.sessionsPerIp.limit,
+        remaining: Math.max(0, r.remaining),
+        reset: r.reset,
+      };
     },
     async usage(userKey, ipKey, anonymous): Promise<UsageSnapshot> {
       const now = Date.now();
-      const [userKeys, ipKeys] = [
-        windowKeys(`${PREFIX}:rl:user:${userKey}`, specs.user, now),
-        windowKeys(`${PREFIX}:rl:ip:${ipKey}`, specs.ip, now),
-      ];
+      const [userKeys, ipKeys] = [userWindow(userKey, now), ipWindow(ipKey, now)];
       const spend = spendKeys(userKey, utcDay(now));
       const values = await redis.mget<(string | number | null)[]>(
         ...userKeys,

@@ -118,6 +118,44 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     expect(u.quota?.total.remaining).toBe(97);
   });
 
+  it("counts nothing for a request the per-IP window refused: no user hit, no quota", async () => {
+    const env = storeEnv(kind, { RATE_LIMIT_IP: "3/30s", RATE_LIMIT_USER: "2/30s" });
+    const token = await anonToken();
+    const [crowded, own] = [randomIp(), randomIp()];
+    await awayFromBoundary(30_000, 5_000);
+    // Other users fill the crowded address's window.
+    for (let i = 0; i < 3; i++) {
+      expect((await stream(env, await supabaseHs256(supabaseClaims()), crowded)).res.status).toBe(
+        200,
+      );
+    }
+    const refused = await stream(env, token, crowded);
+    expect(refused.res.status).toBe(429);
+    expect(JSON.parse(refused.body).detail).toMatch(/per-IP/);
+    expect(await upstreamSaw(refused.id)).toBe(false);
+    const u = await usage(env, token, own);
+    expect(u.limits.user.remaining).toBe(2);
+    expect(u.quota?.hourly.remaining).toBe(20);
+    expect(u.quota?.total.remaining).toBe(100);
+    // The user's whole window is still there, from another address.
+    const results = [];
+    for (let i = 0; i < 3; i++) results.push(await stream(env, token, own));
+    expect(results.map((r) => r.res.status)).toEqual([200, 200, 429]);
+    expect(JSON.parse(results[2]?.body ?? "{}").detail).toMatch(/per-user/);
+  });
+
+  it("counts nothing against the address for a request the per-user window refused", async () => {
+    const env = storeEnv(kind, { RATE_LIMIT_IP: "3/30s", RATE_LIMIT_USER: "1/30s" });
+    const token = await supabaseHs256(supabaseClaims());
+    const ip = randomIp();
+    await awayFromBoundary(30_000, 5_000);
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await stream(env, token, ip)).res.status);
+    expect(statuses).toEqual([200, 429, 429]);
+    const u = await usage(env, await supabaseHs256(supabaseClaims()), ip);
+    expect(u.limits.ip.remaining).toBe(2);
+  });
+
   it("limits one client address across users, and says it was the per-IP limit", async () => {
     const env = storeEnv(kind, { RATE_LIMIT_IP: "3/30s" });
     const ip = randomIp();
@@ -205,10 +243,12 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const now = Date.now();
     const lastHour = now - 3_600_000;
     // Spent an hour ago, refunded now: the current bucket must not go to -1.
-    expect((await store.spendQuota(key, lastHour)).success).toBe(true);
+    const ip = `ip:${randomIp()}`;
+    expect((await store.admit(key, ip, lastHour, true)).quota?.success).toBe(true);
     await store.refundQuota(key, lastHour);
     const results = [];
-    for (let i = 0; i < 4; i++) results.push((await store.spendQuota(key, now)).success);
+    for (let i = 0; i < 4; i++)
+      results.push((await store.admit(key, ip, now, true)).quota?.success);
     expect(results).toEqual([true, true, true, false]);
     // Total: one spent and refunded, three spent now.
     const u = await store.usage(key, `ip:${randomIp()}`, true);
