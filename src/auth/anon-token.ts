@@ -1,5 +1,6 @@
 /** @module Anonymous session tokens: minted and verified by this worker with SECRET_KEY (HS256). */
 import { jwtVerify, SignJWT } from "jose";
+import { hmacKey } from "./hmac-key";
 import { type Principal, principal } from "./principal";
 
 /** Claims that set our tokens apart from Supabase's, even when both secrets are equal. */
@@ -33,7 +34,7 @@ export async function mintAnonToken(
     .setIssuedAt(now)
     .setNotBefore(now)
     .setExpirationTime(expiresAt)
-    .sign(key);
+    .sign(await hmacKey(key));
   return { token, userId, expiresAt };
 }
 
@@ -47,7 +48,7 @@ export async function verifyAnonToken(
   key: Uint8Array,
   maxTtlSeconds: number,
 ): Promise<Principal> {
-  const { payload } = await jwtVerify(token, key, {
+  const { payload } = await jwtVerify(token, await hmacKey(key), {
     algorithms: [ANON_TOKEN.alg],
     issuer: ANON_TOKEN.issuer,
     audience: ANON_TOKEN.audience,

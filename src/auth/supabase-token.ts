@@ -7,6 +7,7 @@ import {
   jwtVerify,
 } from "jose";
 import type { Config } from "../config";
+import { hmacKey } from "./hmac-key";
 import { type Principal, principal } from "./principal";
 
 /** Asymmetric algorithms Supabase signs with when a project uses signing keys. */
@@ -108,7 +109,7 @@ export async function verifySupabaseToken(token: string, config: Config): Promis
     header: Parameters<JWTVerifyGetKey>[0],
     input: Parameters<JWTVerifyGetKey>[1],
   ) => {
-    if (header.alg === "HS256" && jwtSecret) return jwtSecret;
+    if (header.alg === "HS256" && jwtSecret) return hmacKey(jwtSecret);
     if (jwksUrl && (JWKS_ALGS as readonly string[]).includes(header.alg ?? "")) {
       return keySet(jwksUrl)(header, input);
     }
