@@ -228,7 +228,8 @@ export function upstashStore(
       const windows = Object.entries(readBuckets(now)) as [MetricWindow, string[]][];
       // Every bucket of every window in one /pipeline request.
       const pipeline = redis.pipeline();
-      for (const [, keys] of windows) for (const k of keys) pipeline.hgetall(`${PREFIX}:metrics:${k}`);
+      for (const [, keys] of windows)
+        for (const k of keys) pipeline.hgetall(`${PREFIX}:metrics:${k}`);
       const hashes = (await pipeline.exec()) as (Record<string, number> | null)[];
       const out = {} as Record<MetricWindow, Counters>;
       let next = 0;
