@@ -9,9 +9,16 @@
  * inspector the soak holds: "memory back to its baseline" is read as the live JS heap after a
  * full collection (RSS is reported too, but V8 keeps the heap it grew, so RSS alone cannot tell).
  *
+ * The control: the same abort mix, at the same concurrency and count, against the floor
+ * (bench/floor/, a bare Worker that only re-frames the upstream's SSE) on the same runtime, with
+ * the same heap readings. It has no limits or ledger, so only its memory applies: what the floor
+ * keeps per stream its client left is what the runtime itself keeps, and the gateway is judged
+ * on what it keeps beyond that.
+ *
  * Flags: --store upstash|do|both (default both), --streams N (2000), --concurrency N (64),
- * --warmup N (800), --wrangler-dev or --no-inspector (run on that dev server instead; memory is
- * then RSS only), --out <dir>.
+ * --warmup N (800), --no-floor (skip the control), --floor-only (only the control),
+ * --wrangler-dev or --no-inspector (run on that dev server instead; memory is then RSS only),
+ * --out <dir>.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -43,7 +50,13 @@ const STREAMS = Number(flag("--streams", "2000"));
 const CONCURRENCY = Number(flag("--concurrency", "64"));
 /** Warm-up streams before the baseline is read. */
 const WARMUP = Number(flag("--warmup", "800"));
-const STORES = flag("--store", "both") === "both" ? ["upstash", "do"] : [flag("--store", "both")];
+const FLOOR_ONLY = argv.includes("--floor-only");
+const WITH_FLOOR = FLOOR_ONLY || !argv.includes("--no-floor");
+const STORES = FLOOR_ONLY
+  ? []
+  : flag("--store", "both") === "both"
+    ? ["upstash", "do"]
+    : [flag("--store", "both")];
 const RUNTIME: Runtime = argv.includes("--wrangler-dev")
   ? "wrangler-dev"
   : argv.includes("--no-inspector")
@@ -439,9 +452,90 @@ async function soakOne(stack: Stack, store: "upstash" | "do") {
   };
 }
 
+/**
+ * The control: the soak's abort mix against the floor on the same runtime. Only memory applies
+ * (no limits, no ledger); the warm-up, the settling and the heap readings are the gateway's.
+ */
+async function soakFloor(stack: Stack) {
+  const dev = await startWranglerDev({
+    name: "soak-floor",
+    runtime: RUNTIME,
+    root: ROOT,
+    config: "bench/floor/wrangler.toml",
+    vars: { UPSTREAM_URL: `${stack.upstreamUrl}/v1` },
+  });
+  const target: Target = { name: "floor", kind: "floor", url: dev.url, agent: agentFor(256) };
+  const run = async (count: number, label: string, sink?: Sent[]) => {
+    let n = 0;
+    const started = Date.now();
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (n < count && Date.now() - started < 150_000) {
+          const s = await soakRequest(target, [""], n++, ADDRESSES, label);
+          sink?.push(s);
+        }
+      }),
+    );
+    return Date.now() - started;
+  };
+  log(`floor: warm-up, ${WARMUP} streams`);
+  await run(WARMUP, "warm");
+  await sleep(1_500);
+  const heapProbe: HeapProbe | null =
+    dev.inspectorPort === null ? null : await connectHeapProbe(dev.inspectorPort);
+  const heapBaseline = heapProbe ? (await heapProbe.heapAfterGc()).usedMib : null;
+  const censusBefore = heapProbe ? await heapProbe.census() : null;
+  const baseline = await steadyRss(dev);
+  log(`floor: ${STREAMS} streams at concurrency ${CONCURRENCY}`);
+  const sent: Sent[] = [];
+  const loadMs = await run(STREAMS, "soak", sent);
+  // The floor logs nothing at a stream's end: the longest stream (60 tokens, 12 ms apart) is
+  // well under a second, so its last streams are over after the gateway's own settling time.
+  await sleep(4_000);
+  const heapAfter = heapProbe ? (await heapProbe.heapAfterGc()).usedMib : null;
+  const censusAfter = heapProbe ? await heapProbe.census() : null;
+  heapProbe?.close();
+  const after = await steadyRss(dev);
+  await dev.stop();
+  target.agent.destroy();
+  const abortedAfterHeaders = sent.filter(
+    (s) => s.r.status === 200 && s.r.aborted === "after_headers",
+  ).length;
+  const problems = sent.filter(
+    (s) => s.r.failure !== null || (s.r.status !== 200 && s.r.aborted !== "before_headers"),
+  ).length;
+  return {
+    streams_sent: sent.length,
+    streams_started: sent.filter((s) => s.r.status === 200).length,
+    streams_per_s: round((sent.length / loadMs) * 1000, 1),
+    aborted_after_headers: abortedAfterHeaders,
+    aborted_before_headers: sent.filter((s) => s.r.aborted === "before_headers").length,
+    failures: problems,
+    memory: {
+      heap_baseline_mib: round(heapBaseline, 2),
+      heap_after_mib: round(heapAfter, 2),
+      rss_baseline_mib: round((baseline ?? 0) / 1024, 1),
+      rss_after_mib: round((after ?? 0) / 1024, 1),
+      heap_growth_per_stream_left_by_its_client_kib:
+        heapBaseline !== null && heapAfter !== null && abortedAfterHeaders > 0
+          ? round(((heapAfter - heapBaseline) * 1024) / abortedAfterHeaders, 1)
+          : null,
+      heap_growth_by_kind:
+        censusBefore && censusAfter ? censusGrowth(censusBefore, censusAfter) : null,
+    },
+  };
+}
+
 async function main() {
   const machine = await machineInfo();
   const stack = await startStack();
+  const floor = WITH_FLOOR ? await soakFloor(stack) : null;
+  if (floor) {
+    log(
+      `floor: live heap ${floor.memory.heap_baseline_mib} -> ${floor.memory.heap_after_mib} MiB, ` +
+        `${floor.memory.heap_growth_per_stream_left_by_its_client_kib} KiB per stream its client left`,
+    );
+  }
   const runs: Awaited<ReturnType<typeof soakOne>>[] = [];
   for (const store of STORES) {
     if (store !== "upstash" && store !== "do") throw new Error(`unknown store ${store}`);
@@ -471,12 +565,34 @@ async function main() {
       identities: IDENTITIES,
       addresses: ADDRESSES.length,
     },
-    runs,
+    /** The control: the same mix against the floor; memory only, not part of `passed`. */
+    floor,
+    /**
+     * Live heap kept per stream whose client left after the headers: the gateway's, the floor's,
+     * and the difference, which is the gateway's own. The memory check itself is absolute (the
+     * gateway's heap back to its baseline), with no allowance for what the floor keeps.
+     */
+    memory_vs_floor: runs.map((r) => {
+      const gw = r.memory.heap_growth_per_stream_left_by_its_client_kib;
+      const fl = floor?.memory.heap_growth_per_stream_left_by_its_client_kib ?? null;
+      return {
+        store: r.store,
+        gateway_kib_per_stream_left: gw,
+        floor_kib_per_stream_left: fl,
+        gateway_minus_floor_kib: gw !== null && fl !== null ? round(gw - fl, 1) : null,
+      };
+    }),
     passed: runs.every((r) => Object.values(r.checks).every(Boolean)),
   };
   mkdirSync(OUT_DIR, { recursive: true });
   writeFileSync(join(OUT_DIR, "soak-latest.json"), `${JSON.stringify(results, null, 2)}\n`);
   const yes = (b: boolean) => (b ? "yes" : "**no**");
+  const grewMost = (kinds: { kind: string; count: number; kib: number }[] | null) =>
+    (kinds ?? [])
+      .slice(0, 8)
+      .map((k) => `${k.kind} +${k.count} (${k.kib} KiB)`)
+      .join(", ");
+  const floorKib = floor?.memory.heap_growth_per_stream_left_by_its_client_kib ?? null;
   const md = [
     `# Soak, ${results.generated_at.slice(0, 16).replace("T", " ")} UTC`,
     "",
@@ -510,10 +626,7 @@ async function main() {
     "",
     ...runs.map((r) => {
       const m = r.memory;
-      const kinds = (m.heap_growth_by_kind ?? [])
-        .slice(0, 8)
-        .map((k) => `${k.kind} +${k.count} (${k.kib} KiB)`)
-        .join(", ");
+      const kinds = grewMost(m.heap_growth_by_kind);
       return (
         `- ${r.store}: ${r.streams_started} streams started, ${r.aborted_after_headers} left by their client after the headers, ${r.aborted_before_headers} before; ` +
         `429: ${Object.entries(r.statuses)
@@ -522,11 +635,24 @@ async function main() {
           .join(", ")}; ledger_write_failed lines: ${r.ledger.ledger_write_failed_lines}. ` +
         `Memory judged by ${m.judged_by}: ${m.back_to_baseline ? "back" : "**not back**"}` +
         (m.heap_growth_per_stream_left_by_its_client_kib !== null
-          ? `; the live heap grew ${round((m.heap_after_mib ?? 0) - (m.heap_baseline_mib ?? 0), 2)} MiB, about ${m.heap_growth_per_stream_left_by_its_client_kib} KiB per stream its client left`
+          ? `; the live heap grew ${round((m.heap_after_mib ?? 0) - (m.heap_baseline_mib ?? 0), 2)} MiB, about ${m.heap_growth_per_stream_left_by_its_client_kib} KiB per stream its client left` +
+            (floorKib !== null ? ` (the floor control: ${floorKib} KiB)` : "")
           : "") +
         (kinds ? `; grew most: ${kinds}` : "")
       );
     }),
+    ...(floor
+      ? [
+          `- Control, the floor (\`bench/floor/\`, a bare re-framing Worker; same mix, count, concurrency and runtime; memory only, not part of "passed"): ` +
+            `${floor.streams_started} / ${floor.streams_sent} streams started, ${floor.aborted_after_headers} left by their client after the headers, ${floor.aborted_before_headers} before, ${floor.failures} failures; ` +
+            `live heap ${floor.memory.heap_baseline_mib ?? "–"} → ${floor.memory.heap_after_mib ?? "–"} MiB` +
+            (floorKib !== null ? `, about ${floorKib} KiB per stream its client left` : "") +
+            `; RSS ${floor.memory.rss_baseline_mib} → ${floor.memory.rss_after_mib} MiB` +
+            (floor.memory.heap_growth_by_kind
+              ? `; grew most: ${grewMost(floor.memory.heap_growth_by_kind)}`
+              : ""),
+        ]
+      : []),
     "",
   ].join("\n");
   writeFileSync(join(OUT_DIR, "soak-latest.md"), `${md}\n`);
