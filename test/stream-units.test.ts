@@ -366,6 +366,26 @@ describe("runSession", () => {
     expect(await reader.rest()).toEqual([]);
     expect((await session.finished).finishReason).toBe("client_abort");
   });
+
+  it("drops the frames a gone client never read and ends the body at once", async () => {
+    const upstreamAbort = new AbortController();
+    // An upstream that has sent 20 tokens and is still open.
+    const events = new ReadableStream<UpstreamEvent>({
+      start(controller) {
+        for (let i = 0; i < 20; i++) controller.enqueue({ type: "delta", text: `t${i}` });
+      },
+    });
+    const session = runSession({ provider: "test", events }, sessionOptions({ upstreamAbort }));
+    // Nobody reads the body: the session meters all 20 and queues their frames.
+    await new Promise((r) => setTimeout(r, 20));
+    upstreamAbort.abort("client_abort");
+    const summary = await session.finished;
+    expect(summary).toMatchObject({ finishReason: "client_abort", outputTokens: 20 });
+    // Nothing of the queue is kept for a client that is gone, and the body is closed, not left
+    // waiting on a reader.
+    const reader = session.body.getReader();
+    expect(await reader.read()).toEqual({ done: true, value: undefined });
+  });
 });
 
 function ledgerRecord(): LedgerRecord {

@@ -118,9 +118,11 @@ async function stream(c: Context<AppEnv>): Promise<Response> {
     c.executionCtx.waitUntil(limits.refund().catch(() => {}));
     return new Response(null, { status: CLIENT_CLOSED });
   }
-  clientSignal?.addEventListener("abort", () => upstreamAbort.abort("client_abort"), {
-    once: true,
-  });
+  const onClientGone = () => upstreamAbort.abort("client_abort");
+  clientSignal?.addEventListener("abort", onClientGone, { once: true });
+  // Once the stream has its summary, a disconnect changes nothing: the listener goes, so the
+  // request's signal keeps nothing of the stream alive.
+  const forgetClient = () => clientSignal?.removeEventListener("abort", onClientGone);
 
   /** Logs the stream's end and writes its ledger record (after the response). */
   const record = async (summary: StreamSummary, provider: string) => {
@@ -158,6 +160,7 @@ async function stream(c: Context<AppEnv>): Promise<Response> {
       signal: upstreamAbort.signal,
     });
   } catch (e) {
+    forgetClient();
     if (upstreamAbort.signal.aborted) {
       // The client left while the upstream was answering: the prompt may be billed, so it is
       // recorded and the quota stays spent, as for any stream the client walks away from.
@@ -205,6 +208,7 @@ async function stream(c: Context<AppEnv>): Promise<Response> {
   );
   c.executionCtx.waitUntil(
     session.finished.then(async (summary) => {
+      forgetClient();
       if (summary.failedBeforeFirstToken) await limits.refund().catch(() => {});
       await record(summary, upstream.provider);
     }),

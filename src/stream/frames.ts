@@ -12,13 +12,19 @@ export type Frame =
  * Encodes frames as `id:`/`event:`/`data:` lines with ids 1, 2, 3... The data is one line of
  * JSON, where newlines and `\r` are escaped, so model text like "\n\nevent: done" stays data.
  */
+export function sseEncoder(): (frame: Frame) => Uint8Array {
+  const encoder = new TextEncoder();
+  let id = 0;
+  return (frame) => encoder.encode(sseFrame(frame.event, frame.data, ++id));
+}
+
+/** `sseEncoder` as a stream stage. */
 export class SseEncodeStage extends TransformStream<Frame, Uint8Array> {
   constructor() {
-    const encoder = new TextEncoder();
-    let id = 0;
+    const encode = sseEncoder();
     super({
       transform(frame, controller) {
-        controller.enqueue(encoder.encode(sseFrame(frame.event, frame.data, ++id)));
+        controller.enqueue(encode(frame));
       },
     });
   }

@@ -29,9 +29,46 @@ export function meterTotals(model: ModelInfo, message: string, state: MeterState
 }
 
 /**
- * Counts output tokens as they pass and emits one `message_chunk` per delta with the running
- * cost. A delta that would take the cost over `capMicroUsd` is not forwarded: the stage marks
- * the state `capped` and terminates, which cancels the upstream.
+ * The meter of one stream: each upstream event in, the `message_chunk` frame to send out (null
+ * for usage and finish events, which only update `state`). Counts output tokens and emits the
+ * running cost; a delta that would take the cost over `capMicroUsd` is not forwarded: the state
+ * is marked `capped` and null is returned, and the caller stops the stream.
+ */
+export function createMeter(
+  model: ModelInfo,
+  message: string,
+  capMicroUsd: number,
+  state: MeterState,
+  now = () => Date.now(),
+): (event: UpstreamEvent) => Frame | null {
+  const inputEstimate = estimateInputTokens(message);
+  return (event) => {
+    if (event.type === "usage") {
+      state.usage = { inputTokens: event.inputTokens, outputTokens: event.outputTokens };
+      return null;
+    }
+    if (event.type === "finish") {
+      state.finishReason = event.reason;
+      return null;
+    }
+    const tokens = Math.max(1, estimateTokens(event.text));
+    const cost = costMicroUsd(model, inputEstimate, state.outputTokens + tokens);
+    if (cost > capMicroUsd) {
+      state.capped = true;
+      return null;
+    }
+    state.outputTokens += tokens;
+    state.firstTokenAt ??= now();
+    return {
+      event: "message_chunk",
+      data: { content: event.text, output_tokens: state.outputTokens, cost_usd: toUsd(cost) },
+    };
+  };
+}
+
+/**
+ * The meter as a stream stage: one `message_chunk` per delta; at the cap it terminates, which
+ * cancels the upstream. (The session calls `createMeter` directly, with no pipe in between.)
  */
 export class MeterStage extends TransformStream<UpstreamEvent, Frame> {
   constructor(
@@ -41,30 +78,12 @@ export class MeterStage extends TransformStream<UpstreamEvent, Frame> {
     state: MeterState,
     now = () => Date.now(),
   ) {
-    const inputEstimate = estimateInputTokens(message);
+    const meter = createMeter(model, message, capMicroUsd, state, now);
     super({
       transform(event, controller) {
-        if (event.type === "usage") {
-          state.usage = { inputTokens: event.inputTokens, outputTokens: event.outputTokens };
-          return;
-        }
-        if (event.type === "finish") {
-          state.finishReason = event.reason;
-          return;
-        }
-        const tokens = Math.max(1, estimateTokens(event.text));
-        const cost = costMicroUsd(model, inputEstimate, state.outputTokens + tokens);
-        if (cost > capMicroUsd) {
-          state.capped = true;
-          controller.terminate();
-          return;
-        }
-        state.outputTokens += tokens;
-        state.firstTokenAt ??= now();
-        controller.enqueue({
-          event: "message_chunk",
-          data: { content: event.text, output_tokens: state.outputTokens, cost_usd: toUsd(cost) },
-        });
+        const frame = meter(event);
+        if (frame) controller.enqueue(frame);
+        else if (state.capped) controller.terminate();
       },
     });
   }

@@ -4,10 +4,10 @@
  */
 import type { FinishReason, StreamOutcome } from "../ledger/record";
 import { toUsd } from "./cost";
-import { type Frame, SseEncodeStage } from "./frames";
-import { MeterStage, meterTotals, newMeterState } from "./meter";
+import { type Frame, sseEncoder } from "./frames";
+import { createMeter, meterTotals, newMeterState } from "./meter";
 import type { ModelInfo } from "./models";
-import type { ProviderStream } from "./providers/provider";
+import type { ProviderStream, UpstreamEvent } from "./providers/provider";
 
 export interface SessionOptions {
   streamId: string;
@@ -52,69 +52,143 @@ export function promptOnly(model: ModelInfo, message: string, startedAt: number)
   };
 }
 
-/** Starts pumping `upstream` into an SSE body. `finished` settles after the terminal frame. */
+/** One chunk of everything in `parts`. */
+function joined(parts: Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0] as Uint8Array;
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Starts pumping `upstream` into an SSE body. `finished` settles after the terminal frame.
+ *
+ * The body is one pull-based ReadableStream, with no pipe or writer in the response path: the
+ * session queues encoded frames in an array of its own and hands them over when the runtime
+ * pulls. Its `cancel` is the client's disconnect; when the client is gone the queue is dropped
+ * and the body closed. A chain of TransformStreams instead keeps, for every client that leaves,
+ * the whole chain with its queued writes alive in workerd (a pipe stalled on a body nobody
+ * reads anymore holds its streams from native code), about 14 KiB per stream.
+ */
 export function runSession(
   upstream: ProviderStream,
   o: SessionOptions,
 ): { body: ReadableStream<Uint8Array>; finished: Promise<StreamSummary> } {
-  const out = new TransformStream<Frame, Frame>();
-  const body = out.readable.pipeThrough(new SseEncodeStage());
-  const writer = out.writable.getWriter();
   const state = newMeterState();
+  const meter = createMeter(o.model, o.message, o.capMicroUsd, state);
+  const encode = sseEncoder();
+  const abortSignal = o.upstreamAbort.signal;
   let stop: FinishReason | null = null;
   let clientGone = false;
 
+  // The body. `queue`: encoded frames not yet pulled; `pulled`: resolves the pending pull;
+  // `ended`: no frame will follow, close once the queue is drained; `closed`: closed or cancelled.
+  let queue: Uint8Array[] = [];
+  let pulled: (() => void) | null = null;
+  let ended = false;
+  let closed = false;
+  let body!: ReadableStreamDefaultController<Uint8Array>;
+  const settlePull = () => {
+    const resolve = pulled;
+    pulled = null;
+    resolve?.();
+  };
+  const deliver = () => {
+    if (closed) return;
+    if (pulled && queue.length > 0) {
+      body.enqueue(joined(queue));
+      queue = [];
+      settlePull();
+    }
+    if (ended && queue.length === 0) {
+      closed = true;
+      body.close();
+      settlePull();
+    }
+  };
   const halt = (reason: FinishReason) => {
     stop ??= reason;
     o.upstreamAbort.abort(reason);
   };
-  // The client cancelled the body: stop the upstream at once.
-  writer.closed.catch(() => {
-    clientGone = true;
-    halt("client_abort");
-  });
-  o.upstreamAbort.signal.addEventListener("abort", () => {
-    if (o.upstreamAbort.signal.reason === "client_abort") clientGone = true;
-    stop ??= "client_abort";
-  });
-  const send = (frame: Frame) =>
-    clientGone ? Promise.resolve() : writer.write(frame).catch(() => {});
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        body = controller;
+      },
+      pull() {
+        return new Promise<void>((resolve) => {
+          pulled = resolve;
+          deliver();
+        });
+      },
+      // The client cancelled the body (the runtime does so when the connection goes away):
+      // stop the upstream at once.
+      cancel() {
+        closed = true;
+        clientGone = true;
+        queue = [];
+        settlePull();
+        halt("client_abort");
+      },
+    },
+    { highWaterMark: 0 },
+  );
+  const send = (frame: Frame) => {
+    if (clientGone || ended) return;
+    queue.push(encode(frame));
+    deliver();
+  };
 
   const heartbeat = setInterval(
-    () => void send({ event: "heartbeat", data: { ts: Date.now() } }),
+    () => send({ event: "heartbeat", data: { ts: Date.now() } }),
     o.heartbeatMs,
   );
   const maxTimer = setTimeout(() => halt("max_duration"), o.maxDurationMs);
 
   const finished = (async (): Promise<StreamSummary> => {
     let failed = false;
-    const reader = upstream.events
-      .pipeThrough(new MeterStage(o.model, o.message, o.capMicroUsd, state))
-      .getReader();
+    const reader = upstream.events.getReader();
     // Stopping (an abort, an idle upstream) cancels the reader, so a pending read resolves as
     // done. No promise outlives one read: racing each read against a stream-long promise
     // would pile one reaction per token onto it for the whole stream.
     let idleFired = false;
     const stopReading = () => void reader.cancel().catch(() => {});
-    o.upstreamAbort.signal.addEventListener("abort", stopReading, { once: true });
+    const onAbort = () => {
+      // Aborted for a gone client (by the request's signal, or cut off for falling behind):
+      // nobody will read what is queued.
+      if (abortSignal.reason === "client_abort") {
+        clientGone = true;
+        queue = [];
+      }
+      stop ??= "client_abort";
+      stopReading();
+    };
+    if (abortSignal.aborted) onAbort();
+    else abortSignal.addEventListener("abort", onAbort, { once: true });
     try {
-      for (;;) {
+      while (!abortSignal.aborted) {
         const idle = setTimeout(() => {
           idleFired = true;
           stopReading();
         }, o.idleTimeoutMs);
-        let read: ReadableStreamReadResult<Frame>;
+        let read: ReadableStreamReadResult<UpstreamEvent>;
         try {
           read = await reader.read();
         } finally {
           clearTimeout(idle);
         }
         if (read.done) break;
-        // Not awaited: the meter counts what the upstream produced, whether or not the client
-        // keeps up. A client that stops reading (but stays connected) is cut off once it is
+        const frame = meter(read.value);
+        if (state.capped) break;
+        // The meter counts what the upstream produced, whether or not the client keeps up. A
+        // client that stops reading (but stays connected) is cut off once it is
         // MAX_QUEUED_FRAMES behind, so memory stays bounded and nothing waits on it.
-        void send(read.value);
-        if ((writer.desiredSize ?? 0) < -MAX_QUEUED_FRAMES) {
+        if (frame) send(frame);
+        if (queue.length > MAX_QUEUED_FRAMES) {
           halt("client_abort");
           break;
         }
@@ -126,7 +200,7 @@ export function runSession(
     } finally {
       clearInterval(heartbeat);
       clearTimeout(maxTimer);
-      o.upstreamAbort.signal.removeEventListener("abort", stopReading);
+      abortSignal.removeEventListener("abort", onAbort);
       stopReading();
       if (failed) o.upstreamAbort.abort("upstream_error");
     }
@@ -143,9 +217,10 @@ export function runSession(
       failedBeforeFirstToken: failed && state.firstTokenAt === null,
     };
     // The terminal frame and the close are queued, not awaited: the summary (and so the ledger)
-    // must not wait on a client that reads slowly or never again.
+    // must not wait on a client that reads slowly or never again. A gone client gets neither:
+    // the body just ends.
     if (failed) {
-      void send({
+      send({
         event: "error",
         data: {
           error_code: "upstream_error",
@@ -154,7 +229,7 @@ export function runSession(
         },
       });
     } else {
-      void send({
+      send({
         event: "done",
         data: {
           stream_id: o.streamId,
@@ -171,11 +246,9 @@ export function runSession(
         },
       });
     }
-    // Also when only the request's signal said the client left: nothing has cancelled the body
-    // yet, so end it, or it stays open with no writer. Not `abort()`, which workerd reports as an
-    // uncaught exception when it is still pumping the body to the (closing) connection.
-    void writer.close().catch(() => {});
+    ended = true;
+    deliver();
     return summary;
   })();
-  return { body, finished };
+  return { body: stream, finished };
 }
