@@ -13,11 +13,15 @@ import {
   inputTokensUpperBound,
   maxOutputTokens,
 } from "../src/stream/cost";
-import { type Frame, SseEncodeStage } from "../src/stream/frames";
-import { MeterStage, newMeterState } from "../src/stream/meter";
+import { type Frame, frameEncoder } from "../src/stream/frames";
+import { createMeter, newMeterState } from "../src/stream/meter";
 import { MODEL_IDS, MODELS, type ModelInfo } from "../src/stream/models";
 import { openAiProvider } from "../src/stream/providers/openai";
-import type { ProviderStream, UpstreamEvent } from "../src/stream/providers/provider";
+import type {
+  ProviderStream,
+  UpstreamEvent,
+  UpstreamReader,
+} from "../src/stream/providers/provider";
 import { runSession, type SessionOptions } from "../src/stream/session";
 import { openEvents, readEvents } from "./helpers/sse";
 
@@ -40,14 +44,28 @@ function streamOf<T>(items: T[]): ReadableStream<T> {
   });
 }
 
-async function collect<T>(stream: ReadableStream<T>): Promise<T[]> {
-  const out: T[] = [];
-  const reader = stream.getReader();
-  for (let r = await reader.read(); !r.done; r = await reader.read()) out.push(r.value);
+/** Every event an UpstreamReader returns until it says null. */
+async function drain(reader: UpstreamReader): Promise<UpstreamEvent[]> {
+  const out: UpstreamEvent[] = [];
+  for (let batch = await reader.read(); batch !== null; batch = await reader.read()) {
+    out.push(...batch);
+  }
   return out;
 }
 
-describe("SseEncodeStage", () => {
+/** An UpstreamReader over a stream of single events (one per read). */
+function readerOf(events: ReadableStream<UpstreamEvent>): UpstreamReader {
+  const reader = events.getReader();
+  return {
+    read: async () => {
+      const r = await reader.read();
+      return r.done ? null : [r.value];
+    },
+    cancel: (reason) => reader.cancel(reason),
+  };
+}
+
+describe("frameEncoder", () => {
   it("numbers frames 1..n and keeps any content inside one data line", async () => {
     const nasty = "x\n\nevent: done\ndata: {}\r\rid: 7\r\n: c\n\u2028\u2029 é🙂";
     const frames: Frame[] = [
@@ -55,8 +73,10 @@ describe("SseEncodeStage", () => {
       { event: "heartbeat", data: { ts: 1 } },
       { event: "done", data: { finish_reason: "stop", note: nasty } },
     ];
-    const body = streamOf(frames).pipeThrough(new SseEncodeStage());
-    const events = await readEvents(new Response(body));
+    const encode = frameEncoder();
+    // Ids run on across calls: one frame, then two in one chunk.
+    const bytes = [encode(frames.slice(0, 1)), encode(frames.slice(1))];
+    const events = await readEvents(new Response(new Blob(bytes)));
     expect(events.map((e) => [e.id, e.event])).toEqual([
       ["1", "message_chunk"],
       ["2", "heartbeat"],
@@ -64,7 +84,7 @@ describe("SseEncodeStage", () => {
     ]);
     expect(events.map((e) => e.data)).toEqual(frames.map((f) => f.data));
 
-    const text = await new Response(streamOf(frames).pipeThrough(new SseEncodeStage())).text();
+    const text = new TextDecoder().decode(frameEncoder()(frames));
     // Three frames of exactly three lines each: no line break of the content reached the wire.
     expect(
       text
@@ -128,7 +148,7 @@ describe("cost arithmetic", () => {
   });
 });
 
-describe("MeterStage", () => {
+describe("createMeter", () => {
   it("emits running totals and stops before a delta would pass the cap", async () => {
     const state = newMeterState();
     const message = "m";
@@ -141,9 +161,8 @@ describe("MeterStage", () => {
       type: "delta",
       text: "ab",
     }));
-    const frames = await collect(
-      streamOf(events).pipeThrough(new MeterStage(model, message, cap, state, () => 42)),
-    );
+    const meter = createMeter(model, message, cap, state, () => 42);
+    const frames = events.map((e) => meter.take(e)).filter((f) => f !== null);
     expect(frames.map((f) => f.data)).toEqual(
       [1, 2, 3].map((n) => ({
         content: "ab",
@@ -156,13 +175,16 @@ describe("MeterStage", () => {
 
   it("keeps the upstream's usage and finish reason without emitting frames for them", async () => {
     const state = newMeterState();
-    const frames = await collect(
-      streamOf<UpstreamEvent>([
+    const meter = createMeter(mini, "m", 1_000_000, state);
+    const frames = (
+      [
         { type: "delta", text: "hello" },
         { type: "finish", reason: "length" },
         { type: "usage", inputTokens: 11, outputTokens: 2 },
-      ]).pipeThrough(new MeterStage(mini, "m", 1_000_000, state)),
-    );
+      ] as const
+    )
+      .map((e) => meter.take(e))
+      .filter((f) => f !== null);
     expect(frames.length).toBe(1);
     expect(state).toMatchObject({
       usage: { inputTokens: 11, outputTokens: 2 },
@@ -235,7 +257,7 @@ describe("openAiProvider", () => {
       stream_options: { include_usage: true },
       max_tokens: 33,
     });
-    expect(await collect(stream.events)).toEqual([
+    expect(await drain(stream.events)).toEqual([
       { type: "delta", text: "Hi" },
       { type: "delta", text: " there" },
       { type: "finish", reason: "stop" },
@@ -247,31 +269,31 @@ describe("openAiProvider", () => {
     const { stream } = await openStub(
       upstreamBody([delta("a"), `data: ${"x".repeat(300 * 1024)}`], "close"),
     );
-    await expect(collect(stream.events)).rejects.toThrow();
+    await expect(drain(stream.events)).rejects.toThrow();
   });
 
   it("errors the event stream on a malformed chunk", async () => {
     const { stream } = await openStub(upstreamBody([delta("a"), "data: {nope\n\n"], "close"));
-    await expect(collect(stream.events)).rejects.toThrow("malformed upstream chunk");
+    await expect(drain(stream.events)).rejects.toThrow("malformed upstream chunk");
   });
 
   it("errors the event stream when the body ends without [DONE] or a finish reason", async () => {
     const { stream } = await openStub(upstreamBody([delta("a"), delta("b")], "close"));
-    await expect(collect(stream.events)).rejects.toThrow("ended early");
+    await expect(drain(stream.events)).rejects.toThrow("ended early");
   });
 
   it("errors the event stream on an in-band error object", async () => {
     const { stream } = await openStub(
       upstreamBody([delta("a"), sseChunk({ error: { message: "overloaded" } })], "close"),
     );
-    await expect(collect(stream.events)).rejects.toThrow("upstream error chunk");
+    await expect(drain(stream.events)).rejects.toThrow("upstream error chunk");
   });
 
   it("ignores SSE fields it does not know, as the specification says", async () => {
     const { stream } = await openStub(
       upstreamBody([`x-trace: 1\n${delta("a")}`, ": keep-alive\n\n", "data: [DONE]\n\n"], "close"),
     );
-    expect(await collect(stream.events)).toEqual([{ type: "delta", text: "a" }]);
+    expect(await drain(stream.events)).toEqual([{ type: "delta", text: "a" }]);
   });
 
   it("refuses 429 as upstream_busy and other statuses as upstream_error, without their text", async () => {
@@ -340,7 +362,10 @@ describe("runSession", () => {
         cancelled = true;
       },
     });
-    const session = runSession({ provider: "test", events }, sessionOptions({ upstreamAbort }));
+    const session = runSession(
+      { provider: "test", events: readerOf(events) },
+      sessionOptions({ upstreamAbort }),
+    );
     const reader = openEvents(new Response(session.body));
     expect((await reader.next())?.event).toBe("message_chunk");
     await reader.cancel();
@@ -359,11 +384,14 @@ describe("runSession", () => {
         controller.enqueue({ type: "delta", text: "first" });
       },
     });
-    const session = runSession({ provider: "test", events }, sessionOptions({ upstreamAbort }));
+    const session = runSession(
+      { provider: "test", events: readerOf(events) },
+      sessionOptions({ upstreamAbort }),
+    );
     const reader = openEvents(new Response(session.body));
     expect((await reader.next())?.event).toBe("message_chunk");
     upstreamAbort.abort("client_abort");
-    expect(await reader.rest()).toEqual([]);
+    expect((await reader.untilGone()).events).toEqual([]);
     expect((await session.finished).finishReason).toBe("client_abort");
   });
 
@@ -375,16 +403,20 @@ describe("runSession", () => {
         for (let i = 0; i < 20; i++) controller.enqueue({ type: "delta", text: `t${i}` });
       },
     });
-    const session = runSession({ provider: "test", events }, sessionOptions({ upstreamAbort }));
+    const session = runSession(
+      { provider: "test", events: readerOf(events) },
+      sessionOptions({ upstreamAbort }),
+    );
     // Nobody reads the body: the session meters all 20 and queues their frames.
     await new Promise((r) => setTimeout(r, 20));
     upstreamAbort.abort("client_abort");
     const summary = await session.finished;
     expect(summary).toMatchObject({ finishReason: "client_abort", outputTokens: 20 });
-    // Nothing of the queue is kept for a client that is gone, and the body is closed, not left
-    // waiting on a reader.
+    // Nothing of the queue is kept for a client that is gone: the body ends at once, without
+    // delivering a frame, instead of waiting on a reader.
     const reader = session.body.getReader();
-    expect(await reader.read()).toEqual({ done: true, value: undefined });
+    const read = await reader.read().catch(() => ({ done: true, value: undefined }));
+    expect(read).toEqual({ done: true, value: undefined });
   });
 });
 

@@ -625,8 +625,8 @@ describe("disconnects", () => {
     const record = await pollUpstream(id, (r) => r.clientAborted);
     expect(record.clientAborted).toBe(true);
     // The body is not left open without a writer: it ends, without a terminal frame.
-    const rest = await reader.rest();
-    expect(rest.filter((e) => TERMINAL.has(e.event ?? ""))).toEqual([]);
+    const rest = await reader.untilGone();
+    expect(rest.events.filter((e) => TERMINAL.has(e.event ?? ""))).toEqual([]);
     await settled();
     const entries = await ledgerOf(key);
     expect(entries.length).toBe(1);

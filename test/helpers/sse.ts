@@ -14,6 +14,11 @@ export interface EventReader {
   next(): Promise<SseEvent | null>;
   /** Reads up to the end of the body. */
   rest(): Promise<SseEvent[]>;
+  /**
+   * Reads what is left of a body whose client is gone: the events, and whether the body closed
+   * or was aborted (the session aborts it to drop what a gone client never read).
+   */
+  untilGone(): Promise<{ events: SseEvent[]; end: "closed" | "errored" }>;
   /** Cancels the body's reader, as a client that goes away does. */
   cancel(): Promise<void>;
 }
@@ -68,6 +73,15 @@ export function openEvents(res: Response): EventReader {
       const events: SseEvent[] = [];
       for (let e = await next(); e !== null; e = await next()) events.push(e);
       return events;
+    },
+    async untilGone() {
+      const events: SseEvent[] = [];
+      try {
+        for (let e = await next(); e !== null; e = await next()) events.push(e);
+        return { events, end: "closed" as const };
+      } catch {
+        return { events, end: "errored" as const };
+      }
     },
     cancel: () => reader.cancel(),
   };

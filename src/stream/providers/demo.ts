@@ -1,5 +1,5 @@
 /** @module The built-in demo provider: a deterministic answer, token by token, for development without a key. */
-import type { Provider, ProviderStream, UpstreamEvent } from "./provider";
+import type { Provider, ProviderStream, UpstreamReader } from "./provider";
 
 /** Pause between demo tokens, so the page visibly streams. */
 export const DEMO_TOKEN_DELAY_MS = 30;
@@ -20,35 +20,36 @@ export function demoProvider(delayMs = DEMO_TOKEN_DELAY_MS): Provider {
   return {
     id: "demo",
     async open({ message, maxTokens, signal }): Promise<ProviderStream> {
-      const tokens = demoAnswer(message).slice(0, Math.max(1, maxTokens));
+      const answer = demoAnswer(message);
+      const tokens = answer.slice(0, Math.max(1, maxTokens));
       let i = 0;
-      let timer: number | undefined;
-      const events = new ReadableStream<UpstreamEvent>({
-        pull(controller) {
-          if (signal.aborted) return controller.error(signal.reason);
+      let finished = false;
+      // The pending read's timer and its resolve, so `cancel` can end it at once.
+      let waiting: { timer: ReturnType<typeof setTimeout>; done: () => void } | null = null;
+      const events: UpstreamReader = {
+        async read() {
+          if (signal.aborted) throw signal.reason;
+          if (finished) return null;
           if (i === tokens.length) {
-            controller.enqueue({
-              type: "finish",
-              reason: i < demoAnswer(message).length ? "length" : "stop",
-            });
-            controller.close();
-            return;
+            finished = true;
+            return [{ type: "finish", reason: i < answer.length ? "length" : "stop" }];
           }
           const text = tokens[i++] as string;
-          return new Promise<void>((resolve) => {
-            timer = setTimeout(
-              () => {
-                controller.enqueue({ type: "delta", text });
-                resolve();
-              },
-              i === 1 ? 0 : delayMs,
-            );
+          const delay = i === 1 ? 0 : delayMs;
+          const arrived = await new Promise<boolean>((resolve) => {
+            waiting = { timer: setTimeout(() => resolve(true), delay), done: () => resolve(false) };
           });
+          waiting = null;
+          return arrived ? [{ type: "delta", text }] : null;
         },
-        cancel() {
-          if (timer !== undefined) clearTimeout(timer);
+        async cancel() {
+          finished = true;
+          if (waiting) {
+            clearTimeout(waiting.timer);
+            waiting.done();
+          }
         },
-      });
+      };
       return { provider: "demo", events };
     },
   };

@@ -1,7 +1,7 @@
 /** @module An OpenAI-compatible chat-completions client that streams and asks for usage. */
 import { createParser } from "eventsource-parser";
 import { AppError } from "../../errors";
-import type { Provider, ProviderStream, UpstreamEvent } from "./provider";
+import type { Provider, ProviderStream, UpstreamEvent, UpstreamReader } from "./provider";
 
 /** A single SSE event from the upstream may not exceed this. */
 const MAX_UPSTREAM_EVENT_BYTES = 256 * 1024;
@@ -46,27 +46,28 @@ export function chatChunkEvents(data: string): UpstreamEvent[] {
 }
 
 /**
- * The upstream's SSE body as UpstreamEvents, one per pull, and the body read only when every
- * event before is delivered. Not a chain of TransformStreams: a stage that turns one read into
- * several events queues them, and an error right behind them (a lost connection, a malformed
- * chunk) is propagated through the pipes at once and discards those queues, dropping tokens
- * the upstream did send. Here a failure errors the stream only after the events before it.
+ * The upstream's SSE body as batches of UpstreamEvents: each read returns what the next body
+ * chunks that carried any events said. A failure (a
+ * lost connection, a malformed chunk, a stream cut short) is thrown only after the events that
+ * arrived before it were returned, so no token the upstream did send is dropped.
  */
-export function upstreamEvents(body: ReadableStream<Uint8Array>): ReadableStream<UpstreamEvent> {
+export function upstreamEvents(body: ReadableStream<Uint8Array>): UpstreamReader {
   const reader = body.getReader();
   const decoder = new TextDecoder();
-  const queue: UpstreamEvent[] = [];
+  let batch: UpstreamEvent[] = [];
   let failure: unknown = null;
   let ended = false;
+  let cancelled = false;
   // A stream that ends without `[DONE]` or a finish reason was cut short, not finished.
   let complete = false;
   const parser = createParser({
     maxBufferSize: MAX_UPSTREAM_EVENT_BYTES,
     onEvent: (message) => {
       if (message.data === "[DONE]") complete = true;
-      const events = chatChunkEvents(message.data);
-      if (events.some((e) => e.type === "finish")) complete = true;
-      queue.push(...events);
+      for (const event of chatChunkEvents(message.data)) {
+        if (event.type === "finish") complete = true;
+        batch.push(event);
+      }
     },
     // An oversized event ends the stream; other parse errors (an unknown field, a bad retry)
     // are ignored, as the SSE specification says.
@@ -81,36 +82,41 @@ export function upstreamEvents(body: ReadableStream<Uint8Array>): ReadableStream
       failure = e;
     }
   };
-  return new ReadableStream<UpstreamEvent>(
-    {
-      async pull(controller) {
-        while (queue.length === 0 && failure === null && !ended) {
-          let read: ReadableStreamReadResult<Uint8Array>;
-          try {
-            read = await reader.read();
-          } catch (e) {
-            failure = e;
-            break;
-          }
-          if (read.done) {
-            ended = true;
-            feed(decoder.decode());
-            if (!complete && failure === null) failure = new Error("upstream stream ended early");
-          } else {
-            feed(decoder.decode(read.value, { stream: true }));
-          }
+  return {
+    async read() {
+      for (;;) {
+        if (cancelled) return null;
+        if (batch.length > 0) {
+          const out = batch;
+          batch = [];
+          return out;
         }
-        const next = queue.shift();
-        if (next) controller.enqueue(next);
-        else if (failure !== null) {
-          controller.error(failure);
+        if (failure !== null) {
           await reader.cancel().catch(() => {});
-        } else controller.close();
-      },
-      cancel: (reason) => reader.cancel(reason),
+          throw failure;
+        }
+        if (ended) return null;
+        let read: ReadableStreamReadResult<Uint8Array>;
+        try {
+          read = await reader.read();
+        } catch (e) {
+          failure ??= e;
+          continue;
+        }
+        if (read.done) {
+          ended = true;
+          feed(decoder.decode());
+          if (!complete && failure === null) failure = new Error("upstream stream ended early");
+        } else {
+          feed(decoder.decode(read.value, { stream: true }));
+        }
+      }
     },
-    { highWaterMark: 0 },
-  );
+    async cancel(reason) {
+      cancelled = true;
+      await reader.cancel(reason).catch(() => {});
+    },
+  };
 }
 
 /** Builds the OpenAI-compatible provider; `fetchImpl` is a parameter so tests can watch calls. */

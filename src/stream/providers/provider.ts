@@ -16,11 +16,27 @@ export interface ProviderRequest {
   signal: AbortSignal;
 }
 
+/**
+ * The upstream's events, read one upstream chunk at a time. Not a ReadableStream: the session
+ * takes each batch synchronously, so one read of the upstream body costs one await, not one
+ * per event and per stage.
+ */
+export interface UpstreamReader {
+  /**
+   * The events of the next upstream chunk (possibly none), or null once the upstream finished or
+   * the reader was cancelled. Throws when the upstream failed (cut short, malformed, an in-band
+   * error), but only after every event that arrived before the failure was returned.
+   */
+  read(): Promise<UpstreamEvent[] | null>;
+  /** Stops reading: a pending `read` resolves null, and the upstream body is released. */
+  cancel(reason?: unknown): Promise<void>;
+}
+
 /** An answer that has started: the upstream accepted the request. */
 export interface ProviderStream {
   /** Reported in `done.provider`. */
   provider: string;
-  events: ReadableStream<UpstreamEvent>;
+  events: UpstreamReader;
 }
 
 /**
