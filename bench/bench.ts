@@ -8,7 +8,10 @@
  * Loopback only; every loop is bounded in count and in time. Writes bench/results/latest.json
  * and latest.md (and reads soak-latest.json for the ledger target) and prints the summary.
  *
- * Flags: --quick (small counts, to try the script), --skip-memory, --out <dir>.
+ * Flags: --quick (small counts, to try the script), --skip-memory, --out <dir>,
+ * --peer-dir <dir> (a directory whose node_modules holds @portkey-ai/gateway, installed there by
+ * hand so that it never becomes a dependency of this project; the project's own node_modules is
+ * looked in otherwise).
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -52,6 +55,10 @@ installCleanupHandlers();
 const argv = process.argv.slice(2);
 const QUICK = argv.includes("--quick");
 const SKIP_MEMORY = argv.includes("--skip-memory");
+const PEER_DIR = (() => {
+  const i = argv.indexOf("--peer-dir");
+  return i >= 0 && argv[i + 1] ? (argv[i + 1] as string) : ROOT;
+})();
 const OUT_DIR = (() => {
   const i = argv.indexOf("--out");
   return i >= 0 && argv[i + 1] ? (argv[i + 1] as string) : join(ROOT, "bench/results");
@@ -163,10 +170,10 @@ interface PeerStatus {
   detail?: string;
 }
 
-/** Starts @portkey-ai/gateway on loopback when it is installed; never installs it. */
+/** Starts @portkey-ai/gateway on loopback when it is installed (see --peer-dir); never installs it. */
 async function startPortkey(stack: Stack): Promise<{ peer: PeerStatus; target?: BenchTarget }> {
   const name = "@portkey-ai/gateway";
-  const require = createRequire(join(ROOT, "package.json"));
+  const require = createRequire(join(PEER_DIR, "package.json"));
   let pkgJson: string;
   try {
     pkgJson = require.resolve(`${name}/package.json`);

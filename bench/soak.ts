@@ -565,6 +565,7 @@ async function main() {
       identities: IDENTITIES,
       addresses: ADDRESSES.length,
     },
+    runs,
     /** The control: the same mix against the floor; memory only, not part of `passed`. */
     floor,
     /**
