@@ -445,6 +445,7 @@ function flakyStore(failures: number): LimitStore & { attempts: () => number } {
   return {
     kind: "durable_object",
     admit: unused,
+    cancelAdmission: unused,
     refundQuota: unused,
     hitSessionMint: unused,
     usage: unused,

@@ -12,6 +12,9 @@ import type { QuotaResult, SpendSummary, WindowResult } from "./store";
 
 /** Counters of the anonymous total quota live this long after their last use. */
 const TOTAL_QUOTA_TTL_MS = 400 * 86_400_000;
+/** An admission's mark (what it counted) lives this long: longer than any call can be late. */
+const ADMISSION_MARK_TTL_MS = 60_000;
+const [MARK_WINDOW, MARK_QUOTA, MARK_CANCELLED] = [1, 2, 3];
 
 /** One object per key; `name` says which (e.g. `user:anonymous:anon_…`, `ip:203.0.113.7`). */
 export class LimitsStore extends DurableObject {
@@ -77,23 +80,48 @@ export class LimitsStore extends DurableObject {
   }
 
   /**
-   * The user's half of an admission, in one call: counts the user's window and, when it passes
-   * and `quota` is given, spends one quota unit.
+   * Counts admission `id` in the named window at `now`, and when it passes and `quota` is given
+   * (the user's object), spends one quota unit. Marks what it counted, so that
+   * `cancelAdmission` can undo exactly that; throws when the admission was cancelled first.
    */
-  admitUser(
+  admit(
+    id: string,
+    name: string,
     spec: WindowSpec,
     quota: { hourly: WindowSpec; total: number } | null,
     now: number,
-  ): { user: WindowResult; quota: QuotaResult | null } {
-    const user = this.hitWindow("rate:user", spec, 1, now);
-    if (!user.success || !quota) return { user, quota: null };
-    return { user, quota: this.spendQuota(quota.hourly, quota.total, now) };
+  ): { window: WindowResult; quota: QuotaResult | null } {
+    const mark = `admission:${id}`;
+    if (this.get(mark, now) !== 0) throw new Error("the admission was cancelled or already made");
+    const window = this.hitWindow(name, spec, 1, now);
+    if (!window.success) return { window, quota: null };
+    const spent = quota ? this.spendQuota(quota.hourly, quota.total, now) : null;
+    this.put(mark, spent?.success ? MARK_QUOTA : MARK_WINDOW, now + ADMISSION_MARK_TTL_MS);
+    return { window, quota: spent };
   }
 
-  /** Undoes `admitUser` at `now` when the IP's window refused: the hit, and the unit if spent. */
-  releaseUser(spec: WindowSpec, spentQuota: WindowSpec | null, now: number): void {
-    this.hitWindow("rate:user", spec, -1, now);
-    if (spentQuota) this.refundQuota(spentQuota, now);
+  /**
+   * Undoes what admission `id` counted in the named window (and the quota unit, if it spent
+   * one), never below zero; an `admit` of the same id that arrives later counts nothing.
+   */
+  cancelAdmission(
+    id: string,
+    name: string,
+    spec: WindowSpec,
+    hourly: WindowSpec | null,
+    at: number,
+  ): void {
+    const now = Date.now();
+    const mark = `admission:${id}`;
+    const counted = this.get(mark, now);
+    this.put(mark, MARK_CANCELLED, now + ADMISSION_MARK_TTL_MS);
+    if (counted === MARK_WINDOW || counted === MARK_QUOTA) {
+      // Back to the bucket the hit was counted in, never below zero.
+      const [bucketKey] = windowKeys(name, spec, at);
+      const inBucket = this.get(bucketKey, now);
+      if (inBucket > 0) this.put(bucketKey, inBucket - 1, at + spec.windowMs * 2 + 1000);
+    }
+    if (counted === MARK_QUOTA && hourly) this.refundQuota(hourly, at);
   }
 
   /** Reads the named window without counting. */

@@ -1,7 +1,7 @@
 /** @module The LimitStore adapter over the LimitsStore Durable Object: one object per user and per IP. */
 import type { LedgerRecord } from "../ledger/record";
 import type { LimitsStore } from "./durable-object";
-import type { Admission, LimitSpecs, LimitStore, UsageSnapshot } from "./store";
+import type { Admission, AdmissionRequest, LimitSpecs, LimitStore, UsageSnapshot } from "./store";
 
 /** Builds the Durable Object store; `ns` is the LIMITS binding, object names start with `prefix`. */
 export function durableStore(
@@ -12,24 +12,37 @@ export function durableStore(
   const user = (key: string) => ns.get(ns.idFromName(`${prefix}:user:${key}`));
   const ip = (key: string) => ns.get(ns.idFromName(`${prefix}:ip:${key}`));
   const metrics = () => ns.get(ns.idFromName(`${prefix}:metrics`));
+  const cancelIn = {
+    user: (r: AdmissionRequest) =>
+      user(r.userKey).cancelAdmission(
+        r.id,
+        "rate:user",
+        specs.user,
+        r.anonymous ? specs.anonHourly : null,
+        r.at,
+      ),
+    ip: (r: AdmissionRequest) => ip(r.ipKey).cancelAdmission(r.id, "rate:ip", specs.ip, null, r.at),
+  };
   return {
     kind: "durable_object",
-    async admit(userKey, ipKey, now, anonymous): Promise<Admission> {
+    async admit(r): Promise<Admission> {
       // The user's window and quota live in one object, the IP's in another: both are asked at
       // once (one round trip in time), and a refusal by one is undone in the other before the
       // answer, so a refused request counts nothing.
-      const quotaSpec = anonymous ? { hourly: specs.anonHourly, total: specs.anonTotal } : null;
+      const quota = r.anonymous ? { hourly: specs.anonHourly, total: specs.anonTotal } : null;
       const [u, i] = await Promise.all([
-        user(userKey).admitUser(specs.user, quotaSpec, now),
-        ip(ipKey).hit("rate:ip", specs.ip, 1, now),
+        user(r.userKey).admit(r.id, "rate:user", specs.user, quota, r.at),
+        ip(r.ipKey).admit(r.id, "rate:ip", specs.ip, null, r.at),
       ]);
-      if (!u.user.success && i.success) await ip(ipKey).hit("rate:ip", specs.ip, -1, now);
-      if (u.user.success && !i.success) {
-        const spent = u.quota?.success ? specs.anonHourly : null;
-        await user(userKey).releaseUser(specs.user, spent, now);
-        return { user: u.user, ip: i, quota: null };
+      if (!u.window.success && i.window.success) await cancelIn.ip(r);
+      if (u.window.success && !i.window.success) {
+        await cancelIn.user(r);
+        return { user: u.window, ip: i.window, quota: null };
       }
-      return { user: u.user, ip: i, quota: u.quota };
+      return { user: u.window, ip: i.window, quota: u.quota };
+    },
+    async cancelAdmission(r) {
+      await Promise.all([cancelIn.user(r), cancelIn.ip(r)]);
     },
     refundQuota: (userKey, spentAt) => user(userKey).refundQuota(specs.anonHourly, spentAt),
     hitSessionMint: (ipKey) => ip(ipKey).hit("mint", specs.sessionsPerIp),

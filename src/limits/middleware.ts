@@ -2,10 +2,11 @@
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
+import { describeError } from "../observe/log";
 import { annotate } from "../observe/request";
 import { DEV_LOOPBACK, ipKey } from "./client-ip";
 import { storeFor } from "./select-store";
-import type { QuotaResult, WindowResult } from "./store";
+import type { Admission, AdmissionRequest, QuotaResult, WindowResult } from "./store";
 
 /** What a request that passed the limits carries on to the stream. */
 export interface LimitGrant {
@@ -56,11 +57,29 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
   const store = storeFor(config, c.env);
   const now = Date.now();
   const started = performance.now();
-  const {
-    user,
-    ip: ipWindow,
-    quota,
-  } = await store.admit(principal.key, `ip:${ip}`, now, principal.isAnonymous);
+  const admission: AdmissionRequest = {
+    id: crypto.randomUUID(),
+    userKey: principal.key,
+    ipKey: `ip:${ip}`,
+    at: now,
+    anonymous: principal.isAnonymous,
+  };
+  let decided: Admission;
+  try {
+    decided = await store.admit(admission);
+  } catch (e) {
+    // No answer (a timeout, a lost connection) does not mean nothing was counted: the store may
+    // still commit it. The request is refused with 503, so whatever it counted is undone.
+    c.executionCtx.waitUntil(
+      store
+        .cancelAdmission(admission)
+        .catch((err: unknown) =>
+          c.var.log.warn("admission_cancel_failed", { cause: describeError(err) }),
+        ),
+    );
+    throw e;
+  }
+  const { user, ip: ipWindow, quota } = decided;
   annotate(c.req.raw, { store_ms: Math.round(performance.now() - started) });
   const headers = rateLimitHeaders([user, ipWindow], now);
   const refused = [user, ipWindow].find((w) => !w.success);

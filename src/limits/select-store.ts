@@ -57,6 +57,7 @@ export function failClosed(store: LimitStore, timeoutMs: number): LimitStore {
   return {
     kind: store.kind,
     admit: guard(store.admit),
+    cancelAdmission: guard(store.cancelAdmission),
     refundQuota: guard(store.refundQuota),
     hitSessionMint: guard(store.hitSessionMint),
     usage: guard(store.usage),

@@ -34,6 +34,17 @@ export interface Admission {
   quota: QuotaResult | null;
 }
 
+/** One request's admission: who, from where, when, and an id of its own. */
+export interface AdmissionRequest {
+  /** Made by the server, unique per request: it finds what this admission counted, and only that. */
+  id: string;
+  userKey: string;
+  ipKey: string;
+  /** Unix ms: the buckets it counts in. */
+  at: number;
+  anonymous: boolean;
+}
+
 /** What `/api/v1/usage` shows: the caller's windows without spending anything. */
 export interface UsageSnapshot {
   user: WindowResult;
@@ -65,10 +76,17 @@ export interface LimitSpecs {
 export interface LimitStore {
   readonly kind: "upstash" | "durable_object";
   /**
-   * Counts one request at `now` (unix ms) against the user's and the IP's windows and, when
-   * `anonymous`, spends one unit of the hourly and total quotas: one round trip to the store.
+   * Counts one request at `at` against the user's and the IP's windows and, when `anonymous`,
+   * spends one unit of the hourly and total quotas: one round trip to the store. Rejects when
+   * the admission was cancelled first.
    */
-  admit(userKey: string, ipKey: string, now: number, anonymous: boolean): Promise<Admission>;
+  admit(request: AdmissionRequest): Promise<Admission>;
+  /**
+   * Undoes what `admit(request)` counted, if it counted anything, and makes an `admit(request)`
+   * that reaches the store later (one that timed out here) count nothing. For an admission whose
+   * answer was lost: the request was refused with 503, so it must spend nothing. Idempotent.
+   */
+  cancelAdmission(request: AdmissionRequest): Promise<void>;
   /** Gives back one quota unit spent by `admit` at `spentAt` (unix ms) to the bucket it came from. */
   refundQuota(userKey: string, spentAt: number): Promise<void>;
   /** Counts one anonymous session minted from this IP. */

@@ -11,19 +11,33 @@ import type { WindowSpec } from "../config";
 import { LEDGER_RETENTION_SECONDS, type LedgerRecord, utcDay } from "../ledger/record";
 import { type Counters, type MetricWindow, readBuckets, writeBuckets } from "../observe/metrics";
 import { bucketOf, peek, windowKeys } from "./sliding-window";
-import type { Admission, LimitSpecs, LimitStore, UsageSnapshot, WindowResult } from "./store";
+import type {
+  Admission,
+  AdmissionRequest,
+  LimitSpecs,
+  LimitStore,
+  UsageSnapshot,
+  WindowResult,
+} from "./store";
 
 const TOTAL_QUOTA_TTL_MS = 400 * 86_400_000;
+/**
+ * How long an admission's mark lives: longer than any admission can take to reach the store
+ * (its call is aborted after LIMITS_TIMEOUT_MS), short enough to cost little memory.
+ */
+const ADMISSION_MARK_TTL_MS = 60_000;
 
 /**
  * The whole admission in one atomic EVAL: the user's and the IP's sliding windows (ratelimit's
- * arithmetic and key layout), then, for anonymous callers (7 keys), the hourly and total quotas.
+ * arithmetic and key layout), then, for anonymous callers (8 keys), the hourly and total quotas.
  * Nothing is counted unless both windows pass; the quota is spent only when it allows it.
- * Returns {refused, user left, ip left[, hourly left, total left]}; refused: 0 none, 1 user,
- * 2 ip, 3 hourly quota, 4 total quota.
+ * KEYS[5] marks what this admission counted ("1" windows, "2" windows and quota; "0" once
+ * cancelled, when the script counts nothing). Returns {refused, user left, ip left[, hourly
+ * left, total left]}; refused: 0 none, 1 user, 2 ip, 3 hourly quota, 4 total quota, 5 cancelled.
  */
 const ADMIT = `
-local now = tonumber(ARGV[1])
+if redis.call("EXISTS", KEYS[5]) == 1 then return {5, 0, 0} end
+local now, markTtl = tonumber(ARGV[1]), ARGV[6]
 local function num(key) return tonumber(redis.call("GET", key) or "0") end
 local function used(current, previous, window)
   return num(current) + math.floor((1 - (now % window) / window) * num(previous))
@@ -37,15 +51,37 @@ if uu >= ul then return {1, 0, math.max(0, il - iu)} end
 if iu >= il then return {2, ul - uu, 0} end
 count(KEYS[1], uw)
 count(KEYS[3], iw)
-if #KEYS == 4 then return {0, ul - uu - 1, il - iu - 1} end
-local hl, hw, cap, ttl = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), ARGV[9]
-local hu, total = used(KEYS[5], KEYS[6], hw), num(KEYS[7])
+redis.call("SET", KEYS[5], "1", "PX", markTtl)
+if #KEYS == 5 then return {0, ul - uu - 1, il - iu - 1} end
+local hl, hw, cap, ttl = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
+local hu, total = used(KEYS[6], KEYS[7], hw), num(KEYS[8])
 if total >= cap then return {4, ul - uu - 1, il - iu - 1, math.max(0, hl - hu), 0} end
 if hu >= hl then return {3, ul - uu - 1, il - iu - 1, 0, cap - total} end
-count(KEYS[5], hw)
-redis.call("INCR", KEYS[7])
-redis.call("PEXPIRE", KEYS[7], ttl)
+count(KEYS[6], hw)
+redis.call("INCR", KEYS[8])
+redis.call("PEXPIRE", KEYS[8], ttl)
+redis.call("SET", KEYS[5], "2", "PX", markTtl)
 return {0, ul - uu - 1, il - iu - 1, hl - hu - 1, cap - total - 1}
+`;
+
+/**
+ * Cancels an admission (the keys of ADMIT): undoes what its mark says it counted, never below
+ * zero, and leaves the mark "0" so that the admission, should it arrive later, counts nothing.
+ */
+const CANCEL_ADMISSION = `
+local counted = redis.call("GET", KEYS[5])
+redis.call("SET", KEYS[5], "0", "PX", ARGV[1])
+if counted ~= "1" and counted ~= "2" then return 0 end
+local function uncount(key)
+  if tonumber(redis.call("GET", key) or "0") > 0 then redis.call("DECR", key) end
+end
+uncount(KEYS[1])
+uncount(KEYS[3])
+if counted == "2" then
+  uncount(KEYS[6])
+  uncount(KEYS[8])
+end
+return 1
 `;
 
 /** Gives one quota unit back to the hourly bucket (KEYS[1]) and the total (KEYS[2]), never below zero. */
@@ -130,6 +166,13 @@ export function upstashStore(
     const base = `${PREFIX}:quota:${userKey}`;
     return [...windowKeys(`${base}:hourly`, specs.anonHourly, now), `${base}:total`];
   };
+  /** ADMIT's keys: the two windows, the admission's mark, then (anonymous) the quotas. */
+  const admissionKeys = (r: AdmissionRequest) => [
+    ...userWindow(r.userKey, r.at),
+    ...ipWindow(r.ipKey, r.at),
+    `${PREFIX}:admission:${r.id}`,
+    ...(r.anonymous ? quotaKeys(r.userKey, r.at) : []),
+  ];
   const spendKeys = (userKey: string, day: string) => ({
     total: `${PREFIX}:spend:${userKey}:total`,
     streams: `${PREFIX}:spend:${userKey}:streams`,
@@ -138,19 +181,20 @@ export function upstashStore(
 
   return {
     kind: "upstash",
-    async admit(userKey, ipKey, now, anonymous): Promise<Admission> {
-      const keys = [...userWindow(userKey, now), ...ipWindow(ipKey, now)];
+    async admit(request): Promise<Admission> {
+      const { at: now, anonymous } = request;
       const args = [now, specs.user.limit, specs.user.windowMs, specs.ip.limit, specs.ip.windowMs];
+      args.push(ADMISSION_MARK_TTL_MS);
       if (anonymous) {
-        keys.push(...quotaKeys(userKey, now));
         args.push(specs.anonHourly.limit, specs.anonHourly.windowMs, specs.anonTotal);
         args.push(TOTAL_QUOTA_TTL_MS);
       }
       const [refused, userLeft, ipLeft, hourlyLeft = 0, totalLeft = 0] = (await redis.eval(
         ADMIT,
-        keys,
+        admissionKeys(request),
         args.map(String),
       )) as number[];
+      if (refused === 5) throw new Error("the admission was cancelled before it reached the store");
       const user = windowResult(refused !== 1, userLeft ?? 0, specs.user, now);
       const ip = windowResult(refused !== 2, ipLeft ?? 0, specs.ip, now);
       if (!anonymous || refused === 1 || refused === 2) return { user, ip, quota: null };
@@ -164,6 +208,9 @@ export function upstashStore(
           total: { limit: specs.anonTotal, remaining: totalLeft, success: refused !== 4 },
         },
       };
+    },
+    async cancelAdmission(request) {
+      await redis.eval(CANCEL_ADMISSION, admissionKeys(request), [String(ADMISSION_MARK_TTL_MS)]);
     },
     async refundQuota(userKey, spentAt) {
       // The unit goes back to the bucket it was taken from, never below zero.

@@ -10,7 +10,7 @@ export interface UpstashScope {
   id: string;
   stats(): Promise<{ requests: number; commands: number }>;
   reset(): Promise<void>;
-  fault(mode: "none" | "error500" | "hang" | "close"): Promise<void>;
+  fault(mode: "none" | "error500" | "hang" | "close" | "late"): Promise<void>;
 }
 
 /** Opens a fresh scope on the local Upstash server. */

@@ -243,16 +243,49 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const now = Date.now();
     const lastHour = now - 3_600_000;
     // Spent an hour ago, refunded now: the current bucket must not go to -1.
-    const ip = `ip:${randomIp()}`;
-    expect((await store.admit(key, ip, lastHour, true)).quota?.success).toBe(true);
+    const ipKey = `ip:${randomIp()}`;
+    const admit = (at: number) =>
+      store.admit({ id: crypto.randomUUID(), userKey: key, ipKey, at, anonymous: true });
+    expect((await admit(lastHour)).quota?.success).toBe(true);
     await store.refundQuota(key, lastHour);
     const results = [];
-    for (let i = 0; i < 4; i++)
-      results.push((await store.admit(key, ip, now, true)).quota?.success);
+    for (let i = 0; i < 4; i++) results.push((await admit(now)).quota?.success);
     expect(results).toEqual([true, true, true, false]);
     // Total: one spent and refunded, three spent now.
     const u = await store.usage(key, `ip:${randomIp()}`, true);
     expect(u.quota?.total.remaining).toBe(97);
+  });
+
+  it("undoes a cancelled admission, and a cancelled admission that arrives late counts nothing", async () => {
+    const env = storeEnv(kind, { RATE_LIMIT_USER: "5/30s", RATE_LIMIT_IP: "5/30s" });
+    const store = storeFor(parseConfig(env), env);
+    const userKey = `anonymous:anon_${crypto.randomUUID()}`;
+    const ipKey = `ip:${randomIp()}`;
+    await awayFromBoundary(30_000, 5_000);
+    const request = () => ({
+      id: crypto.randomUUID(),
+      userKey,
+      ipKey,
+      at: Date.now(),
+      anonymous: true,
+    });
+    // Counted, then cancelled (its answer was lost): everything comes back.
+    const first = request();
+    expect((await store.admit(first)).quota?.success).toBe(true);
+    await store.cancelAdmission(first);
+    await store.cancelAdmission(first);
+    // Cancelled before it reached the store: when it arrives, it counts nothing.
+    const late = request();
+    await store.cancelAdmission(late);
+    await expect(store.admit(late)).rejects.toThrow();
+    // One admission that stands: only it is counted.
+    const kept = request();
+    expect((await store.admit(kept)).quota?.success).toBe(true);
+    const u = await store.usage(userKey, ipKey, true);
+    expect(u.user.remaining).toBe(4);
+    expect(u.ip.remaining).toBe(4);
+    expect(u.quota?.hourly.remaining).toBe(19);
+    expect(u.quota?.total.remaining).toBe(99);
   });
 
   it("limits anonymous sessions minted per address per hour", async () => {

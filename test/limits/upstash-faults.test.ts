@@ -6,6 +6,7 @@ import { randomIp, storeEnv, upstashScope } from "../helpers/stores";
 import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
 
 const upstreamBase = inject("upstreamUrl").replace(/\/v1$/, "");
+const LATE_ANSWER_MS = inject("upstashLateAnswerMs");
 
 async function streamOnce(env: Bindings, token: string) {
   const id = crypto.randomUUID();
@@ -59,6 +60,35 @@ describe("the Upstash store fails closed", () => {
     await expectLimitsUnavailable(r.res);
     expect(await upstreamSaw(r.id)).toBe(false);
     await scope.fault("none");
+  });
+
+  it("spends nothing on a 503 whose admission the store committed but answered too late", async () => {
+    const scope = upstashScope();
+    const env = storeEnv("upstash", { LIMITS_TIMEOUT_MS: "300" }, scope);
+    const token = await anonToken();
+    const ip = randomIp();
+    await scope.fault("late");
+    const id = crypto.randomUUID();
+    const refused = await call(
+      `/api/v1/stream?message=${encodeURIComponent(`hi [[fake id=${id} tokens=2]]`)}`,
+      { headers: bearer(token), ip },
+      env,
+    );
+    await expectLimitsUnavailable(refused.res);
+    expect(await upstreamSaw(id)).toBe(false);
+    // The admission ran at once; its cancellation (in waitUntil) ran after it, also answered late.
+    await refused.settled();
+    await scope.fault("none");
+    await new Promise((r) => setTimeout(r, LATE_ANSWER_MS + 200));
+    const { res } = await call("/api/v1/usage", { headers: bearer(token), ip }, env);
+    const usage = (await res.json()) as {
+      limits: { user: { remaining: number }; ip: { remaining: number } };
+      quota: { hourly: { remaining: number }; total: { remaining: number } };
+    };
+    expect(usage.limits.user.remaining).toBe(30);
+    expect(usage.limits.ip.remaining).toBe(60);
+    expect(usage.quota.hourly.remaining).toBe(20);
+    expect(usage.quota.total.remaining).toBe(100);
   });
 
   it("answers 503 when the store drops the connection", async () => {

@@ -3,7 +3,7 @@ import type { TestProject } from "vitest/node";
 import { startFakeUpstream } from "./fake-upstream";
 import { startJwksServer } from "./jwks-server";
 import { startRedis } from "./redis";
-import { startUpstashServer } from "./upstash-server";
+import { LATE_ANSWER_MS, startUpstashServer } from "./upstash-server";
 
 const UPSTASH_TOKEN = "local-upstash-token";
 
@@ -25,6 +25,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("redisPort", redis.port);
   project.provide("upstashUrl", upstash.url);
   project.provide("upstashToken", UPSTASH_TOKEN);
+  project.provide("upstashLateAnswerMs", LATE_ANSWER_MS);
   project.provide("supabaseUrl", jwks.url);
   project.provide("jwksUrl", jwks.jwksUrl);
   project.provide("jwksPrivateKeys", jwks.privateKeys);

@@ -5,7 +5,7 @@ import type { RedisHandle } from "./redis";
 import { connectResp, type RespConnection, RespError, type RespValue } from "./resp";
 
 /** What the server does to every REST request (test hooks under /__test/ are never affected). */
-export type FaultMode = "none" | "error500" | "hang" | "close";
+export type FaultMode = "none" | "error500" | "hang" | "close" | "late";
 
 /** Counters since the last reset: authenticated REST requests and the commands inside them. */
 export interface UpstashStats {
@@ -65,7 +65,9 @@ class HttpError extends Error {
   }
 }
 
-const FAULT_MODES: readonly FaultMode[] = ["none", "error500", "hang", "close"];
+const FAULT_MODES: readonly FaultMode[] = ["none", "error500", "hang", "close", "late"];
+/** Fault `late`: the commands run at once, their answer is sent this much later. */
+export const LATE_ANSWER_MS = 1_000;
 const SCOPE_PREFIX = /^\/__scope\/([A-Za-z0-9_.-]+)(\/.*)?$/;
 
 /**
@@ -505,6 +507,13 @@ export async function startUpstashServer(opts: UpstashServerOptions): Promise<Up
     }
   };
 
+  const run = <T>(work: () => Promise<T>): Promise<T> => work();
+  const runThenWait = async <T>(work: () => Promise<T>): Promise<T> => {
+    const result = await work();
+    await new Promise((resolve) => setTimeout(resolve, LATE_ANSWER_MS));
+    return result;
+  };
+
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? "/", "http://127.0.0.1");
     if (url.pathname.startsWith("/__test/")) {
@@ -553,6 +562,8 @@ export async function startUpstashServer(opts: UpstashServerOptions): Promise<Up
     if (parsed instanceof HttpError) throw parsed;
     for (const command of parsed.commands) checkAllowed(command);
 
+    // A store that commits at once but answers late (a slow path back): run, then wait.
+    const answer = injected === "late" ? runThenWait : run;
     const syncHeader = req.headers["upstash-sync-token"];
     const headers = {
       // Echo the client's token: there is one Redis, so every read already sees every write.
@@ -561,7 +572,7 @@ export async function startUpstashServer(opts: UpstashServerOptions): Promise<Up
     const base64 = String(req.headers["upstash-encoding"] ?? "").toLowerCase() === "base64";
 
     if (parsed.kind === "multi") {
-      const results = await runTransaction(parsed.commands);
+      const results = await answer(() => runTransaction(parsed.commands));
       sendJson(
         res,
         200,
@@ -570,7 +581,7 @@ export async function startUpstashServer(opts: UpstashServerOptions): Promise<Up
       );
       return;
     }
-    const replies = await runCommands(parsed.commands);
+    const replies = await answer(() => runCommands(parsed.commands));
     if (parsed.kind === "pipeline") {
       sendJson(
         res,
