@@ -1,15 +1,31 @@
 /**
  * @module The floor: a bare Worker that forwards the request to the upstream and re-frames its
  * SSE as `message_chunk` events. No auth, limits, metering or ledger: what is left is what the
- * runtime itself costs.
+ * runtime itself costs. Its /store-trip/ variant adds one store round trip.
  */
 interface FloorEnv {
   UPSTREAM_URL: string;
+  /** An Upstash-compatible REST endpoint and its token, for the store-trip variant. */
+  STORE_URL?: string;
+  STORE_TOKEN?: string;
 }
 
 export default {
   async fetch(req: Request, env: FloorEnv): Promise<Response> {
-    if (new URL(req.url).pathname === "/healthz") return Response.json({ status: "ok" });
+    const { pathname } = new URL(req.url);
+    if (pathname === "/healthz") return Response.json({ status: "ok" });
+    // Under /store-trip/: one store round trip (a PING) before the upstream, the least any
+    // gateway that enforces limits pays. The bench measures it in each runtime, so the gateway's
+    // own work is what it adds over this variant.
+    if (pathname.startsWith("/store-trip") && env.STORE_URL) {
+      const trip = await fetch(env.STORE_URL, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${env.STORE_TOKEN}` },
+        body: '["PING"]',
+      });
+      if (!trip.ok) return new Response("store error", { status: 502 });
+      await trip.text();
+    }
     const { message } = (await req.json()) as { message: string };
     const upstream = await fetch(`${env.UPSTREAM_URL}/chat/completions`, {
       method: "POST",
