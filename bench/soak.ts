@@ -37,7 +37,7 @@ import {
   tokenSub,
 } from "./lib/stack";
 import { round, summarize, table } from "./lib/stats";
-import { type Runtime, startWranglerDev, steadyRss } from "./lib/wrangler";
+import { type Runtime, startWranglerDev, steadyRss, type WranglerDev } from "./lib/wrangler";
 
 installCleanupHandlers();
 
@@ -86,6 +86,18 @@ const HEAP_TOLERANCE_MIB = 0.5;
 const RSS_TOLERANCE_MIB = 16;
 
 const rand = (n: number) => Math.floor(Math.random() * n);
+
+/**
+ * The Worker's memory now: the live heap after a full collection and its census by kind (when
+ * the runtime has an inspector, held by `probe`), and the RSS of its workerd in KiB.
+ */
+async function readMemory(dev: WranglerDev, probe: HeapProbe | null) {
+  return {
+    heapMib: probe ? (await probe.heapAfterGc()).usedMib : null,
+    census: probe ? await probe.census() : null,
+    rssKib: await steadyRss(dev),
+  };
+}
 
 interface Sent {
   i: number;
@@ -216,9 +228,11 @@ async function soakOne(stack: Stack, store: "upstash" | "do") {
   await sleep(1_500);
   const heapProbe: HeapProbe | null =
     dev.inspectorPort === null ? null : await connectHeapProbe(dev.inspectorPort);
-  const heapBaseline = heapProbe ? (await heapProbe.heapAfterGc()).usedMib : null;
-  const censusBefore = heapProbe ? await heapProbe.census() : null;
-  const baseline = await steadyRss(dev);
+  const {
+    heapMib: heapBaseline,
+    census: censusBefore,
+    rssKib: baseline,
+  } = await readMemory(dev, heapProbe);
 
   const tokens = await mintTokens(dev.url, IDENTITIES, "198.19.255.1");
   const userKeys = tokens.map((t) => `anonymous:${tokenSub(t)}`);
@@ -259,10 +273,10 @@ async function soakOne(stack: Stack, store: "upstash" | "do") {
   // Memory: the live heap once every stream's waitUntil work is over (metrics flush 1 s later);
   // RSS after a bounded wait.
   await sleep(1_500);
-  const heapAfter = heapProbe ? (await heapProbe.heapAfterGc()).usedMib : null;
-  const censusAfter = heapProbe ? await heapProbe.census() : null;
+  const end = await readMemory(dev, heapProbe);
+  const { heapMib: heapAfter, census: censusAfter } = end;
   heapProbe?.close();
-  let after = await steadyRss(dev);
+  let after = end.rssKib;
   const memDeadline = Date.now() + (heapProbe ? 0 : 15_000);
   while (
     baseline !== null &&
@@ -483,19 +497,23 @@ async function soakFloor(stack: Stack) {
   await sleep(1_500);
   const heapProbe: HeapProbe | null =
     dev.inspectorPort === null ? null : await connectHeapProbe(dev.inspectorPort);
-  const heapBaseline = heapProbe ? (await heapProbe.heapAfterGc()).usedMib : null;
-  const censusBefore = heapProbe ? await heapProbe.census() : null;
-  const baseline = await steadyRss(dev);
+  const {
+    heapMib: heapBaseline,
+    census: censusBefore,
+    rssKib: baseline,
+  } = await readMemory(dev, heapProbe);
   log(`floor: ${STREAMS} streams at concurrency ${CONCURRENCY}`);
   const sent: Sent[] = [];
   const loadMs = await run(STREAMS, "soak", sent);
   // The floor logs nothing at a stream's end: the longest stream (60 tokens, 12 ms apart) is
   // well under a second, so its last streams are over after the gateway's own settling time.
   await sleep(4_000);
-  const heapAfter = heapProbe ? (await heapProbe.heapAfterGc()).usedMib : null;
-  const censusAfter = heapProbe ? await heapProbe.census() : null;
+  const {
+    heapMib: heapAfter,
+    census: censusAfter,
+    rssKib: after,
+  } = await readMemory(dev, heapProbe);
   heapProbe?.close();
-  const after = await steadyRss(dev);
   await dev.stop();
   target.agent.destroy();
   const abortedAfterHeaders = sent.filter(
