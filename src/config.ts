@@ -27,6 +27,8 @@ export interface Config {
   openai: { apiKey: string | undefined; baseUrl: string };
   rateLimitUser: WindowSpec;
   rateLimitIp: WindowSpec;
+  /** Reads of /api/v1/usage per user. */
+  rateLimitUsage: WindowSpec;
   anonQuotaHourly: number;
   anonQuotaTotal: number;
   anonSessionTtlSeconds: number;
@@ -94,6 +96,7 @@ const schema = z.object({
   OPENAI_BASE_URL: z.url({ protocol: /^https?$/ }).default("https://api.openai.com/v1"),
   RATE_LIMIT_USER: window.default(parseWindow("30/30s")),
   RATE_LIMIT_IP: window.default(parseWindow("60/30s")),
+  RATE_LIMIT_USAGE: window.default(parseWindow("60/60s")),
   ANON_QUOTA_HOURLY: int(1, 1_000_000).default(20),
   ANON_QUOTA_TOTAL: int(1, 100_000_000).default(100),
   ANON_SESSION_TTL_SECONDS: int(60, 31_536_000).default(604_800),
@@ -163,6 +166,7 @@ export function parseConfig(env: Partial<Bindings>): Config {
     openai: { apiKey: v.OPENAI_API_KEY, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, "") },
     rateLimitUser: v.RATE_LIMIT_USER,
     rateLimitIp: v.RATE_LIMIT_IP,
+    rateLimitUsage: v.RATE_LIMIT_USAGE,
     anonQuotaHourly: v.ANON_QUOTA_HOURLY,
     anonQuotaTotal: v.ANON_QUOTA_TOTAL,
     anonSessionTtlSeconds: v.ANON_SESSION_TTL_SECONDS,

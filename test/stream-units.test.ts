@@ -448,6 +448,7 @@ function flakyStore(failures: number): LimitStore & { attempts: () => number } {
     cancelAdmission: unused,
     refundQuota: unused,
     hitSessionMint: unused,
+    hitUsageRead: unused,
     usage: unused,
     recordMetrics: unused,
     readMetrics: unused,

@@ -46,6 +46,7 @@ export function durableStore(
     },
     refundQuota: (userKey, spentAt) => user(userKey).refundQuota(specs.anonHourly, spentAt),
     hitSessionMint: (ipKey) => ip(ipKey).hit("mint", specs.sessionsPerIp),
+    hitUsageRead: (userKey) => user(userKey).hit("usage", specs.usageReads),
     async usage(userKey, ipKey, anonymous): Promise<UsageSnapshot> {
       const u = user(userKey);
       const [userWindow, ipWindow, quota, spend] = await Promise.all([

@@ -17,6 +17,7 @@ export function limitSpecs(config: Config): LimitSpecs {
     anonHourly: { limit: config.anonQuotaHourly, windowMs: 3_600_000 },
     anonTotal: config.anonQuotaTotal,
     sessionsPerIp: { limit: config.anonSessionsPerIpHourly, windowMs: 3_600_000 },
+    usageReads: config.rateLimitUsage,
   };
 }
 
@@ -60,6 +61,7 @@ export function failClosed(store: LimitStore, timeoutMs: number): LimitStore {
     cancelAdmission: guard(store.cancelAdmission),
     refundQuota: guard(store.refundQuota),
     hitSessionMint: guard(store.hitSessionMint),
+    hitUsageRead: guard(store.hitUsageRead),
     usage: guard(store.usage),
     writeLedger: guard(store.writeLedger),
     recordMetrics: guard(store.recordMetrics),

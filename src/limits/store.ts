@@ -67,6 +67,7 @@ export interface LimitSpecs {
   anonHourly: WindowSpec;
   anonTotal: number;
   sessionsPerIp: WindowSpec;
+  usageReads: WindowSpec;
 }
 
 /**
@@ -91,6 +92,8 @@ export interface LimitStore {
   refundQuota(userKey: string, spentAt: number): Promise<void>;
   /** Counts one anonymous session minted from this IP. */
   hitSessionMint(ipKey: string): Promise<WindowResult>;
+  /** Counts one read of the user's usage (its own window, apart from the stream windows). */
+  hitUsageRead(userKey: string): Promise<WindowResult>;
   /** Reads the caller's windows, quotas and spend without changing them. */
   usage(userKey: string, ipKey: string, anonymous: boolean): Promise<UsageSnapshot>;
   /** Writes one ledger record; a second write of the same record id changes nothing. */

@@ -2,8 +2,8 @@
  * @module The LimitStore adapter over Upstash Redis (REST). Each decision is one atomic EVAL, so
  * one round trip: the admission (both rate windows and the anonymous quotas, which
  * `@upstash/ratelimit` cannot decide together) and the ledger are small Lua scripts with
- * ratelimit's sliding-window arithmetic and key layout; minting, a single window, is
- * `@upstash/ratelimit` itself. Reading the metrics is one `/pipeline` request.
+ * ratelimit's sliding-window arithmetic and key layout; minting and usage reads, one window
+ * each, are `@upstash/ratelimit` itself. Reading the metrics is one `/pipeline` request.
  */
 import { Ratelimit } from "@upstash/ratelimit";
 import { Redis } from "@upstash/redis/cloudflare";
@@ -145,19 +145,27 @@ export function upstashStore(
     // signal would make the client answer "Aborted" as if it were a result).
     signal: () => AbortSignal.timeout(fetchTimeoutMs),
   });
-  // One window, one decision: minting uses ratelimit as it is. timeout 0: never ratelimit's
-  // fail-open answer; ephemeralCache off: every decision is the store's.
-  const mint = new Ratelimit({
-    redis,
-    prefix: `${PREFIX}:rl:mint`,
-    limiter: Ratelimit.slidingWindow(
-      specs.sessionsPerIp.limit,
-      `${specs.sessionsPerIp.windowMs} ms`,
-    ),
-    timeout: 0,
-    ephemeralCache: false,
-    analytics: false,
-  });
+  // One window, one decision (minting, usage reads): ratelimit as it is. timeout 0: never
+  // ratelimit's fail-open answer; ephemeralCache off: every decision is the store's.
+  const single = (name: string, spec: WindowSpec) => {
+    const limiter = new Ratelimit({
+      redis,
+      prefix: `${PREFIX}:rl:${name}`,
+      limiter: Ratelimit.slidingWindow(spec.limit, `${spec.windowMs} ms`),
+      timeout: 0,
+      ephemeralCache: false,
+      analytics: false,
+    });
+    return async (key: string): Promise<WindowResult> => {
+      const r = await limiter.limit(key);
+      return {
+        success: r.success,
+        limit: r.limit || spec.limit,
+        remaining: Math.max(0, r.remaining),
+        reset: r.reset,
+      };
+    };
+  };
   const userWindow = (userKey: string, now: number) =>
     windowKeys(`${PREFIX}:rl:user:${userKey}`, specs.user, now);
   const ipWindow = (ipKey: string, now: number) =>
@@ -217,15 +225,8 @@ export function upstashStore(
       const [hourly = "", , total = ""] = quotaKeys(userKey, spentAt);
       await redis.eval(REFUND_QUOTA, [hourly, total], [String(specs.anonHourly.windowMs)]);
     },
-    async hitSessionMint(ipKey) {
-      const r = await mint.limit(ipKey);
-      return {
-        success: r.success,
-        limit: r.limit || specs.sessionsPerIp.limit,
-        remaining: Math.max(0, r.remaining),
-        reset: r.reset,
-      };
-    },
+    hitSessionMint: single("mint", specs.sessionsPerIp),
+    hitUsageRead: single("usage", specs.usageReads),
     async usage(userKey, ipKey, anonymous): Promise<UsageSnapshot> {
       const now = Date.now();
       const [userKeys, ipKeys] = [userWindow(userKey, now), ipWindow(ipKey, now)];

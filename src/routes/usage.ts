@@ -1,9 +1,14 @@
-/** @module GET /api/v1/usage: the caller's own limits, quotas left and spend, without spending any. */
+/**
+ * @module GET /api/v1/usage: the caller's own limits, quotas left and spend, without spending
+ * any. Reads are limited per user in a window of their own (RATE_LIMIT_USAGE), apart from the
+ * stream windows, so polling cannot cost a stream and a flood of reads is refused early.
+ */
 import { Hono } from "hono";
 import { requireAuth } from "../auth/middleware";
 import type { WindowSpec } from "../config";
 import type { AppEnv } from "../env";
-import { clientIp } from "../limits/middleware";
+import { AppError } from "../errors";
+import { clientIp, rateLimitHeaders, seconds } from "../limits/middleware";
 import { storeFor } from "../limits/select-store";
 import type { WindowResult } from "../limits/store";
 
@@ -17,12 +22,25 @@ const view = (w: WindowResult, spec: WindowSpec) => ({
 /** The usage route. */
 export const usageRoutes = new Hono<AppEnv>().get("/", requireAuth(), clientIp, async (c) => {
   const { config, principal } = c.var;
-  const u = await storeFor(config, c.env).usage(
+  const store = storeFor(config, c.env);
+  const now = Date.now();
+  const read = await store.hitUsageRead(principal.key);
+  const headers = rateLimitHeaders([read], now);
+  if (!read.success) {
+    const spec = config.rateLimitUsage;
+    throw new AppError(
+      "rate_limited",
+      `usage reads limited to ${spec.limit} per ${spec.windowMs / 1000} s`,
+      { retryAfter: seconds(read.reset - now), headers },
+    );
+  }
+  const u = await store.usage(
     principal.key,
     `ip:${c.var.clientIp}`,
     principal.isAnonymous,
   );
   const hour = { limit: config.anonQuotaHourly, windowMs: 3_600_000 };
+  for (const [k, v] of Object.entries(headers)) c.header(k, v);
   c.header("Cache-Control", "no-store");
   return c.json({
     user_id: principal.userId,
