@@ -34,11 +34,7 @@ export const usageRoutes = new Hono<AppEnv>().get("/", requireAuth(), clientIp, 
       { retryAfter: seconds(read.reset - now), headers },
     );
   }
-  const u = await store.usage(
-    principal.key,
-    `ip:${c.var.clientIp}`,
-    principal.isAnonymous,
-  );
+  const u = await store.usage(principal.key, `ip:${c.var.clientIp}`, principal.isAnonymous);
   const hour = { limit: config.anonQuotaHourly, windowMs: 3_600_000 };
   for (const [k, v] of Object.entries(headers)) c.header(k, v);
   c.header("Cache-Control", "no-store");
