@@ -900,3 +900,41 @@ describe("anonymous session key configuration", () => {
     );
   });
 });
+
+describe("verified tokens (per isolate)", () => {
+  it("are hit only by the very same token: one changed signature character is refused right after", async () => {
+    const env = testEnv();
+    const token = await supabaseHs256(supabaseClaims());
+    expect((await call(USAGE, { headers: bearer(token) }, env)).res.status).toBe(200);
+    const last = token.at(-1) === "A" ? "B" : "A";
+    const forged = `${token.slice(0, -1)}${last}`;
+    const refused = await call(USAGE, { headers: bearer(forged) }, env);
+    expect(refused.res.status).toBe(401);
+    expect((await call(USAGE, { headers: bearer(token) }, env)).res.status).toBe(200);
+  });
+
+  it("keep an entry for 60 s at most and never past the token's exp, and at most 1,000", async () => {
+    const { VerifiedTokens } = await import("../src/auth/verified-tokens");
+    const { principal } = await import("../src/auth/principal");
+    const t0 = 1_800_000_000_000;
+    const memo = new VerifiedTokens(60_000, 3);
+    const soon = principal("supabase", "a", false, t0 / 1000 + 10);
+    const later = principal("supabase", "b", false, t0 / 1000 + 3600);
+    memo.set("soon", soon, t0);
+    memo.set("later", later, t0);
+    expect(memo.get("soon", t0 + 9_999)).toBe(soon);
+    expect(memo.get("soon", t0 + 10_000)).toBeUndefined();
+    expect(memo.get("later", t0 + 59_999)).toBe(later);
+    expect(memo.get("later", t0 + 60_000)).toBeUndefined();
+    // Already expired: never kept.
+    memo.set("expired", principal("supabase", "c", false, t0 / 1000 - 1), t0);
+    expect(memo.get("expired", t0)).toBeUndefined();
+    // Bounded: the least recently used goes first.
+    for (const k of ["k1", "k2", "k3"]) memo.set(k, later, t0);
+    expect(memo.get("k1", t0)).toBe(later);
+    memo.set("k4", later, t0);
+    expect(memo.size).toBe(3);
+    expect(memo.get("k2", t0)).toBeUndefined();
+    expect(memo.get("k1", t0)).toBe(later);
+  });
+});

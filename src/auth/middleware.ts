@@ -6,6 +6,7 @@ import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { ANON_TOKEN, verifyAnonToken } from "./anon-token";
 import { verifySupabaseToken } from "./supabase-token";
+import { VerifiedTokens } from "./verified-tokens";
 
 /** Headers longer than this are refused before any parsing or crypto. */
 export const MAX_AUTHORIZATION_BYTES = 8 * 1024;
@@ -28,6 +29,9 @@ function isExpired(e: unknown): boolean {
   return typeof e === "object" && e !== null && "code" in e && e.code === "ERR_JWT_EXPIRED";
 }
 
+/** Tokens verified under each config (a new config, e.g. rotated secrets, starts empty). */
+const verified = new WeakMap<object, VerifiedTokens>();
+
 /**
  * Requires a Bearer token and sets `principal`. The token's own header only picks which
  * verifier runs (one verification per request); the verifier checks everything again.
@@ -42,6 +46,16 @@ export function requireAuth() {
     if (!token) throw invalid("the Authorization header must be 'Bearer <jwt>'");
 
     const config = c.get("config");
+    let memo = verified.get(config);
+    if (!memo) {
+      memo = new VerifiedTokens();
+      verified.set(config, memo);
+    }
+    const known = memo.get(token, Date.now());
+    if (known) {
+      c.set("principal", known);
+      return next();
+    }
     try {
       const { typ } = decodeProtectedHeader(token);
       if (typ === ANON_TOKEN.typ) {
@@ -53,6 +67,7 @@ export function requireAuth() {
       } else {
         c.set("principal", await verifySupabaseToken(token, config));
       }
+      memo.set(token, c.var.principal, Date.now());
     } catch (e) {
       throw invalid(isExpired(e) ? "the token has expired" : "the token is not valid", e);
     }

@@ -7,7 +7,7 @@ import { toUsd } from "./cost";
 import { type Frame, frameEncoder } from "./frames";
 import { createMeter, meterTotals, newMeterState } from "./meter";
 import type { ModelInfo } from "./models";
-import type { ProviderStream, UpstreamEvent } from "./providers/provider";
+import type { ProviderStream } from "./providers/provider";
 
 export interface SessionOptions {
   streamId: string;
@@ -114,21 +114,28 @@ export function runSession(
   );
   const maxTimer = setTimeout(() => halt("max_duration"), o.maxDurationMs);
 
+  // The idle watch: one timer that, when it fires, re-arms for what is left of the window since
+  // the last upstream read, instead of a timer set and cleared around every read (per token).
+  let lastRead = Date.now();
+  let idleFired = false;
+  let idleTimer: ReturnType<typeof setTimeout> | undefined;
+  const watchIdle = () => {
+    const quietFor = Date.now() - lastRead;
+    if (quietFor < o.idleTimeoutMs) {
+      idleTimer = setTimeout(watchIdle, o.idleTimeoutMs - quietFor);
+      return;
+    }
+    idleFired = true;
+    void upstream.events.cancel("idle").catch(() => {});
+  };
+  idleTimer = setTimeout(watchIdle, o.idleTimeoutMs);
+
   const finished = (async (): Promise<StreamSummary> => {
     let failed = false;
-    let idleFired = false;
     try {
       for (;;) {
-        const idle = setTimeout(() => {
-          idleFired = true;
-          void upstream.events.cancel("idle").catch(() => {});
-        }, o.idleTimeoutMs);
-        let events: UpstreamEvent[] | null;
-        try {
-          events = await upstream.events.read();
-        } finally {
-          clearTimeout(idle);
-        }
+        const events = await upstream.events.read();
+        lastRead = Date.now();
         if (events === null || stop !== null) break;
         const frames: Frame[] = [];
         for (const event of events) {
@@ -154,6 +161,7 @@ export function runSession(
     } finally {
       clearInterval(heartbeat);
       clearTimeout(maxTimer);
+      clearTimeout(idleTimer);
       signal.removeEventListener("abort", onAbort);
       void upstream.events.cancel().catch(() => {});
       if (failed) o.upstreamAbort.abort("upstream_error");
