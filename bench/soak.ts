@@ -87,15 +87,39 @@ const RSS_TOLERANCE_MIB = 16;
 
 const rand = (n: number) => Math.floor(Math.random() * n);
 
-/**
- * The Worker's memory now: the live heap after a full collection and its census by kind (when
- * the runtime has an inspector, held by `probe`), and the RSS of its workerd in KiB.
- */
-async function readMemory(dev: WranglerDev, probe: HeapProbe | null) {
+/** The memory figures of a run, from its readings before and after; `left`: streams left by their client. */
+function memoryFigures(start: MemoryReading, end: MemoryReading, left: number) {
   return {
-    heapMib: probe ? (await probe.heapAfterGc()).usedMib : null,
-    census: probe ? await probe.census() : null,
-    rssKib: await steadyRss(dev),
+    heap_baseline_mib: round(start.heapMib, 2),
+    heap_after_mib: round(end.heapMib, 2),
+    rss_baseline_mib: round((start.rssKib ?? 0) / 1024, 1),
+    rss_after_mib: round((end.rssKib ?? 0) / 1024, 1),
+    heap_growth_per_stream_left_by_its_client_kib:
+      start.heapMib !== null && end.heapMib !== null && left > 0
+        ? round(((end.heapMib - start.heapMib) * 1024) / left, 1)
+        : null,
+    /** What the live heap holds more of after the run than before it (heap snapshots). */
+    heap_growth_by_kind: start.census && end.census ? censusGrowth(start.census, end.census) : null,
+  };
+}
+
+type MemoryReading = Awaited<ReturnType<Awaited<ReturnType<typeof memoryProbe>>["read"]>>;
+
+/**
+ * Reads the Worker's memory: the live heap after a full collection and its census by kind (when
+ * the runtime has an inspector, held open between readings), and the RSS of its workerd in KiB.
+ */
+async function memoryProbe(dev: WranglerDev) {
+  const heap: HeapProbe | null =
+    dev.inspectorPort === null ? null : await connectHeapProbe(dev.inspectorPort);
+  return {
+    held: heap !== null,
+    read: async () => ({
+      heapMib: heap ? (await heap.heapAfterGc()).usedMib : null,
+      census: heap ? await heap.census() : null,
+      rssKib: await steadyRss(dev),
+    }),
+    close: () => heap?.close(),
   };
 }
 
@@ -226,13 +250,9 @@ async function soakOne(stack: Stack, store: "upstash" | "do") {
     }),
   );
   await sleep(1_500);
-  const heapProbe: HeapProbe | null =
-    dev.inspectorPort === null ? null : await connectHeapProbe(dev.inspectorPort);
-  const {
-    heapMib: heapBaseline,
-    census: censusBefore,
-    rssKib: baseline,
-  } = await readMemory(dev, heapProbe);
+  const probe = await memoryProbe(dev);
+  const start = await probe.read();
+  const [heapBaseline, baseline] = [start.heapMib, start.rssKib];
 
   const tokens = await mintTokens(dev.url, IDENTITIES, "198.19.255.1");
   const userKeys = tokens.map((t) => `anonymous:${tokenSub(t)}`);
@@ -273,11 +293,11 @@ async function soakOne(stack: Stack, store: "upstash" | "do") {
   // Memory: the live heap once every stream's waitUntil work is over (metrics flush 1 s later);
   // RSS after a bounded wait.
   await sleep(1_500);
-  const end = await readMemory(dev, heapProbe);
-  const { heapMib: heapAfter, census: censusAfter } = end;
-  heapProbe?.close();
+  const end = await probe.read();
+  const heapAfter = end.heapMib;
+  probe.close();
   let after = end.rssKib;
-  const memDeadline = Date.now() + (heapProbe ? 0 : 15_000);
+  const memDeadline = Date.now() + (probe.held ? 0 : 15_000);
   while (
     baseline !== null &&
     after !== null &&
@@ -422,19 +442,9 @@ async function soakOne(stack: Stack, store: "upstash" | "do") {
       heapBack === null
         ? `RSS, within ${RSS_TOLERANCE_MIB} MiB`
         : `live JS heap after a full collection, within ${HEAP_TOLERANCE_MIB} MiB (or 10 %)`,
-    heap_baseline_mib: round(heapBaseline, 2),
-    heap_after_mib: round(heapAfter, 2),
-    rss_baseline_mib: round((baseline ?? 0) / 1024, 1),
+    ...memoryFigures(start, { ...end, rssKib: after }, abortedAfterHeaders),
     rss_peak_mib: round(peak / 1024, 1),
-    rss_after_mib: round((after ?? 0) / 1024, 1),
     back_to_baseline: heapBack ?? rssBack,
-    heap_growth_per_stream_left_by_its_client_kib:
-      heapBaseline !== null && heapAfter !== null && abortedAfterHeaders > 0
-        ? round(((heapAfter - heapBaseline) * 1024) / abortedAfterHeaders, 1)
-        : null,
-    /** What the live heap holds more of after the soak than before it (heap snapshots). */
-    heap_growth_by_kind:
-      censusBefore && censusAfter ? censusGrowth(censusBefore, censusAfter) : null,
   };
   return {
     store: store === "upstash" ? "Upstash" : "Durable Object",
@@ -495,25 +505,16 @@ async function soakFloor(stack: Stack) {
   log(`floor: warm-up, ${WARMUP} streams`);
   await run(WARMUP, "warm");
   await sleep(1_500);
-  const heapProbe: HeapProbe | null =
-    dev.inspectorPort === null ? null : await connectHeapProbe(dev.inspectorPort);
-  const {
-    heapMib: heapBaseline,
-    census: censusBefore,
-    rssKib: baseline,
-  } = await readMemory(dev, heapProbe);
+  const probe = await memoryProbe(dev);
+  const start = await probe.read();
   log(`floor: ${STREAMS} streams at concurrency ${CONCURRENCY}`);
   const sent: Sent[] = [];
   const loadMs = await run(STREAMS, "soak", sent);
   // The floor logs nothing at a stream's end: the longest stream (60 tokens, 12 ms apart) is
   // well under a second, so its last streams are over after the gateway's own settling time.
   await sleep(4_000);
-  const {
-    heapMib: heapAfter,
-    census: censusAfter,
-    rssKib: after,
-  } = await readMemory(dev, heapProbe);
-  heapProbe?.close();
+  const end = await probe.read();
+  probe.close();
   await dev.stop();
   target.agent.destroy();
   const abortedAfterHeaders = sent.filter(
@@ -529,18 +530,7 @@ async function soakFloor(stack: Stack) {
     aborted_after_headers: abortedAfterHeaders,
     aborted_before_headers: sent.filter((s) => s.r.aborted === "before_headers").length,
     failures: problems,
-    memory: {
-      heap_baseline_mib: round(heapBaseline, 2),
-      heap_after_mib: round(heapAfter, 2),
-      rss_baseline_mib: round((baseline ?? 0) / 1024, 1),
-      rss_after_mib: round((after ?? 0) / 1024, 1),
-      heap_growth_per_stream_left_by_its_client_kib:
-        heapBaseline !== null && heapAfter !== null && abortedAfterHeaders > 0
-          ? round(((heapAfter - heapBaseline) * 1024) / abortedAfterHeaders, 1)
-          : null,
-      heap_growth_by_kind:
-        censusBefore && censusAfter ? censusGrowth(censusBefore, censusAfter) : null,
-    },
+    memory: memoryFigures(start, end, abortedAfterHeaders),
   };
 }
 
