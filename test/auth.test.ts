@@ -913,7 +913,7 @@ describe("verified tokens (per isolate)", () => {
     expect((await call(USAGE, { headers: bearer(token) }, env)).res.status).toBe(200);
   });
 
-  it("keep an entry for 60 s at most and never past the token's exp, and at most 1,000", async () => {
+  it("keep an entry for 60 s at most and never past the token's exp, and at most 1,000, oldest out first", async () => {
     const { VerifiedTokens } = await import("../src/auth/verified-tokens");
     const { principal } = await import("../src/auth/principal");
     const t0 = 1_800_000_000_000;
@@ -929,12 +929,12 @@ describe("verified tokens (per isolate)", () => {
     // Already expired: never kept.
     memo.set("expired", principal("supabase", "c", false, t0 / 1000 - 1), t0);
     expect(memo.get("expired", t0)).toBeUndefined();
-    // Bounded: the least recently used goes first.
+    // Bounded: the oldest entry goes first.
     for (const k of ["k1", "k2", "k3"]) memo.set(k, later, t0);
-    expect(memo.get("k1", t0)).toBe(later);
     memo.set("k4", later, t0);
     expect(memo.size).toBe(3);
-    expect(memo.get("k2", t0)).toBeUndefined();
-    expect(memo.get("k1", t0)).toBe(later);
+    expect(memo.get("k1", t0)).toBeUndefined();
+    expect(memo.get("k2", t0)).toBe(later);
+    expect(memo.get("k4", t0)).toBe(later);
   });
 });

@@ -5,6 +5,7 @@ import { decodeProtectedHeader } from "jose";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { ANON_TOKEN, verifyAnonToken } from "./anon-token";
+import type { Principal } from "./principal";
 import { verifySupabaseToken } from "./supabase-token";
 import { VerifiedTokens } from "./verified-tokens";
 
@@ -58,16 +59,15 @@ export function requireAuth() {
     }
     try {
       const { typ } = decodeProtectedHeader(token);
+      let principal: Principal;
       if (typ === ANON_TOKEN.typ) {
         if (!config.anonKey.ok) throw new Error("anonymous sessions are not configured");
-        c.set(
-          "principal",
-          await verifyAnonToken(token, config.anonKey.key, config.anonSessionTtlSeconds),
-        );
+        principal = await verifyAnonToken(token, config.anonKey.key, config.anonSessionTtlSeconds);
       } else {
-        c.set("principal", await verifySupabaseToken(token, config));
+        principal = await verifySupabaseToken(token, config);
       }
-      memo.set(token, c.var.principal, Date.now());
+      c.set("principal", principal);
+      memo.set(token, principal, Date.now());
     } catch (e) {
       throw invalid(isExpired(e) ? "the token has expired" : "the token is not valid", e);
     }

@@ -38,7 +38,7 @@ export function rateLimitHeaders(
 export const clientIp = createMiddleware<AppEnv>(async function clientIp(c, next) {
   const key = ipKey(c.req.header("CF-Connecting-IP"));
   if (key) c.set("clientIp", key);
-  else if (c.var.config.environment === "production") {
+  else if (c.get("config").environment === "production") {
     throw new AppError(
       "limits_unavailable",
       "the client address is unknown, so limits cannot apply",
@@ -53,7 +53,8 @@ export const clientIp = createMiddleware<AppEnv>(async function clientIp(c, next
  * store round trip, refused in contract order (rate limits first, then quotas).
  */
 export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimits(c, next) {
-  const { principal, clientIp: ip, config } = c.var;
+  // c.get, not c.var: hono builds a fresh object of every variable on each c.var read.
+  const [principal, ip, config] = [c.get("principal"), c.get("clientIp"), c.get("config")];
   const store = storeFor(config, c.env);
   const now = Date.now();
   const started = performance.now();
@@ -74,7 +75,7 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
       store
         .cancelAdmission(admission)
         .catch((err: unknown) =>
-          c.var.log.warn("admission_cancel_failed", { cause: describeError(err) }),
+          c.get("log").warn("admission_cancel_failed", { cause: describeError(err) }),
         ),
     );
     throw e;

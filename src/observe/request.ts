@@ -2,6 +2,7 @@
 import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
+import type { Principal } from "../auth/principal";
 import { type Config, configFor } from "../config";
 import type { AppEnv } from "../env";
 import { AppError, renderError } from "../errors";
@@ -93,7 +94,8 @@ export const requestContext = createMiddleware<AppEnv>(async function requestCon
     await next();
   } finally {
     c.res.headers.set("X-Request-Id", requestId);
-    const principal = c.var.principal;
+    // c.get, not c.var: hono builds a fresh object of every variable on each c.var read.
+    const principal = c.get("principal") as Principal | undefined;
     const status = c.res.status;
     const base: AccessFields = {
       method: c.req.method,
@@ -110,7 +112,7 @@ export const requestContext = createMiddleware<AppEnv>(async function requestCon
       };
       log.info("request", fields);
       const counted =
-        c.var.config && c.req.path.startsWith("/api/") && c.req.path !== "/api/v1/metrics";
+        c.get("config") && c.req.path.startsWith("/api/") && c.req.path !== "/api/v1/metrics";
       return counted ? recordMetrics(c, fields, status) : Promise.resolve();
     };
     const later = deferred.get(c.req.raw);

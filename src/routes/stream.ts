@@ -50,7 +50,7 @@ function checkAffordable(input: StreamInput): void {
 const setInput = (target: "query" | "json") =>
   validateWith(
     target,
-    (c) => schemaFor(c.var.config, target),
+    (c) => schemaFor(c.get("config"), target),
     (c, input) => {
       checkAffordable(input);
       c.set("streamInput", input);

@@ -29,6 +29,6 @@ export function providerFor(config: Config): Provider {
 
 /** Fails with `model_unavailable` before any limit or quota is spent when no provider can answer. */
 export const requireProvider = createMiddleware<AppEnv>(async function requireProvider(c, next) {
-  providerFor(c.var.config);
+  providerFor(c.get("config"));
   await next();
 });
