@@ -2,11 +2,11 @@
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
-import { describeError } from "../observe/log";
+import { describeError, type Logger } from "../observe/log";
 import { annotate } from "../observe/request";
 import { DEV_LOOPBACK, ipKey } from "./client-ip";
 import { storeFor } from "./select-store";
-import type { Admission, AdmissionRequest, QuotaResult, WindowResult } from "./store";
+import type { Admission, AdmissionRequest, LimitStore, QuotaResult, WindowResult } from "./store";
 
 /** What a request that passed the limits carries on to the stream. */
 export interface LimitGrant {
@@ -48,6 +48,28 @@ export const clientIp = createMiddleware<AppEnv>(async function clientIp(c, next
   await next();
 });
 
+/** Pauses between the attempts to cancel a failed admission (the first goes at once). */
+const CANCEL_RETRY_MS = [250, 1_000];
+
+/**
+ * Cancels a failed admission after the response. A cancel is idempotent, so a lost or late one
+ * is simply sent again; only when every attempt failed is it logged (and what the store may have
+ * committed stays counted until its window passes).
+ */
+async function cancelAdmission(store: LimitStore, admission: AdmissionRequest, log: Logger) {
+  let cause: unknown;
+  for (const pause of [0, ...CANCEL_RETRY_MS]) {
+    if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
+    try {
+      await store.cancelAdmission(admission);
+      return;
+    } catch (e) {
+      cause = e;
+    }
+  }
+  log.warn("admission_cancel_failed", { cause: describeError(cause) });
+}
+
 /**
  * Counts the request against the user's and the IP's windows and spends anonymous quota: one
  * store round trip, refused in contract order (rate limits first, then quotas).
@@ -71,13 +93,7 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
   } catch (e) {
     // No answer (a timeout, a lost connection) does not mean nothing was counted: the store may
     // still commit it. The request is refused with 503, so whatever it counted is undone.
-    c.executionCtx.waitUntil(
-      store
-        .cancelAdmission(admission)
-        .catch((err: unknown) =>
-          c.get("log").warn("admission_cancel_failed", { cause: describeError(err) }),
-        ),
-    );
+    c.executionCtx.waitUntil(cancelAdmission(store, admission, c.get("log")));
     throw e;
   }
   const { user, ip: ipWindow, quota } = decided;

@@ -139,7 +139,9 @@ export function upstashStore(
     enableTelemetry: false,
     // Every value read back is a number or our own JSON; base64 would only cost decoding.
     responseEncoding: false,
-    // One quick retry on a network error; the caller's deadline bounds it anyway.
+    // One quick retry on a network error; the caller's deadline bounds it anyway. A retried
+    // admission whose first attempt did commit finds its own mark and is refused (503, then
+    // cancelled), so nothing is ever counted twice.
     retry: { retries: 1, backoff: () => 25 },
     // A function, so each request gets its own deadline and an abort throws (a static
     // signal would make the client answer "Aborted" as if it were a result).

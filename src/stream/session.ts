@@ -85,13 +85,15 @@ export function runSession(
     clientGone = true;
     halt("client_abort");
   });
+  // Cut off for falling behind: still connected, so it gets what is queued, then the end.
+  let cutOff = false;
   // Any abort (the client left, a halt) ends the pending read at once. For a client that is
-  // gone (or cut off for falling behind), the body is aborted too: what is queued for it is
-  // dropped now, not kept until the runtime notices the connection is closed.
+  // gone, the body is aborted too: what is queued for it is dropped now, not kept until the
+  // runtime notices the connection is closed.
   const onAbort = () => {
     if (signal.reason === "client_abort" && !clientGone) {
       clientGone = true;
-      void writer.abort("client_abort").catch(() => {});
+      if (!cutOff) void writer.abort("client_abort").catch(() => {});
     }
     stop ??= "client_abort";
     void upstream.events.cancel(signal.reason).catch(() => {});
@@ -151,6 +153,7 @@ export function runSession(
           break;
         }
         if (queued > MAX_QUEUED_FRAMES) {
+          cutOff = true;
           halt("client_abort");
           break;
         }

@@ -64,7 +64,8 @@ describe("the Upstash store fails closed", () => {
 
   it("spends nothing on a 503 whose admission the store committed but answered too late", async () => {
     const scope = upstashScope();
-    const env = storeEnv("upstash", { LIMITS_TIMEOUT_MS: "300" }, scope);
+    const prefix = `late${crypto.randomUUID().slice(0, 8)}`;
+    const env = storeEnv("upstash", { LIMITS_TIMEOUT_MS: "300", STORE_PREFIX: prefix }, scope);
     const token = await anonToken();
     const ip = randomIp();
     await scope.fault("late");
@@ -89,6 +90,21 @@ describe("the Upstash store fails closed", () => {
     expect(usage.limits.ip.remaining).toBe(60);
     expect(usage.quota.hourly.remaining).toBe(20);
     expect(usage.quota.total.remaining).toBe(100);
+    // And the admission did reach the store: its counters exist, counted once and undone.
+    const redis = async (...command: string[]) => {
+      const res = await fetch(inject("upstashUrl"), {
+        method: "POST",
+        headers: { Authorization: `Bearer ${inject("upstashToken")}` },
+        body: JSON.stringify(command),
+      });
+      return ((await res.json()) as { result: unknown }).result;
+    };
+    const counters = [
+      ...((await redis("KEYS", `${prefix}:rl:user:*`)) as string[]),
+      ...((await redis("KEYS", `${prefix}:quota:*`)) as string[]),
+    ];
+    expect(counters.length).toBe(3);
+    for (const key of counters) expect(await redis("GET", key)).toBe("0");
   });
 
   it("answers 503 when the store drops the connection", async () => {
