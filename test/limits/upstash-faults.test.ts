@@ -1,5 +1,5 @@
 /** @module The Upstash store fails closed (down, 500, hang) and costs few round trips. */
-import { describe, expect, inject, it } from "vitest";
+import { describe, expect, inject, it, vi } from "vitest";
 import type { Bindings } from "../../src/env";
 import { call } from "../helpers/app";
 import { randomIp, storeEnv, upstashScope } from "../helpers/stores";
@@ -39,6 +39,28 @@ describe("the Upstash store fails closed", () => {
     const r = await streamOnce(env, await anonToken());
     await expectLimitsUnavailable(r.res);
     expect(await upstreamSaw(r.id)).toBe(false);
+  });
+
+  it("tries three times to cancel an admission whose answer was lost, then logs it once", async () => {
+    const scope = upstashScope();
+    await scope.fault("error500");
+    const env = storeEnv("upstash", {}, scope);
+    const seen: string[] = [];
+    const warn = vi.spyOn(console, "warn").mockImplementation((...args: unknown[]) => {
+      seen.push(args.map(String).join(" "));
+    });
+    try {
+      const r = await streamOnce(env, await anonToken());
+      await expectLimitsUnavailable(r.res);
+      await r.settled();
+    } finally {
+      warn.mockRestore();
+    }
+    // The admission, three cancels and the metrics write: five requests (a 500 is an answer, so
+    // the client does not retry any of them itself).
+    expect((await scope.stats()).requests).toBe(5);
+    const cancels = seen.filter((l) => l.includes('"admission_cancel_failed"'));
+    expect(cancels).toHaveLength(1);
   });
 
   it("answers 503 when the store answers HTTP 500", async () => {
