@@ -147,6 +147,15 @@ export function upstashStore(
     // signal would make the client answer "Aborted" as if it were a result).
     signal: () => AbortSignal.timeout(fetchTimeoutMs),
   });
+  // Sent as EVALSHA (the script's SHA-1, computed once), EVAL only when redis does not know it
+  // yet: a request carries a few dozen bytes instead of the whole script.
+  const scripts = {
+    admit: redis.createScript<number[]>(ADMIT),
+    cancelAdmission: redis.createScript(CANCEL_ADMISSION),
+    refundQuota: redis.createScript(REFUND_QUOTA),
+    writeLedger: redis.createScript<number>(WRITE_LEDGER),
+    recordMetrics: redis.createScript(RECORD_METRICS),
+  };
   // One window, one decision (minting, usage reads): ratelimit as it is. timeout 0: never
   // ratelimit's fail-open answer; ephemeralCache off: every decision is the store's.
   const single = (name: string, spec: WindowSpec) => {
@@ -199,8 +208,7 @@ export function upstashStore(
         args.push(specs.anonHourly.limit, specs.anonHourly.windowMs, specs.anonTotal);
         args.push(TOTAL_QUOTA_TTL_MS);
       }
-      const [refused, userLeft, ipLeft, hourlyLeft = 0, totalLeft = 0] = (await redis.eval(
-        ADMIT,
+      const [refused, userLeft, ipLeft, hourlyLeft = 0, totalLeft = 0] = (await scripts.admit.exec(
         admissionKeys(request),
         args.map(String),
       )) as number[];
@@ -220,12 +228,12 @@ export function upstashStore(
       };
     },
     async cancelAdmission(request) {
-      await redis.eval(CANCEL_ADMISSION, admissionKeys(request), [String(ADMISSION_MARK_TTL_MS)]);
+      await scripts.cancelAdmission.exec(admissionKeys(request), [String(ADMISSION_MARK_TTL_MS)]);
     },
     async refundQuota(userKey, spentAt) {
       // The unit goes back to the bucket it was taken from, never below zero.
       const [hourly = "", , total = ""] = quotaKeys(userKey, spentAt);
-      await redis.eval(REFUND_QUOTA, [hourly, total], [String(specs.anonHourly.windowMs)]);
+      await scripts.refundQuota.exec([hourly, total], [String(specs.anonHourly.windowMs)]);
     },
     hitSessionMint: single("mint", specs.sessionsPerIp),
     hitUsageRead: single("usage", specs.usageReads),
@@ -256,8 +264,7 @@ export function upstashStore(
     },
     async writeLedger(record: LedgerRecord) {
       const spend = spendKeys(record.userKey, utcDay(record.startedAt));
-      const written = await redis.eval(
-        WRITE_LEDGER,
+      const written = await scripts.writeLedger.exec(
         [`${PREFIX}:ledger:${record.recordId}`, spend.total, spend.streams, spend.day],
         [JSON.stringify(record), String(LEDGER_RETENTION_SECONDS), String(record.costMicroUsd)],
       );
@@ -265,8 +272,7 @@ export function upstashStore(
     },
     async recordMetrics(counters: Counters, now: number) {
       const buckets = writeBuckets(now);
-      await redis.eval(
-        RECORD_METRICS,
+      await scripts.recordMetrics.exec(
         buckets.map((b) => `${PREFIX}:metrics:${b.key}`),
         [
           ...buckets.map((b) => String(b.ttlMs)),
