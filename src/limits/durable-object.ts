@@ -53,7 +53,7 @@ export class LimitsStore extends DurableObject {
     );
   }
 
-  private hitWindow(name: string, spec: WindowSpec, rate: number, now: number): WindowResult {
+  private hitWindow(name: string, spec: WindowSpec, now: number): WindowResult {
     this.sql.exec("DELETE FROM counters WHERE expires_at <= ?", now);
     const [currentKey, previousKey] = windowKeys(name, spec, now);
     const { result, current } = decide(
@@ -61,12 +61,16 @@ export class LimitsStore extends DurableObject {
       this.get(previousKey, now),
       now,
       spec,
-      rate,
     );
-    if (rate !== 0 && (result.success || rate < 0)) {
-      this.put(currentKey, current, now + spec.windowMs * 2 + 1000);
-    }
+    if (result.success) this.put(currentKey, current, now + spec.windowMs * 2 + 1000);
     return result;
+  }
+
+  /** Takes one hit back from the bucket of the named window that `at` fell in, never below zero. */
+  private uncount(name: string, spec: WindowSpec, at: number, now: number): void {
+    const [bucketKey] = windowKeys(name, spec, at);
+    const inBucket = this.get(bucketKey, now);
+    if (inBucket > 0) this.put(bucketKey, inBucket - 1, now + spec.windowMs * 2 + 1000);
   }
 
   private peekWindow(name: string, spec: WindowSpec, now: number): WindowResult {
@@ -74,9 +78,9 @@ export class LimitsStore extends DurableObject {
     return peek(this.get(currentKey, now), this.get(previousKey, now), now, spec);
   }
 
-  /** Counts one hit (or gives one back with a negative rate) in the named sliding window at `now`. */
-  hit(name: string, spec: WindowSpec, rate = 1, now = Date.now()): WindowResult {
-    return this.hitWindow(name, spec, rate, now);
+  /** Counts one hit in the named sliding window. */
+  hit(name: string, spec: WindowSpec): WindowResult {
+    return this.hitWindow(name, spec, Date.now());
   }
 
   /**
@@ -93,7 +97,7 @@ export class LimitsStore extends DurableObject {
   ): { window: WindowResult; quota: QuotaResult | null } {
     const mark = `admission:${id}`;
     if (this.get(mark, now) !== 0) throw new Error("the admission was cancelled or already made");
-    const window = this.hitWindow(name, spec, 1, now);
+    const window = this.hitWindow(name, spec, now);
     if (!window.success) return { window, quota: null };
     const spent = quota ? this.spendQuota(quota.hourly, quota.total, now) : null;
     this.put(mark, spent?.success ? MARK_QUOTA : MARK_WINDOW, now + ADMISSION_MARK_TTL_MS);
@@ -115,12 +119,7 @@ export class LimitsStore extends DurableObject {
     const mark = `admission:${id}`;
     const counted = this.get(mark, now);
     this.put(mark, MARK_CANCELLED, now + ADMISSION_MARK_TTL_MS);
-    if (counted === MARK_WINDOW || counted === MARK_QUOTA) {
-      // Back to the bucket the hit was counted in, never below zero.
-      const [bucketKey] = windowKeys(name, spec, at);
-      const inBucket = this.get(bucketKey, now);
-      if (inBucket > 0) this.put(bucketKey, inBucket - 1, at + spec.windowMs * 2 + 1000);
-    }
+    if (counted === MARK_WINDOW || counted === MARK_QUOTA) this.uncount(name, spec, at, now);
     if (counted === MARK_QUOTA && hourly) this.refundQuota(hourly, at);
   }
 
@@ -145,7 +144,7 @@ export class LimitsStore extends DurableObject {
         total,
       };
     }
-    const hourlyResult = this.hitWindow("quota:hourly", hourly, 1, now);
+    const hourlyResult = this.hitWindow("quota:hourly", hourly, now);
     if (!hourlyResult.success)
       return { success: false, exhausted: "hourly", hourly: hourlyResult, total };
     this.put("quota:total", used + 1, now + TOTAL_QUOTA_TTL_MS);
@@ -161,9 +160,7 @@ export class LimitsStore extends DurableObject {
   refundQuota(hourly: WindowSpec, spentAt: number): void {
     const now = Date.now();
     // Back to the bucket the unit was taken from, never below zero.
-    const [bucketKey] = windowKeys("quota:hourly", hourly, spentAt);
-    const inBucket = this.get(bucketKey, now);
-    if (inBucket > 0) this.put(bucketKey, inBucket - 1, now + hourly.windowMs * 2 + 1000);
+    this.uncount("quota:hourly", hourly, spentAt, now);
     const used = this.get("quota:total", now);
     if (used > 0) this.put("quota:total", used - 1, now + TOTAL_QUOTA_TTL_MS);
   }

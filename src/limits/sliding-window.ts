@@ -15,6 +15,11 @@ export function bucketOf(now: number, spec: WindowSpec): number {
   return Math.floor(now / spec.windowMs);
 }
 
+/** Unix ms when the bucket that `now` falls in ends: the `reset` of a window result. */
+export function windowEnd(now: number, spec: WindowSpec): number {
+  return (bucketOf(now, spec) + 1) * spec.windowMs;
+}
+
 /** The keys of the current and the previous bucket of window `id` at `now` (ratelimit's naming). */
 export function windowKeys(id: string, spec: WindowSpec, now: number): [string, string] {
   const bucket = bucketOf(now, spec);
@@ -39,7 +44,7 @@ export function decide(
   rate = 1,
 ): { result: WindowResult; current: number } {
   const weighted = weightedPrevious(previous, now, spec);
-  const reset = (bucketOf(now, spec) + 1) * spec.windowMs;
+  const reset = windowEnd(now, spec);
   if (rate > 0 && weighted + current >= spec.limit) {
     return { result: { success: false, limit: spec.limit, remaining: 0, reset }, current };
   }
@@ -60,6 +65,6 @@ export function peek(
     success: used < spec.limit,
     limit: spec.limit,
     remaining: Math.max(0, spec.limit - used),
-    reset: (bucketOf(now, spec) + 1) * spec.windowMs,
+    reset: windowEnd(now, spec),
   };
 }

@@ -10,7 +10,7 @@ import { Redis } from "@upstash/redis/cloudflare";
 import type { WindowSpec } from "../config";
 import { LEDGER_RETENTION_SECONDS, type LedgerRecord, utcDay } from "../ledger/record";
 import { type Counters, type MetricWindow, readBuckets, writeBuckets } from "../observe/metrics";
-import { bucketOf, peek, windowKeys } from "./sliding-window";
+import { peek, windowEnd, windowKeys } from "./sliding-window";
 import type {
   Admission,
   AdmissionRequest,
@@ -64,17 +64,20 @@ redis.call("SET", KEYS[5], "2", "PX", markTtl)
 return {0, ul - uu - 1, il - iu - 1, hl - hu - 1, cap - total - 1}
 `;
 
+/** Lua: takes one back from a counter, never below zero (DECR keeps the counter's TTL). */
+const UNCOUNT = `
+local function uncount(key)
+  if tonumber(redis.call("GET", key) or "0") > 0 then redis.call("DECR", key) end
+end`;
+
 /**
  * Cancels an admission (the keys of ADMIT): undoes what its mark says it counted, never below
  * zero, and leaves the mark "0" so that the admission, should it arrive later, counts nothing.
  */
-const CANCEL_ADMISSION = `
+const CANCEL_ADMISSION = `${UNCOUNT}
 local counted = redis.call("GET", KEYS[5])
 redis.call("SET", KEYS[5], "0", "PX", ARGV[1])
 if counted ~= "1" and counted ~= "2" then return 0 end
-local function uncount(key)
-  if tonumber(redis.call("GET", key) or "0") > 0 then redis.call("DECR", key) end
-end
 uncount(KEYS[1])
 uncount(KEYS[3])
 if counted == "2" then
@@ -85,12 +88,9 @@ return 1
 `;
 
 /** Gives one quota unit back to the hourly bucket (KEYS[1]) and the total (KEYS[2]), never below zero. */
-const REFUND_QUOTA = `
-if tonumber(redis.call("GET", KEYS[1]) or "0") > 0 then
-  redis.call("DECR", KEYS[1])
-  redis.call("PEXPIRE", KEYS[1], ARGV[1] * 2 + 1000)
-end
-if tonumber(redis.call("GET", KEYS[2]) or "0") > 0 then redis.call("DECR", KEYS[2]) end
+const REFUND_QUOTA = `${UNCOUNT}
+uncount(KEYS[1])
+uncount(KEYS[2])
 return 1
 `;
 
@@ -120,7 +120,7 @@ function windowResult(success: boolean, left: number, spec: WindowSpec, now: num
     success,
     limit: spec.limit,
     remaining: success ? Math.max(0, left) : 0,
-    reset: (bucketOf(now, spec) + 1) * spec.windowMs,
+    reset: windowEnd(now, spec),
   };
 }
 
@@ -233,7 +233,7 @@ export function upstashStore(
     async refundQuota(userKey, spentAt) {
       // The unit goes back to the bucket it was taken from, never below zero.
       const [hourly = "", , total = ""] = quotaKeys(userKey, spentAt);
-      await scripts.refundQuota.exec([hourly, total], [String(specs.anonHourly.windowMs)]);
+      await scripts.refundQuota.exec([hourly, total], []);
     },
     hitSessionMint: single("mint", specs.sessionsPerIp),
     hitUsageRead: single("usage", specs.usageReads),

@@ -41,6 +41,15 @@ async function upstreamSaw(id: string): Promise<boolean> {
   return (await fetch(`${upstreamBase}/__test/requests/${id}`)).status === 200;
 }
 
+/** A fresh admission request of an anonymous caller. */
+const anonymousAdmission = (userKey: string, ipKey: string, at: number) => ({
+  id: crypto.randomUUID(),
+  userKey,
+  ipKey,
+  at,
+  anonymous: true,
+});
+
 const errorCode = (body: string) => (JSON.parse(body) as { error_code: string }).error_code;
 
 describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s store", (kind) => {
@@ -247,8 +256,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const lastHour = now - 3_600_000;
     // Spent an hour ago, refunded now: the current bucket must not go to -1.
     const ipKey = `ip:${randomIp()}`;
-    const admit = (at: number) =>
-      store.admit({ id: crypto.randomUUID(), userKey: key, ipKey, at, anonymous: true });
+    const admit = (at: number) => store.admit(anonymousAdmission(key, ipKey, at));
     expect((await admit(lastHour)).quota?.success).toBe(true);
     await store.refundQuota(key, lastHour);
     const results = [];
@@ -265,13 +273,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const userKey = `anonymous:anon_${crypto.randomUUID()}`;
     const ipKey = `ip:${randomIp()}`;
     await awayFromBoundary(30_000, 5_000);
-    const request = () => ({
-      id: crypto.randomUUID(),
-      userKey,
-      ipKey,
-      at: Date.now(),
-      anonymous: true,
-    });
+    const request = () => anonymousAdmission(userKey, ipKey, Date.now());
     // Counted, then cancelled (its answer was lost): everything comes back.
     const first = request();
     expect((await store.admit(first)).quota?.success).toBe(true);
