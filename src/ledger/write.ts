@@ -1,6 +1,7 @@
 /** @module Writes a stream's ledger record after the response, retrying, and logging what a replay needs. */
 import type { LimitStore } from "../limits/store";
 import { describeError, type Logger } from "../observe/log";
+import { withRetries } from "../retry";
 import type { LedgerRecord } from "./record";
 
 /** Pauses before the 2nd and 3rd attempts. */
@@ -16,21 +17,15 @@ export async function writeLedger(
   log: Logger,
   delays = LEDGER_RETRY_DELAYS_MS,
 ): Promise<"written" | "duplicate" | "failed"> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await store.writeLedger(record);
-    } catch (e) {
-      const delay = delays[attempt];
-      if (delay === undefined) {
-        log.error("ledger_write_failed", {
-          attempts: attempt + 1,
-          store: store.kind,
-          cause: describeError(e),
-          replay: JSON.stringify(record),
-        });
-        return "failed";
-      }
-      await new Promise((r) => setTimeout(r, delay));
-    }
+  try {
+    return await withRetries(() => store.writeLedger(record), delays);
+  } catch (e) {
+    log.error("ledger_write_failed", {
+      attempts: delays.length + 1,
+      store: store.kind,
+      cause: describeError(e),
+      replay: JSON.stringify(record),
+    });
+    return "failed";
   }
 }

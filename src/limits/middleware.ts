@@ -1,9 +1,10 @@
 /** @module The limit stage: client IP, rate limits, then anonymous quotas, in contract order. */
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
-import { AppError } from "../errors";
+import { AppError, type ErrorCode } from "../errors";
 import { describeError, type Logger } from "../observe/log";
 import { annotate } from "../observe/request";
+import { withRetries } from "../retry";
 import { DEV_LOOPBACK, ipKey } from "./client-ip";
 import { storeFor } from "./select-store";
 import type { Admission, AdmissionRequest, LimitStore, QuotaResult, WindowResult } from "./store";
@@ -34,6 +35,23 @@ export function rateLimitHeaders(
   };
 }
 
+/**
+ * The gate of one window (minting, usage reads): throws `code` (429, with Retry-After) when the
+ * window refused, otherwise returns its RateLimit-* headers for the answer.
+ */
+export function passWindow(
+  window: WindowResult,
+  now: number,
+  code: ErrorCode,
+  detail: string,
+): Record<string, string> {
+  const headers = rateLimitHeaders([window], now);
+  if (!window.success) {
+    throw new AppError(code, detail, { retryAfter: seconds(window.reset - now), headers });
+  }
+  return headers;
+}
+
 /** Sets `clientIp` from CF-Connecting-IP only; without one, production refuses the request. */
 export const clientIp = createMiddleware<AppEnv>(async function clientIp(c, next) {
   const key = ipKey(c.req.header("CF-Connecting-IP"));
@@ -57,17 +75,11 @@ const CANCEL_RETRY_MS = [250, 1_000];
  * committed stays counted until its window passes).
  */
 async function cancelAdmission(store: LimitStore, admission: AdmissionRequest, log: Logger) {
-  let cause: unknown;
-  for (const pause of [0, ...CANCEL_RETRY_MS]) {
-    if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
-    try {
-      await store.cancelAdmission(admission);
-      return;
-    } catch (e) {
-      cause = e;
-    }
+  try {
+    await withRetries(() => store.cancelAdmission(admission), CANCEL_RETRY_MS);
+  } catch (e) {
+    log.warn("admission_cancel_failed", { cause: describeError(e) });
   }
-  log.warn("admission_cancel_failed", { cause: describeError(cause) });
 }
 
 /**

@@ -7,8 +7,7 @@ import { Hono } from "hono";
 import { requireAuth } from "../auth/middleware";
 import type { WindowSpec } from "../config";
 import type { AppEnv } from "../env";
-import { AppError } from "../errors";
-import { clientIp, rateLimitHeaders, seconds } from "../limits/middleware";
+import { clientIp, passWindow } from "../limits/middleware";
 import { storeFor } from "../limits/select-store";
 import type { WindowResult } from "../limits/store";
 
@@ -24,16 +23,13 @@ export const usageRoutes = new Hono<AppEnv>().get("/", requireAuth(), clientIp, 
   const { config, principal } = c.var;
   const store = storeFor(config, c.env);
   const now = Date.now();
-  const read = await store.hitUsageRead(principal.key);
-  const headers = rateLimitHeaders([read], now);
-  if (!read.success) {
-    const spec = config.rateLimitUsage;
-    throw new AppError(
-      "rate_limited",
-      `usage reads limited to ${spec.limit} per ${spec.windowMs / 1000} s`,
-      { retryAfter: seconds(read.reset - now), headers },
-    );
-  }
+  const spec = config.rateLimitUsage;
+  const headers = passWindow(
+    await store.hitUsageRead(principal.key),
+    now,
+    "rate_limited",
+    `usage reads limited to ${spec.limit} per ${spec.windowMs / 1000} s`,
+  );
   const u = await store.usage(principal.key, `ip:${c.var.clientIp}`, principal.isAnonymous);
   const hour = { limit: config.anonQuotaHourly, windowMs: 3_600_000 };
   for (const [k, v] of Object.entries(headers)) c.header(k, v);
