@@ -1,6 +1,7 @@
 /** @module Parses and checks the Worker's vars and secrets once per isolate into a typed Config. */
 import * as z from "zod";
 import type { Bindings } from "./env";
+import type { BudgetSpecs } from "./limits/budget";
 
 /** A sliding window: at most `limit` hits per `windowMs`. */
 export interface WindowSpec {
@@ -43,6 +44,10 @@ export interface Config {
   metricsFlushMs: number;
   /** Namespace of every key in the store, so deployments can share one database. */
   storePrefix: string;
+  /** Spend budgets in µUSD (0: off). */
+  budgets: BudgetSpecs;
+  /** Shards of each shared budget in the Durable Object store (Upstash decides them whole). */
+  budgetShards: number;
 }
 
 /** Raised when a var is malformed; the app answers `misconfigured` until it is fixed. */
@@ -65,6 +70,17 @@ export function parseWindow(value: string): WindowSpec {
 }
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A budget in USD (`"1.00"`) as whole µUSD, parsed from its digits so nothing rounds; `0` turns it off. */
+const budgetUsd = (fallback: string) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d{1,7}(\.\d{1,6})?$/, "must be a USD amount like 1.00, at most six decimals")
+    .default(fallback)
+    .transform((v) => {
+      const [whole = "0", fraction = ""] = v.split(".");
+      return Number(whole) * 1_000_000 + Number(fraction.padEnd(6, "0"));
+    });
 const optionalText = z
   .string()
   .optional()
@@ -112,6 +128,11 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_-]{1,32}$/)
     .default("mb"),
+  BUDGET_USER_DAILY_USD: budgetUsd("1.00"),
+  BUDGET_ANON_DAILY_USD: budgetUsd("0.05"),
+  BUDGET_ANON_HOURLY_USD: budgetUsd("2.00"),
+  BUDGET_GLOBAL_HOURLY_USD: budgetUsd("20.00"),
+  BUDGET_SHARDS: int(1, 64).default(8),
 });
 
 const encoder = new TextEncoder();
@@ -179,6 +200,13 @@ export function parseConfig(env: Partial<Bindings>): Config {
     metricsToken: v.METRICS_TOKEN,
     metricsFlushMs: v.METRICS_FLUSH_MS,
     storePrefix: v.STORE_PREFIX,
+    budgets: {
+      userDaily: v.BUDGET_USER_DAILY_USD,
+      anonDaily: v.BUDGET_ANON_DAILY_USD,
+      anonHourly: v.BUDGET_ANON_HOURLY_USD,
+      globalHourly: v.BUDGET_GLOBAL_HOURLY_USD,
+    },
+    budgetShards: v.BUDGET_SHARDS,
   };
 }
 

@@ -12,6 +12,8 @@ export type ErrorCode =
   | "rate_limited"
   | "quota_exceeded"
   | "too_many_sessions"
+  | "budget_exceeded"
+  | "budget_exhausted"
   | "upstream_error"
   | "limits_unavailable"
   | "model_unavailable"
@@ -29,6 +31,8 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   rate_limited: 429,
   quota_exceeded: 429,
   too_many_sessions: 429,
+  budget_exceeded: 429,
+  budget_exhausted: 503,
   upstream_error: 502,
   limits_unavailable: 503,
   model_unavailable: 503,

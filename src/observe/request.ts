@@ -41,6 +41,7 @@ function recordMetrics(c: Context<AppEnv>, f: AccessFields, status: number): Pro
     status,
     stream: f.route === "/api/v1/stream",
     errorCode: str(f.error_code),
+    budgetRefused: str(f.budget_refused),
     storeMs: num(f.store_ms),
     upstreamTtfbMs: num(f.upstream_ttfb_ms),
     finishReason: str(f.finish_reason),

@@ -145,6 +145,7 @@ async function stream(c: Context<AppEnv>): Promise<Response> {
         model: model.id,
         provider,
         startedAt,
+        hold: limits.hold,
       }),
       log,
     );
@@ -156,7 +157,8 @@ async function stream(c: Context<AppEnv>): Promise<Response> {
     upstream = await provider.open({
       model,
       message: input.message,
-      maxTokens: maxOutputTokens(model, input.message, input.cost_cap_usd),
+      // From the effective cap: the least of cost_cap_usd and what every budget has left.
+      maxTokens: limits.maxTokens,
       signal: upstreamAbort.signal,
     });
   } catch (e) {
@@ -177,7 +179,7 @@ async function stream(c: Context<AppEnv>): Promise<Response> {
     streamId,
     model,
     message: input.message,
-    capMicroUsd: Math.floor(input.cost_cap_usd * 1e6),
+    capMicroUsd: limits.capMicroUsd,
     heartbeatMs: config.heartbeatIntervalMs,
     maxDurationMs: config.streamMaxDurationMs,
     idleTimeoutMs: config.upstreamIdleTimeoutMs,

@@ -2,6 +2,7 @@
  * @module Token and cost arithmetic. Prices are USD per million tokens, which is exactly
  * micro-dollars per token, so costs are kept as integer micro-dollars (µUSD) and never drift.
  */
+import type { HoldPrice } from "../limits/budget";
 import type { ModelInfo } from "./models";
 
 /** Tokens the chat format adds around one user message (role markers, priming). */
@@ -46,8 +47,24 @@ export function toUsd(micro: number): number {
   return micro / 1e6;
 }
 
+/** The most output tokens any stream asks the upstream for. */
+export const MAX_TOKENS_CEILING = 16_384;
+
+/**
+ * What the budgets need to hold a stream's worst case: its cap, its prompt's worst-case input
+ * cost, and one output token's price. Integers throughout (µUSD, pico-USD).
+ */
+export function holdPrice(model: ModelInfo, message: string, capUsd: number): HoldPrice {
+  return {
+    capMicroUsd: Math.floor(capUsd * 1e6),
+    inputMicroUsd: costMicroUsd(model, inputTokensUpperBound(message), 0),
+    outputPicoUsd: picoUsdPerToken(model.outputUsdPerMillion),
+    maxTokensCeiling: MAX_TOKENS_CEILING,
+  };
+}
+
 /** The most output tokens that keep the stream under `capUsd`, even with the worst-case input. */
 export function maxOutputTokens(model: ModelInfo, message: string, capUsd: number): number {
   const budget = Math.floor(capUsd * 1e6) - costMicroUsd(model, inputTokensUpperBound(message), 0);
-  return Math.max(0, Math.min(16_384, Math.floor(budget / model.outputUsdPerMillion)));
+  return Math.max(0, Math.min(MAX_TOKENS_CEILING, Math.floor(budget / model.outputUsdPerMillion)));
 }

@@ -4,6 +4,8 @@ import { describe, expect, inject, it } from "vitest";
 import { parseConfig } from "../../src/config";
 import type { Bindings } from "../../src/env";
 import { storeFor } from "../../src/limits/select-store";
+import { holdPrice } from "../../src/stream/cost";
+import { MODELS } from "../../src/stream/models";
 import { call, json } from "../helpers/app";
 import { awayFromBoundary, randomIp, type StoreKind, storeEnv } from "../helpers/stores";
 import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
@@ -48,6 +50,7 @@ const anonymousAdmission = (userKey: string, ipKey: string, at: number) => ({
   ipKey,
   at,
   anonymous: true,
+  price: holdPrice(MODELS["gpt-4o-mini"], "hello", 0.02),
 });
 
 const errorCode = (body: string) => (JSON.parse(body) as { error_code: string }).error_code;
