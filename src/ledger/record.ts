@@ -83,3 +83,19 @@ export function ledgerRecord(
     durationMs: outcome.durationMs,
   };
 }
+
+/**
+ * The outcome of a stream that reached no model (it failed or its client left before the
+ * upstream was called or answered): nothing spent. Its record still settles the stream's hold.
+ */
+export function unspent(finishReason: FinishReason, startedAt: number): StreamOutcome {
+  return {
+    finishReason,
+    inputTokens: 0,
+    outputTokens: 0,
+    costMicroUsd: 0,
+    usageSource: "estimated",
+    ttftMs: null,
+    durationMs: Date.now() - startedAt,
+  };
+}

@@ -7,7 +7,7 @@ import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { type StreamInput, streamInputSchema } from "../input/stream-input";
 import { limitBody, requireJsonObject, validateWith } from "../input/validate";
-import { ledgerRecord } from "../ledger/record";
+import { ledgerRecord, type StreamOutcome, unspent } from "../ledger/record";
 import { writeLedger } from "../ledger/write";
 import { clientIp, enforceLimits } from "../limits/middleware";
 import { storeFor } from "../limits/select-store";
@@ -113,11 +113,6 @@ async function stream(c: Context<AppEnv>): Promise<Response> {
   const upstreamAbort = new AbortController();
   // enable_request_signal: fires when the client disconnects.
   const clientSignal = c.req.raw.signal;
-  if (clientSignal?.aborted) {
-    // Gone during the limit checks: the upstream is never called, so nothing was spent.
-    c.executionCtx.waitUntil(limits.refund().catch(() => {}));
-    return new Response(null, { status: CLIENT_CLOSED });
-  }
   const onClientGone = () => upstreamAbort.abort("client_abort");
   clientSignal?.addEventListener("abort", onClientGone, { once: true });
   // Once the stream has its summary, a disconnect changes nothing: the listener goes, so the
@@ -125,7 +120,7 @@ async function stream(c: Context<AppEnv>): Promise<Response> {
   const forgetClient = () => clientSignal?.removeEventListener("abort", onClientGone);
 
   /** Logs the stream's end and writes its ledger record (after the response). */
-  const record = async (summary: StreamSummary, provider: string) => {
+  const record = async (summary: StreamOutcome, provider: string) => {
     log.info("stream_end", {
       stream_id: streamId,
       model: model.id,
@@ -152,6 +147,14 @@ async function stream(c: Context<AppEnv>): Promise<Response> {
   };
 
   const provider = providerFor(config);
+  if (clientSignal?.aborted) {
+    // Gone during the limit checks: the upstream is never called, so nothing was spent; the
+    // record of nothing settles the hold.
+    forgetClient();
+    c.executionCtx.waitUntil(limits.refund().catch(() => {}));
+    c.executionCtx.waitUntil(record(unspent("client_abort", startedAt), provider.id));
+    return new Response(null, { status: CLIENT_CLOSED });
+  }
   let upstream: ProviderStream;
   try {
     upstream = await provider.open({
@@ -169,7 +172,10 @@ async function stream(c: Context<AppEnv>): Promise<Response> {
       c.executionCtx.waitUntil(record(promptOnly(model, input.message, startedAt), provider.id));
       return new Response(null, { status: CLIENT_CLOSED });
     }
+    // The upstream refused or failed before answering: the quota comes back, and a record of
+    // nothing spent settles the hold.
     c.executionCtx.waitUntil(limits.refund().catch(() => {}));
+    c.executionCtx.waitUntil(record(unspent("upstream_error", startedAt), provider.id));
     throw e;
   }
   annotate(c.req.raw, { upstream_ttfb_ms: Date.now() - startedAt, model: model.id });

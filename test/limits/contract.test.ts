@@ -73,7 +73,8 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
   });
 
   it("lets exactly 20 of 25 simultaneous anonymous requests through and refuses the rest by quota", async () => {
-    const env = storeEnv(kind);
+    // The quota binds here, not the anonymous daily budget (test/limits/budgets.test.ts).
+    const env = storeEnv(kind, { BUDGET_ANON_DAILY_USD: "0" });
     const token = await anonToken();
     const ip = randomIp();
     const results = await Promise.all(Array.from({ length: 25 }, () => stream(env, token, ip)));
