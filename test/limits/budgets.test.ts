@@ -72,7 +72,12 @@ async function upstreamMaxTokens(id: string): Promise<number | null> {
 describe.each<StoreKind>(["durable_object", "upstash"])(
   "spend budgets with the %s store",
   (kind) => {
-    const wide = { RATE_LIMIT_USER: "1000/30s", RATE_LIMIT_IP: "1000/30s" };
+    // Only the budgets bind; a loaded test machine must not turn a slow store into a refusal.
+    const wide = {
+      RATE_LIMIT_USER: "1000/30s",
+      RATE_LIMIT_IP: "1000/30s",
+      LIMITS_TIMEOUT_MS: "15000",
+    };
 
     it("admits exactly 8 of 100 concurrent streams against 7.5 holds of one user's budget, the last one shrunk", async () => {
       const env = storeEnv(kind, {
@@ -264,6 +269,7 @@ describe("shared budgets over Durable Object shards", () => {
     const shards = 4;
     const env = storeEnv("durable_object", {
       RATE_LIMIT_IP: "1000/30s",
+      LIMITS_TIMEOUT_MS: "15000",
       STORE_PREFIX: isolated(),
       BUDGET_ANON_DAILY_USD: "0",
       BUDGET_ANON_HOURLY_USD: usd(BUDGET),
