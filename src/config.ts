@@ -42,6 +42,8 @@ export interface Config {
   /** Conversations (issue 13) and anonymous callers' models and caps (issue 11). */
   conversation: { maxMessages: number; maxPromptChars: number; systemPrompt: string | undefined };
   anon: { models: ReadonlySet<ModelId>; costCapMaxUsd: number };
+  /** Origins allowed to call /api/v1/* and /v1/* from a browser (issue 14); empty: same origin only. */
+  corsOrigins: readonly string[];
   metricsToken: string | undefined;
   /** Metric counters are batched per isolate and written this often (0: every request). */
   metricsFlushMs: number;
@@ -127,6 +129,20 @@ const schema = z.object({
       return new Set(ids.filter(isModelId));
     }),
   ANON_COST_CAP_MAX_USD: z.coerce.number().positive().max(1_000).default(0.02),
+  CORS_ORIGINS: z
+    .string()
+    .default("")
+    .transform((v, ctx) =>
+      v
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean)
+        .map((o) => {
+          // An origin is scheme://host[:port] exactly, as browsers send it.
+          if (originOf(o) !== o) ctx.addIssue({ code: "custom", message: `not an origin: ${o}` });
+          return o;
+        }),
+    ),
   METRICS_TOKEN: optionalText,
   METRICS_FLUSH_MS: int(0, 20_000).default(1_000),
   STORE_PREFIX: z
@@ -134,6 +150,15 @@ const schema = z.object({
     .regex(/^[A-Za-z0-9_-]{1,32}$/)
     .default("mb"),
 });
+
+/** The origin of `url`, or null when it is not a URL. */
+function originOf(url: string): string | null {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return null;
+  }
+}
 
 const encoder = new TextEncoder();
 
@@ -206,6 +231,7 @@ export function parseConfig(env: Partial<Bindings>): Config {
       models: v.ANON_MODELS,
       costCapMaxUsd: Math.min(v.ANON_COST_CAP_MAX_USD, v.COST_CAP_MAX_USD),
     },
+    corsOrigins: v.CORS_ORIGINS,
     metricsToken: v.METRICS_TOKEN,
     metricsFlushMs: v.METRICS_FLUSH_MS,
     storePrefix: v.STORE_PREFIX,
