@@ -6,7 +6,6 @@ import { describeError, type Logger } from "../observe/log";
 import { annotate } from "../observe/request";
 import { withRetries } from "../retry";
 import { holdPrice } from "../stream/cost";
-import { MODELS } from "../stream/models";
 import { type BudgetName, type HoldTicket, isShared } from "./budget";
 import { DEV_LOOPBACK, ipKey } from "./client-ip";
 import { storeFor } from "./select-store";
@@ -142,7 +141,7 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
     ipKey: `ip:${ip}`,
     at: now,
     anonymous: principal.isAnonymous,
-    price: holdPrice(MODELS[input.model], input.message, input.cost_cap_usd),
+    price: holdPrice(input.model, input.prompt, input.capMicroUsd, input.maxTokens),
   };
   let decided: Admission;
   try {

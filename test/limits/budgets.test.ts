@@ -29,7 +29,11 @@ const CAP_USD = 0.02;
 const messageFor = (id: string, directive: string) => `hi [[fake id=${id} ${directive}]]`;
 /** The concurrency tests' streams: the upstream goes silent, so every hold stays live. */
 const SILENT = "hang=1 usage=0";
-const PRICE = holdPrice(MODEL, messageFor(crypto.randomUUID(), SILENT), CAP_USD);
+const PRICE = holdPrice(
+  MODEL,
+  [{ role: "user", content: messageFor(crypto.randomUUID(), SILENT) }],
+  CAP_USD * 1e6,
+);
 const FULL = decideHold(PRICE, []);
 if (!FULL.ok) throw new Error("a full hold must pass");
 const FULL_HOLD = FULL.holdMicroUsd;

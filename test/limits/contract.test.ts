@@ -50,7 +50,7 @@ const anonymousAdmission = (userKey: string, ipKey: string, at: number) => ({
   ipKey,
   at,
   anonymous: true,
-  price: holdPrice(MODELS["gpt-4o-mini"], "hello", 0.02),
+  price: holdPrice(MODELS["gpt-4o-mini"], [{ role: "user", content: "hello" }], 20_000),
 });
 
 const errorCode = (body: string) => (JSON.parse(body) as { error_code: string }).error_code;
