@@ -8,6 +8,7 @@ import {
   applicableBudgets,
   type BudgetSpec,
   budgetWindow,
+  decideHold,
   type HoldDecision,
   isShared,
   sharedBudgets,
@@ -70,9 +71,10 @@ export function durableStore(
 
   /**
    * Holds against the shared budgets in one shard, `first` (picked at random). Only when that
-   * shard cannot pay for one token are the others asked, all at once, and the lowest-numbered
-   * one that can is kept; the other holds are dropped. So a refusal means that no shard could
-   * pay for one token: what the budget leaves unused is less than one token per shard.
+   * shard cannot pay for one token are the others read (all at once, read only) and the one
+   * with the most left is asked, and so on until one holds or none can pay: so a refusal means
+   * that no shard could pay for one token, and what the budget leaves unused is less than one
+   * token (and the prompt) per shard. Reading before holding never holds twice, even briefly.
    */
   async function holdShared(r: AdmissionRequest, list: BudgetSpec[], first: number) {
     const ask = (i: number) =>
@@ -83,19 +85,23 @@ export function durableStore(
         r.at,
         r.at + specs.holdTtlMs,
       );
-    const decision = await ask(first);
-    if (decision.ok || shards === 1) return { decision, shard: first };
-    const others = Array.from({ length: shards - 1 }, (_, k) => (first + 1 + k) % shards);
-    const answers = await Promise.all(others.map(ask));
-    const kept = answers.findIndex((d) => d.ok);
-    const extra = answers
-      .map((d, k) =>
-        d.ok && k !== kept ? shardObject(others[k] as number).releaseHold(r.id) : null,
-      )
-      .filter((p) => p !== null);
-    await Promise.all(extra);
-    if (kept === -1) return { decision, shard: first };
-    return { decision: answers[kept] as HoldDecision, shard: others[kept] as number };
+    const refused = await ask(first);
+    if (refused.ok) return { decision: refused, shard: first };
+    const untried = new Set(Array.from({ length: shards }, (_, k) => k).filter((k) => k !== first));
+    while (untried.size > 0) {
+      const candidates = [...untried];
+      const states = await Promise.all(
+        candidates.map((k) => shardObject(k).readBudgets(shardEntries(list, r.at, k))),
+      );
+      const free = states.map((s) => Math.min(...s.map((b) => b.limit - b.spent - b.held)));
+      const best = free.indexOf(Math.max(...free));
+      const shard = candidates[best] as number;
+      if (!decideHold(r.price, states[best] ?? []).ok) break;
+      untried.delete(shard);
+      const decision = await ask(shard);
+      if (decision.ok) return { decision, shard };
+    }
+    return { decision: refused, shard: first };
   }
 
   return {
