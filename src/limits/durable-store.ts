@@ -15,6 +15,7 @@ import {
 } from "./budget";
 import type { BudgetEntry } from "./durable-budgets";
 import type { LimitsStore } from "./durable-object";
+import { tighter } from "./sliding-window";
 import type {
   Admission,
   AdmissionRequest,
@@ -66,7 +67,14 @@ export function durableStore(
         r.anonymous ? specs.anonHourly : null,
         r.at,
       ),
-    ip: (r: AdmissionRequest) => ip(r.ipKey).cancelAdmission(r.id, "rate:ip", specs.ip, null, r.at),
+    // The /64's object and the /48's: a cancel of what counted nothing only marks it.
+    ip: (r: AdmissionRequest) =>
+      Promise.all([
+        ip(r.ipKey).cancelAdmission(r.id, "rate:ip", specs.ip, null, r.at),
+        r.wideIpKey
+          ? ip(r.wideIpKey).cancelAdmission(r.id, "rate:ip", specs.ipWide, null, r.at)
+          : null,
+      ]),
   };
 
   /**
@@ -119,13 +127,16 @@ export function durableStore(
         price: r.price,
         expiresAt: r.at + specs.holdTtlMs,
       };
-      const [u, i, s] = await Promise.all([
+      const [u, narrow, wide, s] = await Promise.all([
         user(r.userKey).admit(r.id, "rate:user", specs.user, quota, r.at, ownHold),
         ip(r.ipKey).admit(r.id, "rate:ip", specs.ip, null, r.at),
+        r.wideIpKey ? ip(r.wideIpKey).admit(r.id, "rate:ip", specs.ipWide, null, r.at) : null,
         sharedList.length > 0
           ? holdShared(r, sharedList, Math.floor(Math.random() * shards))
           : null,
       ]);
+      // The address's answer is the tighter of its /64's and (IPv6) its /48's.
+      const i = { window: wide ? tighter(narrow.window, wide.window) : narrow.window };
       const sharedOk = s === null || s.decision.ok;
       const windowsOk = u.window.success && i.window.success;
       // A quota refusal counts in the rate windows; any other refusal counts nothing.
@@ -136,7 +147,7 @@ export function durableStore(
         if (!quotaRefused) {
           // An own-budget refusal was already undone inside the user's object.
           if (u.window.success && u.budget?.ok !== false) undo.push(cancelIn.user(r));
-          if (i.window.success) undo.push(cancelIn.ip(r));
+          if (narrow.window.success || wide?.window.success) undo.push(cancelIn.ip(r));
         }
         await Promise.all(undo);
       }
@@ -191,7 +202,14 @@ export function durableStore(
       await Promise.all([cancelIn.user(r), cancelIn.ip(r), ...releases]);
     },
     refundQuota: (userKey, spentAt) => user(userKey).refundQuota(specs.anonHourly, spentAt),
-    hitSessionMint: (ipKey) => ip(ipKey).hit("mint", specs.sessionsPerIp),
+    async hitSessionMint(ipKey, wideKey) {
+      // Per /64 and, for IPv6, per /48, at once; a refusal by one still counts in the other.
+      const [a, b] = await Promise.all([
+        ip(ipKey).hit("mint", specs.sessionsPerIp),
+        wideKey ? ip(wideKey).hit("mint", specs.sessionsPerIpWide) : null,
+      ]);
+      return b ? tighter(a, b) : a;
+    },
     hitUsageRead: (userKey) => user(userKey).hit("usage", specs.usageReads),
     async usage(userKey, ipKey, anonymous): Promise<UsageSnapshot> {
       const u = user(userKey);
