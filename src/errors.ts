@@ -9,6 +9,8 @@ export type ErrorCode =
   | "payload_too_large"
   | "unsupported_media_type"
   | "invalid_input"
+  | "forbidden"
+  | "challenge_failed"
   | "rate_limited"
   | "quota_exceeded"
   | "too_many_sessions"
@@ -26,6 +28,8 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   invalid_input: 422,
+  forbidden: 403,
+  challenge_failed: 403,
   rate_limited: 429,
   quota_exceeded: 429,
   too_many_sessions: 429,

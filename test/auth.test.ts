@@ -616,7 +616,7 @@ describe("accepted tokens", () => {
     const env = testEnv();
     const { res, settled } = await call(
       "/api/v1/anon_session",
-      { method: "POST", ip: freshIp() },
+      { method: "POST", headers: { "Content-Type": "application/json" }, ip: freshIp() },
       env,
     );
     await settled();
@@ -828,7 +828,7 @@ describe("anonymous session key configuration", () => {
   const mint = async (env: Bindings) => {
     const { res, settled } = await call(
       "/api/v1/anon_session",
-      { method: "POST", ip: freshIp() },
+      { method: "POST", headers: { "Content-Type": "application/json" }, ip: freshIp() },
       env,
     );
     await settled();

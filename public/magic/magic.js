@@ -174,7 +174,8 @@ function mintAnon() {
   minting ??= (async () => {
     const res = await fetch("/api/v1/anon_session", {
       method: "POST",
-      headers: { Accept: "application/json" },
+      // JSON is required: a type no cross-site page can send without a CORS preflight.
+      headers: { Accept: "application/json", "Content-Type": "application/json" },
       cache: "no-store",
     });
     if (!res.ok) throw await readApiError(res);

@@ -299,7 +299,11 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const statuses = [];
     let last: Response | undefined;
     for (let i = 0; i < 4; i++) {
-      const { res } = await call("/api/v1/anon_session", { method: "POST", ip }, env);
+      const { res } = await call(
+        "/api/v1/anon_session",
+        { method: "POST", headers: { "Content-Type": "application/json" }, ip },
+        env,
+      );
       statuses.push(res.status);
       last = res;
     }
@@ -308,7 +312,13 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     expect(Number(last?.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
     // Another address still mints.
     expect(
-      (await call("/api/v1/anon_session", { method: "POST", ip: randomIp() }, env)).res.status,
+      (
+        await call(
+          "/api/v1/anon_session",
+          { method: "POST", headers: { "Content-Type": "application/json" }, ip: randomIp() },
+          env,
+        )
+      ).res.status,
     ).toBe(200);
   });
 
