@@ -39,6 +39,8 @@ export interface Config {
   limitsTimeoutMs: number;
   costCapMaxUsd: number;
   metricsToken: string | undefined;
+  /** Cloudflare Turnstile on minting, when both keys are set. */
+  turnstile: { secretKey: string; siteKey: string; verifyUrl: string } | undefined;
   /** Metric counters are batched per isolate and written this often (0: every request). */
   metricsFlushMs: number;
   /** Namespace of every key in the store, so deployments can share one database. */
@@ -51,6 +53,8 @@ export class ConfigError extends Error {
 }
 
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** Cloudflare's siteverify, the default of TURNSTILE_VERIFY_URL. */
+const TURNSTILE_SITEVERIFY = "https://challenges.cloudflare.com/turnstile/v0/siteverify";
 /** Minimum length of the anonymous-token HMAC key, in bytes. */
 export const MIN_SECRET_BYTES = 32;
 
@@ -107,6 +111,15 @@ const schema = z.object({
   LIMITS_TIMEOUT_MS: int(10, 60_000).default(1_000),
   COST_CAP_MAX_USD: z.coerce.number().positive().max(1_000).default(1),
   METRICS_TOKEN: optionalText,
+  TURNSTILE_SECRET_KEY: optionalText,
+  // Rendered into the page's HTML, so only the characters Cloudflare's keys are made of.
+  TURNSTILE_SITE_KEY: optionalText.pipe(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,128}$/)
+      .optional(),
+  ),
+  TURNSTILE_VERIFY_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
   METRICS_FLUSH_MS: int(0, 20_000).default(1_000),
   STORE_PREFIX: z
     .string()
@@ -148,6 +161,9 @@ export function parseConfig(env: Partial<Bindings>): Config {
   if (v.UPSTASH_REDIS_REST_URL && !v.UPSTASH_REDIS_REST_TOKEN) {
     throw new ConfigError("UPSTASH_REDIS_REST_URL is set without UPSTASH_REDIS_REST_TOKEN");
   }
+  if (!v.TURNSTILE_SECRET_KEY !== !v.TURNSTILE_SITE_KEY) {
+    throw new ConfigError("TURNSTILE_SECRET_KEY and TURNSTILE_SITE_KEY must be set together");
+  }
   if (production && v.OPENAI_BASE_URL.startsWith("http:")) {
     throw new ConfigError("OPENAI_BASE_URL must be https in production");
   }
@@ -177,6 +193,14 @@ export function parseConfig(env: Partial<Bindings>): Config {
     limitsTimeoutMs: v.LIMITS_TIMEOUT_MS,
     costCapMaxUsd: v.COST_CAP_MAX_USD,
     metricsToken: v.METRICS_TOKEN,
+    turnstile:
+      v.TURNSTILE_SECRET_KEY && v.TURNSTILE_SITE_KEY
+        ? {
+            secretKey: v.TURNSTILE_SECRET_KEY,
+            siteKey: v.TURNSTILE_SITE_KEY,
+            verifyUrl: v.TURNSTILE_VERIFY_URL ?? TURNSTILE_SITEVERIFY,
+          }
+        : undefined,
     metricsFlushMs: v.METRICS_FLUSH_MS,
     storePrefix: v.STORE_PREFIX,
   };

@@ -6,6 +6,7 @@ import { AppError } from "./errors";
 import { handleError, requestContext } from "./observe/request";
 import { anonSessionRoutes } from "./routes/anon-session";
 import { metricsRoutes } from "./routes/metrics";
+import { frameSrc, scriptSrc, serveAsset } from "./routes/page";
 import { streamRoutes } from "./routes/stream";
 import { usageRoutes } from "./routes/usage";
 
@@ -29,10 +30,11 @@ app.use(
   secureHeaders({
     contentSecurityPolicy: {
       defaultSrc: ["'none'"],
-      scriptSrc: ["'self'"],
+      scriptSrc: [scriptSrc],
       styleSrc: ["'self'"],
       imgSrc: ["'self'", "data:"],
       connectSrc: ["'self'"],
+      frameSrc: [frameSrc],
       baseUri: ["'none'"],
       formAction: ["'none'"],
       frameAncestors: ["'none'"],
@@ -65,12 +67,7 @@ app.all("/healthz", () => {
 });
 
 app.get("/", (c) => c.redirect("/magic/", 302));
-// Asset responses have immutable headers; copy them so the security headers and the
-// request id can be added like on every other response.
-app.all("*", async (c) => {
-  const res = await c.env.ASSETS.fetch(c.req.raw);
-  return new Response(res.body, res);
-});
+app.all("*", serveAsset);
 
 app.onError(handleError);
 

@@ -3,13 +3,24 @@ import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import * as z from "zod";
 import { mintAnonToken } from "../auth/anon-token";
+import { type ChallengeFailure, TURNSTILE_TOKEN_MAX, verifyTurnstile } from "../auth/turnstile";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { invalidInput, limitBody } from "../input/validate";
 import { clientIp, passWindow } from "../limits/middleware";
 import { storeFor } from "../limits/select-store";
+import { annotate } from "../observe/request";
 
 const MIN_TTL_SECONDS = 60;
+
+/** What the client is told per failure; the reason itself goes to the log line only. */
+const CHALLENGE_DETAIL: Record<ChallengeFailure, string> = {
+  missing: "solve the challenge and send its token as turnstile_token",
+  rejected: "the challenge was not passed; solve it again",
+  hostname: "the challenge was not passed; solve it again",
+  action: "the challenge was not passed; solve it again",
+  unavailable: "the challenge could not be checked right now; try again shortly",
+};
 
 /** Where a requested `ttl_seconds` came from: JSON must send a number, a query only has text. */
 type RequestedTtl =
@@ -17,14 +28,16 @@ type RequestedTtl =
   | { from: "query"; value: string }
   | { from: "json"; value: unknown };
 
-/** What a mint asks for. */
+/** What a mint asks for: a lifetime, and the Turnstile token when the server wants one. */
 interface MintRequest {
   ttl: RequestedTtl;
+  turnstileToken: string | undefined;
 }
 
 const mintBody = z
   .strictObject({
     ttl_seconds: z.unknown(),
+    turnstile_token: z.string().min(1).max(TURNSTILE_TOKEN_MAX),
   })
   .partial();
 
@@ -60,7 +73,7 @@ async function readMintRequest(req: Request, url: URL): Promise<MintRequest> {
       ? { from: "none" }
       : { from: "query", value: values.length === 1 ? (values[0] ?? "") : "" };
   const text = req.body ? await req.text() : "";
-  if (text.trim() === "") return { ttl: fromQuery };
+  if (text.trim() === "") return { ttl: fromQuery, turnstileToken: undefined };
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -72,6 +85,7 @@ async function readMintRequest(req: Request, url: URL): Promise<MintRequest> {
   return {
     ttl:
       "ttl_seconds" in parsed.data ? { from: "json", value: parsed.data.ttl_seconds } : fromQuery,
+    turnstileToken: parsed.data.turnstile_token,
   };
 }
 
@@ -127,6 +141,21 @@ export const anonSessionRoutes = new Hono<AppEnv>().post(
           fields: ["ttl_seconds"],
         },
       );
+    }
+
+    // Before the store: a failed challenge spends no mint of the address's hourly allowance.
+    if (config.turnstile) {
+      const ip = c.req.header("CF-Connecting-IP");
+      const result = await verifyTurnstile(
+        config.turnstile,
+        request.turnstileToken,
+        url.hostname,
+        ip,
+      );
+      if (!result.ok) {
+        annotate(c.req.raw, { challenge: result.reason });
+        throw new AppError("challenge_failed", CHALLENGE_DETAIL[result.reason]);
+      }
     }
 
     const now = Date.now();
