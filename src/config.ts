@@ -111,6 +111,7 @@ const schema = z.object({
   LIMITS_TIMEOUT_MS: int(10, 60_000).default(1_000),
   COST_CAP_MAX_USD: z.coerce.number().positive().max(1_000).default(1),
   METRICS_TOKEN: optionalText,
+  ADMIN_TOKEN: optionalText,
   TURNSTILE_SECRET_KEY: optionalText,
   // Rendered into the page's HTML, so only the characters Cloudflare's keys are made of.
   TURNSTILE_SITE_KEY: optionalText.pipe(
@@ -145,6 +146,35 @@ function anonKey(secret: string | undefined, production: boolean): AnonKey {
   return { ok: true, key: crypto.getRandomValues(new Uint8Array(32)), generated: true };
 }
 
+/** Shortest METRICS_TOKEN / ADMIN_TOKEN accepted in production. */
+export const MIN_TOKEN_CHARS = 32;
+
+/**
+ * In production every address is https (a key set or store over plain http lets anyone on the
+ * path forge users or limits) and every operator token long enough not to be guessed.
+ */
+function productionChecks(v: z.infer<typeof schema>, jwks: string | undefined): void {
+  const urls = {
+    OPENAI_BASE_URL: v.OPENAI_BASE_URL,
+    SUPABASE_URL: v.SUPABASE_URL,
+    SUPABASE_JWKS_URL: jwks,
+    UPSTASH_REDIS_REST_URL: v.UPSTASH_REDIS_REST_URL,
+    TURNSTILE_VERIFY_URL: v.TURNSTILE_VERIFY_URL,
+  };
+  for (const [name, url] of Object.entries(urls)) {
+    if (url && !url.startsWith("https:"))
+      throw new ConfigError(`${name} must be https in production`);
+  }
+  for (const [name, token] of Object.entries({
+    METRICS_TOKEN: v.METRICS_TOKEN,
+    ADMIN_TOKEN: v.ADMIN_TOKEN,
+  })) {
+    if (token && token.length < MIN_TOKEN_CHARS) {
+      throw new ConfigError(`${name} must be at least ${MIN_TOKEN_CHARS} characters in production`);
+    }
+  }
+}
+
 /** Parses the environment into a Config; throws ConfigError naming each bad variable. */
 export function parseConfig(env: Partial<Bindings>): Config {
   const parsed = schema.safeParse(env);
@@ -164,9 +194,7 @@ export function parseConfig(env: Partial<Bindings>): Config {
   if (!v.TURNSTILE_SECRET_KEY !== !v.TURNSTILE_SITE_KEY) {
     throw new ConfigError("TURNSTILE_SECRET_KEY and TURNSTILE_SITE_KEY must be set together");
   }
-  if (production && v.OPENAI_BASE_URL.startsWith("http:")) {
-    throw new ConfigError("OPENAI_BASE_URL must be https in production");
-  }
+  if (production) productionChecks(v, jwks);
   return {
     environment: v.ENVIRONMENT,
     anonKey: anonKey(v.SECRET_KEY, production),

@@ -373,6 +373,9 @@ describe("the client address", () => {
     const env = storeEnv("durable_object", {
       ENVIRONMENT: "production",
       OPENAI_BASE_URL: "https://api.openai.com/v1",
+      // Production refuses plain-http addresses; the test env's point at loopback servers.
+      SUPABASE_URL: "https://abcdefghijklmnop.supabase.co",
+      SUPABASE_JWKS_URL: undefined,
     });
     const token = await anonToken();
     const message = encodeURIComponent("hi [[fake tokens=1]]");
