@@ -5,6 +5,8 @@
  * Model and user text only ever reach the page through textContent / Text nodes.
  */
 
+import { turnstileToken } from "./turnstile.js";
+
 const ANON_KEY = "magicBox.anonSession";
 /** Renew an anonymous token when less than this many seconds of it are left. */
 const RENEW_MARGIN_S = 300;
@@ -172,9 +174,12 @@ let minting = null;
 /** Mints an anonymous token; concurrent callers share one request. */
 function mintAnon() {
   minting ??= (async () => {
+    const turnstile_token = await turnstileToken();
     const res = await fetch("/api/v1/anon_session", {
       method: "POST",
-      headers: { Accept: "application/json" },
+      // JSON is required: a type no cross-site page can send without a CORS preflight.
+      headers: { Accept: "application/json", "Content-Type": "application/json" },
+      body: JSON.stringify(turnstile_token ? { turnstile_token } : {}),
       cache: "no-store",
     });
     if (!res.ok) throw await readApiError(res);
