@@ -39,6 +39,8 @@ export interface Config {
   limitsTimeoutMs: number;
   costCapMaxUsd: number;
   metricsToken: string | undefined;
+  /** Bearer of the operator API (/api/v1/admin/*); without it those paths answer 404. */
+  adminToken: string | undefined;
   /** Metric counters are batched per isolate and written this often (0: every request). */
   metricsFlushMs: number;
   /** Namespace of every key in the store, so deployments can share one database. */
@@ -107,6 +109,7 @@ const schema = z.object({
   LIMITS_TIMEOUT_MS: int(10, 60_000).default(1_000),
   COST_CAP_MAX_USD: z.coerce.number().positive().max(1_000).default(1),
   METRICS_TOKEN: optionalText,
+  ADMIN_TOKEN: optionalText.pipe(z.string().min(32, "at least 32 characters").optional()),
   METRICS_FLUSH_MS: int(0, 20_000).default(1_000),
   STORE_PREFIX: z
     .string()
@@ -177,6 +180,7 @@ export function parseConfig(env: Partial<Bindings>): Config {
     limitsTimeoutMs: v.LIMITS_TIMEOUT_MS,
     costCapMaxUsd: v.COST_CAP_MAX_USD,
     metricsToken: v.METRICS_TOKEN,
+    adminToken: v.ADMIN_TOKEN,
     metricsFlushMs: v.METRICS_FLUSH_MS,
     storePrefix: v.STORE_PREFIX,
   };

@@ -16,6 +16,7 @@ export interface Secrets {
   UPSTASH_REDIS_REST_TOKEN?: string;
   OPENAI_API_KEY?: string;
   METRICS_TOKEN?: string;
+  ADMIN_TOKEN?: string;
 }
 
 /** Everything the Worker receives as `env`. */

@@ -1,9 +1,12 @@
 /** @module The app: middleware order, routes, errors, and the Worker export. */
 import { Hono } from "hono";
 import { secureHeaders } from "hono/secure-headers";
-import type { AppEnv } from "./env";
+import type { AppEnv, Bindings } from "./env";
 import { AppError } from "./errors";
+import { consumeLedger } from "./ledger/consume";
+import { D1LedgerBook } from "./ledger/d1-book";
 import { handleError, requestContext } from "./observe/request";
+import { adminRoutes } from "./routes/admin";
 import { anonSessionRoutes } from "./routes/anon-session";
 import { metricsRoutes } from "./routes/metrics";
 import { streamRoutes } from "./routes/stream";
@@ -20,6 +23,8 @@ const API_METHODS: Record<string, string[]> = {
   "/api/v1/stream": ["GET", "POST"],
   "/api/v1/usage": ["GET", "HEAD"],
   "/api/v1/metrics": ["GET", "HEAD"],
+  "/api/v1/admin/spend": ["GET", "HEAD"],
+  "/api/v1/admin/ledger": ["GET", "HEAD", "POST"],
 };
 
 const app = new Hono<AppEnv>();
@@ -46,6 +51,7 @@ app.route("/api/v1/anon_session", anonSessionRoutes);
 app.route("/api/v1/stream", streamRoutes);
 app.route("/api/v1/usage", usageRoutes);
 app.route("/api/v1/metrics", metricsRoutes);
+app.route("/api/v1/admin", adminRoutes);
 
 app.all("/api/*", (c) => {
   const allowed = API_METHODS[c.req.path];
@@ -74,4 +80,10 @@ app.all("*", async (c) => {
 
 app.onError(handleError);
 
-export default app;
+/** The Worker: the app answers requests; the ledger queue's batches are written to D1. */
+export default {
+  fetch: app.fetch,
+  async queue(batch: MessageBatch<unknown>, env: Bindings): Promise<void> {
+    await consumeLedger(batch, new D1LedgerBook(env.LEDGER_DB));
+  },
+} satisfies ExportedHandler<Bindings>;
