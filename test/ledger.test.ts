@@ -6,7 +6,6 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Bindings } from "../src/env";
-import worker from "../src/index";
 import { consumeLedger } from "../src/ledger/consume";
 import { D1LedgerBook } from "../src/ledger/d1-book";
 import type { LedgerBook, LedgerSink } from "../src/ledger/ports";
@@ -14,77 +13,13 @@ import type { LedgerRecord } from "../src/ledger/record";
 import { SEND_FAILED_EVENT, sendLedger } from "../src/ledger/write";
 import { createLogger } from "../src/observe/log";
 import { call, testEnv } from "./helpers/app";
+import { deliver, record, rowsOf, waitForRows } from "./helpers/ledger";
 import { readEvents } from "./helpers/sse";
 import { bearer, supabaseClaims, supabaseHs256 } from "./helpers/tokens";
 
 const bindings = env as unknown as Bindings;
 const book = new D1LedgerBook(bindings.LEDGER_DB);
 const ADMIN_TOKEN = "admin-token-for-the-ledger-tests-0123456789";
-
-interface Row {
-  record_id: string;
-  stream_id: string;
-  user: string;
-  model: string;
-  input_tokens: number;
-  output_tokens: number;
-  cost_micro_usd: number;
-  finish_reason: string;
-  day: string;
-}
-
-async function rowsOf(user: string): Promise<Row[]> {
-  const { results } = await bindings.LEDGER_DB.prepare("SELECT * FROM ledger WHERE user = ?1")
-    .bind(user)
-    .all<Row>();
-  return results;
-}
-
-/** Waits (bounded) until `user` has `n` rows in D1: the queue delivers after the response. */
-async function waitForRows(user: string, n: number): Promise<Row[]> {
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const rows = await rowsOf(user);
-    if (rows.length >= n || Date.now() > deadline) return rows;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** A record as the stream path makes it. */
-export function record(overrides: Partial<LedgerRecord> = {}): LedgerRecord {
-  return {
-    recordId: crypto.randomUUID(),
-    streamId: crypto.randomUUID(),
-    userKey: `supabase:${crypto.randomUUID()}`,
-    model: "gpt-4o-mini",
-    provider: "openai",
-    inputTokens: 12,
-    outputTokens: 34,
-    costMicroUsd: 22,
-    finishReason: "stop",
-    usageSource: "upstream",
-    startedAt: Date.now(),
-    ttftMs: 5,
-    durationMs: 40,
-    ...overrides,
-  };
-}
-
-/** Runs the worker's own queue handler on `bodies`, as the runtime would deliver them. */
-async function deliver(bodies: unknown[]) {
-  const batch = createMessageBatch(
-    "magic-ledger",
-    bodies.map((body, i) => ({
-      id: `m${i}-${crypto.randomUUID()}`,
-      timestamp: new Date(),
-      attempts: 1,
-      body,
-    })),
-  );
-  const ctx = createExecutionContext();
-  await worker.queue(batch, bindings);
-  return getQueueResult(batch, ctx);
-}
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -170,7 +105,7 @@ describe("the ledger queue", () => {
     expect(result).toMatchObject({ written: 1, retried: 1, poison: 0 });
     const outcome = await getQueueResult(batch, createExecutionContext());
     expect(outcome.explicitAcks).toEqual(["ok"]);
-    expect(outcome.retryMessages.map((m) => m.msgId)).toEqual(["stuck"]);
+    expect(outcome.retryMessages.map((m: { msgId: string }) => m.msgId)).toEqual(["stuck"]);
     expect(await rowsOf(ok.userKey)).toHaveLength(1);
     expect(await rowsOf(stuck.userKey)).toHaveLength(0);
   });

@@ -49,7 +49,10 @@ const requireAdmin = createMiddleware<AppEnv>(async function requireAdmin(c, nex
 const day = z
   .string()
   .regex(/^\d{4}-\d{2}-\d{2}$/, "a UTC day like 2026-01-31")
-  .refine((d) => new Date(`${d}T00:00:00Z`).toISOString().startsWith(d), "no such day");
+  .refine((d) => {
+    const t = Date.parse(`${d}T00:00:00Z`);
+    return Number.isFinite(t) && new Date(t).toISOString().startsWith(d);
+  }, "no such day");
 const format = z.enum(["json", "csv"]).default("json");
 
 const spendQuery = z
