@@ -174,6 +174,40 @@ describe("the operator page", () => {
     await context.close();
   });
 
+  it("charts the shared budgets once the metrics report them", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const budgets = {
+      anon_hourly: { limit_usd: 2, spent_usd: 0.5, held_usd: 0.25, refused: 3 },
+      global_hourly: { limit_usd: 20, spent_usd: 1.5, held_usd: 0.5, refused: 0 },
+    };
+    // The server's own answer, with the `budgets` object a budget-aware server adds.
+    await page.route("**/api/v1/metrics", async (route) => {
+      const res = await route.fetch();
+      await route.fulfill({ response: res, json: { ...(await res.json()), budgets } });
+    });
+    await page.goto(`${dev.url}/magic/ops/`);
+    expect(await page.locator("#budgets").isHidden()).toBe(true);
+    await page.fill("#metrics-token", METRICS_TOKEN);
+    await page.fill("#admin-token", ADMIN_TOKEN);
+    await page.click("button[type=submit]");
+    await page.waitForSelector("body[data-loaded]");
+    expect(await page.locator("#budgets").isVisible()).toBe(true);
+    const data = JSON.parse(
+      (await page.getAttribute("#chart-budgets", "data-values")) ?? "null",
+    ) as BarData;
+    expect(data.categories).toEqual(["anon_hourly", "global_hourly"]);
+    expect(data.series.map((s) => [s.label, s.values])).toEqual([
+      ["limit", [2, 20]],
+      ["spent + held", [0.75, 2]],
+      ["spent", [0.5, 1.5]],
+    ]);
+    expect(await page.textContent("#budgets-refused")).toBe(
+      "anon_hourly: 3 refused · global_hourly: 0 refused",
+    );
+    await context.close();
+  });
+
   it("says plainly when a token is refused, and is served with the strict CSP", async () => {
     const context = await browser.newContext();
     const page = await context.newPage();
