@@ -25,7 +25,8 @@ interface D1Like {
   prepare(sql: string): { first<T>(): Promise<T | null> };
 }
 
-const RECORDS = Number(process.env.LEDGER_BENCH_RECORDS ?? 20_000);
+const RECORDS = Number(process.env.LEDGER_BENCH_RECORDS ?? 10_000);
+const ADMIN_TOKEN = "bench-admin-token-0123456789abcdef-0123";
 const STREAMS = Number(process.env.LEDGER_BENCH_STREAMS ?? 300);
 const toml = readFileSync(join(ROOT, "wrangler.toml"), "utf8");
 const date = /^compatibility_date\s*=\s*"([^"]+)"/m.exec(toml)?.[1];
@@ -76,6 +77,7 @@ async function start(outdir: string, queue: boolean, batchSize: number, upstream
       ANON_QUOTA_HOURLY: "1000000",
       ANON_QUOTA_TOTAL: "100000000",
       METRICS_FLUSH_MS: "1000",
+      ADMIN_TOKEN,
     },
     durableObjects: { LIMITS: { className: "LimitsStore", useSQLite: true } },
     d1Databases: { LEDGER_DB: "ledger-bench" },
@@ -157,6 +159,34 @@ async function consumerThroughput(outdir: string, upstream: string, batchSize: n
   };
 }
 
+/**
+ * The same idempotent insert without the Queue in front: RECORDS records posted to the replay
+ * endpoint (POST /api/v1/admin/ledger) in batches of 100, one after the other.
+ */
+async function insertOnly(outdir: string, upstream: string) {
+  const { url, db, mf } = await start(outdir, false, 100, upstream);
+  const records = Array.from({ length: RECORDS }, (_, i) => record(i));
+  const t0 = performance.now();
+  for (let i = 0; i < records.length; i += 100) {
+    const res = await fetch(`${url}/api/v1/admin/ledger`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ records: records.slice(i, i + 100) }),
+    });
+    if (res.status !== 200) throw new Error(`replay answered ${res.status}`);
+  }
+  const ms = performance.now() - t0;
+  const rows = await count(db);
+  await mf.dispose();
+  return {
+    batch_size: 100,
+    records: RECORDS,
+    written_ms: round(ms, 0),
+    records_per_s: round((RECORDS / ms) * 1000, 0),
+    rows,
+  };
+}
+
 /** First token of STREAMS streams, alternating between the Worker with and without the queue. */
 async function firstToken(outdir: string, upstream: string) {
   const withQueue = await start(outdir, true, 100, upstream);
@@ -215,6 +245,7 @@ runMain(async () => {
       await consumerThroughput(outdir, upstream, 100),
       await consumerThroughput(outdir, upstream, 10),
     ],
+    insert_only: await insertOnly(outdir, upstream),
     first_token: await firstToken(outdir, upstream),
   };
   console.log(JSON.stringify(report, null, 2));

@@ -12,7 +12,7 @@ import type { LedgerBook, LedgerSink } from "../src/ledger/ports";
 import type { LedgerRecord } from "../src/ledger/record";
 import { SEND_FAILED_EVENT, sendLedger } from "../src/ledger/write";
 import { createLogger } from "../src/observe/log";
-import { call, testEnv } from "./helpers/app";
+import { call, json, testEnv } from "./helpers/app";
 import { deliver, record, rowsOf, waitForRows } from "./helpers/ledger";
 import { readEvents } from "./helpers/sse";
 import { bearer, supabaseClaims, supabaseHs256 } from "./helpers/tokens";
@@ -160,5 +160,32 @@ describe("a failed send and its replay", () => {
     const r = record();
     expect(await sendLedger(r, createLogger("test"), [], sink)).toBe("sent");
     expect(sent).toEqual([r]);
+  });
+});
+
+describe("POST /api/v1/admin/ledger (replay)", () => {
+  const post = (body: string, type = "application/json", token = ADMIN_TOKEN) =>
+    call(
+      "/api/v1/admin/ledger",
+      { method: "POST", headers: { ...bearer(token), "Content-Type": type }, body },
+      testEnv({ ADMIN_TOKEN }),
+    ).then((c) => c.res);
+
+  it("writes nothing when one record of the body is not a record", async () => {
+    const good = record();
+    const res = await post(JSON.stringify({ records: [good, { ...record(), inputTokens: 1.5 }] }));
+    expect(res.status).toBe(422);
+    expect((await json<{ fields: string[] }>(res)).fields).toEqual(["records.1.inputTokens"]);
+    expect(await rowsOf(good.userKey)).toHaveLength(0);
+  });
+
+  it("refuses a body that is not JSON, and a wrong token, writing nothing", async () => {
+    const good = record();
+    expect((await post(JSON.stringify({ records: [good] }), "text/plain")).status).toBe(415);
+    expect(
+      (await post(JSON.stringify({ records: [good] }), undefined, `${ADMIN_TOKEN}!`)).status,
+    ).toBe(401);
+    expect((await post(JSON.stringify({ records: [] }))).status).toBe(422);
+    expect(await rowsOf(good.userKey)).toHaveLength(0);
   });
 });

@@ -138,7 +138,9 @@ export const adminRoutes = new Hono<AppEnv>()
   .use(requireAdmin)
   .get("/spend", zValidator("query", spendQuery, zodHook), async (c) => {
     const q = c.req.valid("query");
-    const rows = await new D1LedgerBook(c.env.LEDGER_DB).spend(q.from, q.to, q.group, q.limit);
+    // One row more than asked says whether the answer was cut.
+    const all = await new D1LedgerBook(c.env.LEDGER_DB).spend(q.from, q.to, q.group, q.limit + 1);
+    const rows = all.slice(0, q.limit);
     const out = rows.map((r) => ({
       [q.group]: r.key,
       streams: r.streams,
@@ -155,7 +157,7 @@ export const adminRoutes = new Hono<AppEnv>()
       to: q.to,
       group: q.group,
       rows: out,
-      truncated: rows.length === q.limit,
+      truncated: all.length > q.limit,
     });
   })
   .get("/ledger", zValidator("query", ledgerQuery, zodHook), async (c) => {
