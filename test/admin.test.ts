@@ -5,7 +5,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Bindings } from "../src/env";
-import { D1LedgerBook } from "../src/ledger/d1-book";
+import { D1LedgerBook, PAGE_SQL, SPEND_SQL } from "../src/ledger/d1-book";
 import type { LedgerRecord } from "../src/ledger/record";
 import { call, json, testEnv } from "./helpers/app";
 import { parseCsv } from "./helpers/csv";
@@ -259,5 +259,37 @@ describe("the operator API's token", () => {
     const res = await get(paths[1] as string, "short", testEnv({ ADMIN_TOKEN: "short" }));
     expect(res.status).toBe(500);
     expect((await json(res)).error_code).toBe("misconfigured");
+  });
+});
+
+describe("the ledger's indexes", () => {
+  const db = (env as unknown as Bindings).LEDGER_DB;
+  const plan = async (sql: string, ...args: unknown[]) =>
+    (
+      await db
+        .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+        .bind(...args)
+        .all<{ detail: string }>()
+    ).results
+      .map((r) => r.detail)
+      .join("; ");
+
+  it.each(["day", "model", "user"] as const)(
+    "sums a range of days by %s from the covering index, never the table",
+    async (group) => {
+      const p = await plan(SPEND_SQL[group], "2026-01-01", "2026-01-31", 10);
+      expect(p).toMatch(/SEARCH ledger USING COVERING INDEX ledger_by_day \(day>\? AND day<\?\)/);
+    },
+  );
+
+  it("walks one user's records in order from the user index, also after a cursor", async () => {
+    for (const [sql, args] of [
+      [PAGE_SQL.first, ["u", 101]],
+      [PAGE_SQL.next, ["u", 1, "r", 101]],
+    ] as const) {
+      const p = await plan(sql, ...args);
+      expect(p).toMatch(/SEARCH ledger USING INDEX ledger_by_user \(user=\?/);
+      expect(p).not.toContain("TEMP B-TREE");
+    }
   });
 });

@@ -35,6 +35,23 @@ const GROUPS: Record<SpendGroup, { column: string; order: string }> = {
   user: { column: "user", order: "cost_micro_usd DESC, user" },
 };
 
+/** The spend query per group (exported for the test that checks its query plan). */
+export const SPEND_SQL = Object.fromEntries(
+  Object.entries(GROUPS).map(([group, { column, order }]) => [
+    group,
+    `SELECT ${column} AS key, COUNT(*) AS streams, SUM(input_tokens) AS input_tokens,
+       SUM(output_tokens) AS output_tokens, SUM(cost_micro_usd) AS cost_micro_usd
+     FROM ledger WHERE day BETWEEN ?1 AND ?2 GROUP BY ${column} ORDER BY ${order} LIMIT ?3`,
+  ]),
+) as Record<SpendGroup, string>;
+
+/** One user's first page, and the page after a cursor (row values walk the index from it). */
+export const PAGE_SQL = {
+  first: "SELECT * FROM ledger WHERE user = ?1 ORDER BY started_at DESC, record_id DESC LIMIT ?2",
+  next: `SELECT * FROM ledger WHERE user = ?1 AND (started_at, record_id) < (?2, ?3)
+    ORDER BY started_at DESC, record_id DESC LIMIT ?4`,
+};
+
 interface Row {
   record_id: string;
   stream_id: string;
@@ -99,21 +116,13 @@ export class D1LedgerBook implements LedgerBook {
   }
 
   async spend(from: string, to: string, group: SpendGroup, limit: number): Promise<SpendRow[]> {
-    const { column, order } = GROUPS[group];
-    const { results } = await this.db
-      .prepare(
-        `SELECT ${column} AS key, COUNT(*) AS streams, SUM(input_tokens) AS input_tokens,
-           SUM(output_tokens) AS output_tokens, SUM(cost_micro_usd) AS cost_micro_usd
-         FROM ledger WHERE day BETWEEN ?1 AND ?2 GROUP BY ${column} ORDER BY ${order} LIMIT ?3`,
-      )
-      .bind(from, to, limit)
-      .all<{
-        key: string;
-        streams: number;
-        input_tokens: number;
-        output_tokens: number;
-        cost_micro_usd: number;
-      }>();
+    const { results } = await this.db.prepare(SPEND_SQL[group]).bind(from, to, limit).all<{
+      key: string;
+      streams: number;
+      input_tokens: number;
+      output_tokens: number;
+      cost_micro_usd: number;
+    }>();
     return results.map((r) => ({
       key: r.key,
       streams: r.streams,
@@ -131,17 +140,8 @@ export class D1LedgerBook implements LedgerBook {
     // One row more than asked says whether there is a next page. The row-value comparison
     // walks the (user, started_at DESC, record_id DESC) index from the cursor on.
     const query = before
-      ? this.db
-          .prepare(
-            `SELECT * FROM ledger WHERE user = ?1 AND (started_at, record_id) < (?2, ?3)
-             ORDER BY started_at DESC, record_id DESC LIMIT ?4`,
-          )
-          .bind(user, before.startedAt, before.recordId, limit + 1)
-      : this.db
-          .prepare(
-            "SELECT * FROM ledger WHERE user = ?1 ORDER BY started_at DESC, record_id DESC LIMIT ?2",
-          )
-          .bind(user, limit + 1);
+      ? this.db.prepare(PAGE_SQL.next).bind(user, before.startedAt, before.recordId, limit + 1)
+      : this.db.prepare(PAGE_SQL.first).bind(user, limit + 1);
     const { results } = await query.all<Row>();
     const records = results.slice(0, limit).map(fromRow);
     const last = records.at(-1);
