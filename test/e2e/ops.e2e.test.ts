@@ -2,7 +2,7 @@
  * @module Browser test of the operator page (/magic/ops/): Debian's Chromium (playwright-core)
  * against `wrangler dev` with some traffic; the charts show what /api/v1/metrics and the ledger say.
  */
-import { copyFileSync, existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -115,6 +115,7 @@ describe("the operator page", () => {
       >;
     };
     await page.waitForSelector("body[data-loaded]");
+    expect(await page.locator("#login").isHidden()).toBe(true);
     const chart = async (id: string) =>
       JSON.parse((await page.getAttribute(`#${id}`, "data-values")) ?? "null") as BarData;
     const value = (d: BarData, category: string, window: "hour" | "day") =>
@@ -160,7 +161,6 @@ describe("the operator page", () => {
     expect(await page.locator("#board canvas").count()).toBeGreaterThanOrEqual(7);
 
     await page.screenshot({ path: join(ARTIFACTS, "ops-page.png"), fullPage: true });
-    copyFileSync(join(ARTIFACTS, "ops-page.png"), join(ROOT, "docs/ops-page.png"));
     expect(problems).toEqual([]);
 
     // The tokens live in this tab's sessionStorage only: a reload keeps the board, a new tab asks.

@@ -58,8 +58,8 @@ export function drawBars(
   const xs = data.categories.map((_, i) => i);
   const max = Math.max(0, ...data.series.flatMap((s) => s.values)) || 1;
   const width = Math.max(260, plot.clientWidth || 420);
-  // Every `step`-th category is labelled, so labels never overlap (about 72 px each).
-  const step = Math.max(1, Math.ceil(xs.length / ((width - 60) / 72)));
+  // Every `step`-th category is labelled, so labels never overlap (about 90 px each).
+  const step = Math.max(1, Math.ceil(xs.length / ((width - 60) / 90)));
   const opts: uPlot.Options = {
     width,
     height: 200,

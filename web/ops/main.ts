@@ -99,16 +99,13 @@ function drawMetrics(m: Metrics): void {
     ["chart-store", "store_latency_ms"],
     ["chart-ttfb", "upstream_ttfb_ms"],
   ] as const) {
+    // Bucket i is "≤ le ms"; the last one, above every bound, is "> <last bound> ms".
     const les = m.windows.day[name].buckets.map((b) => b.le);
+    const top = les.filter((le) => le !== "inf").at(-1);
+    const labels = les.map((le) => (le === "inf" ? `> ${top} ms` : `≤ ${le} ms`));
     drawBars(
       $(id),
-      hourAndDay(
-        les.map((le) => (le === "inf" ? "> last" : `≤ ${le} ms`)),
-        (w, c) =>
-          w[name].buckets.find((b) => (b.le === "inf" ? "> last" : `≤ ${b.le} ms`) === c)?.count ??
-          0,
-        m,
-      ),
+      hourAndDay(labels, (w, c) => w[name].buckets[labels.indexOf(c)]?.count ?? 0, m),
     );
     const h = m.windows.hour[name];
     $(`${id}-p`).textContent =
