@@ -58,7 +58,8 @@ export function drawBars(
   const xs = data.categories.map((_, i) => i);
   const max = Math.max(0, ...data.series.flatMap((s) => s.values)) || 1;
   const width = Math.max(260, plot.clientWidth || 420);
-  // Every `step`-th category is labelled, so labels never overlap (about 90 px each).
+  // Every `step`-th category counted from the last (the newest day) is labelled, so labels
+  // never overlap (about 90 px each).
   const step = Math.max(1, Math.ceil(xs.length / ((width - 60) / 90)));
   const opts: uPlot.Options = {
     width,
@@ -73,9 +74,7 @@ export function drawBars(
       {
         splits: () => xs,
         values: (_u, splits) =>
-          splits.map((i) =>
-            i % step === 0 || i === xs.length - 1 ? (data.categories[i] ?? "") : "",
-          ),
+          splits.map((i) => ((xs.length - 1 - i) % step === 0 ? (data.categories[i] ?? "") : "")),
         gap: 4,
         size: 40,
       },

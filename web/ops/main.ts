@@ -99,10 +99,10 @@ function drawMetrics(m: Metrics): void {
     ["chart-store", "store_latency_ms"],
     ["chart-ttfb", "upstream_ttfb_ms"],
   ] as const) {
-    // Bucket i is "≤ le ms"; the last one, above every bound, is "> <last bound> ms".
+    // Bucket i is "≤ le" ms; the last one, above every bound, is "> <last bound>".
     const les = m.windows.day[name].buckets.map((b) => b.le);
     const top = les.filter((le) => le !== "inf").at(-1);
-    const labels = les.map((le) => (le === "inf" ? `> ${top} ms` : `≤ ${le} ms`));
+    const labels = les.map((le) => (le === "inf" ? `>${top}` : `≤${le}`));
     drawBars(
       $(id),
       hourAndDay(labels, (w, c) => w[name].buckets[labels.indexOf(c)]?.count ?? 0, m),
