@@ -5,12 +5,14 @@
 import { createExecutionContext, createMessageBatch, getQueueResult } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { parseConfig } from "../src/config";
 import type { Bindings } from "../src/env";
 import { consumeLedger } from "../src/ledger/consume";
 import { D1LedgerBook } from "../src/ledger/d1-book";
 import type { LedgerBook, LedgerSink } from "../src/ledger/ports";
 import type { LedgerRecord } from "../src/ledger/record";
-import { SEND_FAILED_EVENT, sendLedger } from "../src/ledger/write";
+import { SEND_FAILED_EVENT, sendLedger, writeLedger } from "../src/ledger/write";
+import { storeFor } from "../src/limits/select-store";
 import { createLogger } from "../src/observe/log";
 import { call, json, testEnv } from "./helpers/app";
 import { deliver, record, rowsOf, waitForRows } from "./helpers/ledger";
@@ -154,12 +156,22 @@ describe("a failed send and its replay", () => {
     expect(rows.map((r) => r.record_id)).toEqual([lost.recordId]);
   });
 
-  it("sends a stream's record to the queue next to the store write", async () => {
+  it("writes the limits store and sends to the queue; a failed send leaves the store write alone", async () => {
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    const bindings = testEnv();
+    const store = storeFor(parseConfig(bindings), bindings);
     const sent: LedgerRecord[] = [];
-    const sink: LedgerSink = { kind: "queue", send: async (r) => void sent.push(r) };
-    const r = record();
-    expect(await sendLedger(r, createLogger("test"), [], sink)).toBe("sent");
-    expect(sent).toEqual([r]);
+    const up: LedgerSink = { kind: "queue", send: async (r) => void sent.push(r) };
+    const down: LedgerSink = { kind: "queue", send: () => Promise.reject(new Error("no queue")) };
+    const a = record();
+    expect(await writeLedger(store, a, createLogger("test"), [1], up)).toBe("written");
+    expect(sent).toEqual([a]);
+    const b = record();
+    expect(await writeLedger(store, b, createLogger("test"), [1], down)).toBe("written");
+    expect(await writeLedger(store, b, createLogger("test"), [1], up)).toBe("duplicate");
+    expect(sent).toEqual([a, b]);
+    const failed = errors.mock.calls.filter((c) => String(c[0]).includes(SEND_FAILED_EVENT));
+    expect(failed).toHaveLength(1);
   });
 });
 
