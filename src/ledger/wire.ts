@@ -33,6 +33,16 @@ export const ledgerRecordSchema = z.strictObject({
   startedAt: z.number().int().min(946_684_800_000).max(7_258_118_400_000),
   ttftMs: count.nullable(),
   durationMs: count,
+  // The budget hold the record settles (src/limits/budget.ts HoldTicket).
+  hold: z
+    .strictObject({
+      id: text,
+      at: z.number().int().min(946_684_800_000).max(7_258_118_400_000),
+      microUsd: count,
+      anonymous: z.boolean(),
+      shard: z.number().int().min(0).max(64),
+    })
+    .optional(),
 }) satisfies z.ZodType<LedgerRecord>;
 
 /** A record as the operator API shows it (contract field names, money also as exact µUSD). */

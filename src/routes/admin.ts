@@ -9,6 +9,7 @@ import { AppError } from "../errors";
 import { requireJsonObject, zodHook } from "../input/validate";
 import { D1LedgerBook } from "../ledger/d1-book";
 import { ledgerRecordSchema, publicRecord, toCsv } from "../ledger/wire";
+import { storeFor } from "../limits/select-store";
 
 /** Longest range of days one spend query may cover (`to` inclusive). */
 export const MAX_RANGE_DAYS = 92;
@@ -171,7 +172,8 @@ export const adminRoutes = new Hono<AppEnv>()
     }
     return c.json({ records, next_cursor: next });
   })
-  // Replay of records whose queue send failed (`npm run ledger:replay`): idempotent by record id.
+  // Replay of records whose queue send or store write failed (`npm run ledger:replay`):
+  // idempotent by record id, in the limits store (spend counters, the budget settlement) and in D1.
   .post(
     "/ledger",
     bodyLimit({
@@ -187,6 +189,8 @@ export const adminRoutes = new Hono<AppEnv>()
     zValidator("json", replayBody, zodHook),
     async (c) => {
       const { records } = c.req.valid("json");
+      const store = storeFor(c.get("config"), c.env);
+      await Promise.all(records.map((r) => store.writeLedger(r)));
       return c.json(await new D1LedgerBook(c.env.LEDGER_DB).insert(records));
     },
   );
