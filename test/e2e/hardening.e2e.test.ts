@@ -1,10 +1,11 @@
 /**
  * @module Against a real `wrangler dev`: the Prometheus text passes `promtool check metrics`; a
  * 413 on an over-long chunked body does not break the next request ("503 Your worker restarted
- * mid-request"), also for a body that never ends; `npm run dev -- --port N` listens on N.
+ * mid-request"), also for a body that never ends; `npm run dev -- --port N` listens on N; the
+ * generated types (npm run types, CI's check) do not depend on a local .dev.vars.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -149,4 +150,34 @@ describe("npm run dev", () => {
     }
     expect(status, output.slice(-1500)).toBe(200);
   }, 45_000);
+});
+
+describe("generated types", () => {
+  it("are the same, and CI's check passes, with a local .dev.vars full of secrets", async () => {
+    // A copy of the project's config next to a .dev.vars of its own (the real one is left alone).
+    const dir = await mkdtemp(join(tmpdir(), "magic-types-"));
+    try {
+      await mkdir(join(dir, ".ci"));
+      for (const f of [
+        "wrangler.toml",
+        "package.json",
+        "worker-configuration.d.ts",
+        ".ci/check-types",
+      ]) {
+        await copyFile(join(ROOT, f), join(dir, f));
+      }
+      for (const d of ["src", "public", "node_modules"]) await symlink(join(ROOT, d), join(dir, d));
+      await writeFile(join(dir, ".dev.vars"), "SECRET_KEY=local\nMY_LOCAL_SECRET=hunter2\n");
+      const env = { ...process.env, ...OFFLINE_WRANGLER_ENV };
+      const check = spawnSync("bash", [".ci/check-types"], { cwd: dir, env, encoding: "utf8" });
+      expect(check.status, `${check.stdout}${check.stderr}`).toBe(0);
+      const types = spawnSync("npm", ["run", "types"], { cwd: dir, env, encoding: "utf8" });
+      expect(types.status, types.stderr).toBe(0);
+      const generated = await readFile(join(dir, "worker-configuration.d.ts"), "utf8");
+      expect(generated).not.toContain("MY_LOCAL_SECRET");
+      expect(generated).toBe(await readFile(join(ROOT, "worker-configuration.d.ts"), "utf8"));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
