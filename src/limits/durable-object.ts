@@ -86,7 +86,8 @@ export class LimitsStore extends DurableObject {
   /**
    * Counts admission `id` in the named window at `now`, and when it passes and `quota` is given
    * (the user's object), spends one quota unit. Marks what it counted, so that
-   * `cancelAdmission` can undo exactly that; throws when the admission was cancelled first.
+   * `cancelAdmission` can undo exactly that; `{cancelled: true}` when it was cancelled first
+   * (the caller throws: a throw here would be logged by the runtime as an uncaught exception).
    */
   admit(
     id: string,
@@ -94,9 +95,9 @@ export class LimitsStore extends DurableObject {
     spec: WindowSpec,
     quota: { hourly: WindowSpec; total: number } | null,
     now: number,
-  ): { window: WindowResult; quota: QuotaResult | null } {
+  ): { window: WindowResult; quota: QuotaResult | null } | { cancelled: true } {
     const mark = `admission:${id}`;
-    if (this.get(mark, now) !== 0) throw new Error("the admission was cancelled or already made");
+    if (this.get(mark, now) !== 0) return { cancelled: true };
     const window = this.hitWindow(name, spec, now);
     if (!window.success) return { window, quota: null };
     const spent = quota ? this.spendQuota(quota.hourly, quota.total, now) : null;

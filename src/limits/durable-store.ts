@@ -34,6 +34,9 @@ export function durableStore(
         user(r.userKey).admit(r.id, "rate:user", specs.user, quota, r.at),
         ip(r.ipKey).admit(r.id, "rate:ip", specs.ip, null, r.at),
       ]);
+      if ("cancelled" in u || "cancelled" in i) {
+        throw new Error("the admission was cancelled or already made");
+      }
       if (!u.window.success && i.window.success) await cancelIn.ip(r);
       if (u.window.success && !i.window.success) {
         await cancelIn.user(r);
