@@ -1,7 +1,6 @@
 /** @module Input checks in contract order: size (413), media type (415), JSON, then the zod schema (422). */
 import { zValidator } from "@hono/zod-validator";
 import type { Context, MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { createMiddleware } from "hono/factory";
 import type { z } from "zod";
 import type { AppEnv } from "../env";
@@ -41,12 +40,73 @@ export function zodHook(result: { success: boolean; error?: z.core.$ZodError }, 
   if (!result.success && result.error) throw invalidInput(result.error);
 }
 
-/** 413 over MAX_BODY_BYTES, counted while reading when there is no Content-Length. */
-export const limitBody: MiddlewareHandler<AppEnv> = bodyLimit({
-  maxSize: MAX_BODY_BYTES,
-  onError: () => {
-    throw new AppError("payload_too_large", `the body must be at most ${MAX_BODY_BYTES} bytes`);
-  },
+/** After a 413, up to this much more of the body is read (and dropped) before answering. */
+export const DRAIN_MAX_BYTES = 1024 * 1024;
+/** ...and for at most this long, so a body that trickles forever still gets its 413 soon. */
+const DRAIN_MAX_MS = 1_000;
+
+const tooLarge = () =>
+  new AppError("payload_too_large", `the body must be at most ${MAX_BODY_BYTES} bytes`);
+
+/**
+ * Reads and drops what is left of a refused body, up to DRAIN_MAX_BYTES or DRAIN_MAX_MS, then
+ * cancels the rest. Answering with most of a chunked body unread left `wrangler dev` unable to
+ * answer the next request ("503 Your worker restarted mid-request"); a body that never ends
+ * still meets one of the two bounds, so its 413 stays prompt.
+ */
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<"expired">((resolve) => {
+    timer = setTimeout(() => resolve("expired"), DRAIN_MAX_MS);
+  });
+  try {
+    for (let left = DRAIN_MAX_BYTES; left > 0; ) {
+      const read = await Promise.race([reader.read(), expired]);
+      if (read === "expired" || read.done) return;
+      left -= read.value.byteLength;
+    }
+  } catch {
+    // The client went away: nothing left to drain.
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    await reader.cancel().catch(() => {});
+  }
+}
+
+/**
+ * 413 over MAX_BODY_BYTES, before anything is parsed: at once for a declared Content-Length,
+ * counted while reading for a chunked body. Either way the rest is drained (within bounds).
+ */
+export const limitBody = createMiddleware<AppEnv>(async function limitBody(c, next) {
+  const body = c.req.raw.body;
+  if (!body) return next();
+  const declared = c.req.raw.headers.get("Content-Length");
+  if (declared !== null && !c.req.raw.headers.has("Transfer-Encoding")) {
+    if (Number(declared) <= MAX_BODY_BYTES) return next();
+    await drain(body.getReader());
+    throw tooLarge();
+  }
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > MAX_BODY_BYTES) {
+      await drain(reader);
+      throw tooLarge();
+    }
+    chunks.push(value);
+  }
+  const whole = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    whole.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  c.req.raw = new Request(c.req.raw, { body: whole });
+  await next();
 });
 
 /** 415 unless the body is JSON; 422 when it does not parse as a JSON object. */

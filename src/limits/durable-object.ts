@@ -91,8 +91,9 @@ export class LimitsStore extends DurableObject {
    * Counts admission `id` in the named window at `now`, and when it passes and `quota` is given
    * (the user's object), spends one quota unit, then holds against `own` budgets (the user's
    * object; the IP's has none). A budget refusal counts nothing at all. Marks what it counted,
-   * so that `cancelAdmission` can undo exactly that; throws when the admission was cancelled
-   * first. `budget` is null when the window or the quota refused.
+   * so that `cancelAdmission` can undo exactly that; `{cancelled: true}` when it was cancelled
+   * first (the caller throws: a throw here would be logged by the runtime as an uncaught
+   * exception). `budget` is null when the window or the quota refused.
    */
   admit(
     id: string,
@@ -101,9 +102,11 @@ export class LimitsStore extends DurableObject {
     quota: { hourly: WindowSpec; total: number } | null,
     now: number,
     own: { entries: BudgetEntry[]; price: HoldPrice; expiresAt: number } | null = null,
-  ): { window: WindowResult; quota: QuotaResult | null; budget: HoldDecision | null } {
+  ):
+    | { window: WindowResult; quota: QuotaResult | null; budget: HoldDecision | null }
+    | { cancelled: true } {
     const mark = `admission:${id}`;
-    if (this.get(mark, now) !== 0) throw new Error("the admission was cancelled or already made");
+    if (this.get(mark, now) !== 0) return { cancelled: true };
     const window = this.hitWindow(name, spec, now);
     if (!window.success) return { window, quota: null, budget: null };
     const spent = quota ? this.spendQuota(quota.hourly, quota.total, now) : null;

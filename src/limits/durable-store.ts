@@ -127,7 +127,7 @@ export function durableStore(
         price: r.price,
         expiresAt: r.at + specs.holdTtlMs,
       };
-      const [u, narrow, wide, s] = await Promise.all([
+      const [ua, na, wa, s] = await Promise.all([
         user(r.userKey).admit(r.id, "rate:user", specs.user, quota, r.at, ownHold),
         ip(r.ipKey).admit(r.id, "rate:ip", specs.ip, null, r.at),
         r.wideIpKey ? ip(r.wideIpKey).admit(r.id, "rate:ip", specs.ipWide, null, r.at) : null,
@@ -135,6 +135,11 @@ export function durableStore(
           ? holdShared(r, sharedList, Math.floor(Math.random() * shards))
           : null,
       ]);
+      if ("cancelled" in ua || "cancelled" in na || (wa && "cancelled" in wa)) {
+        if (s?.decision.ok) await shardObject(s.shard).releaseHold(r.id);
+        throw new Error("the admission was cancelled or already made");
+      }
+      const [u, narrow, wide] = [ua, na, wa as Exclude<typeof wa, { cancelled: true }>];
       // The address's answer is the tighter of its /64's and (IPv6) its /48's.
       const i = { window: wide ? tighter(narrow.window, wide.window) : narrow.window };
       const sharedOk = s === null || s.decision.ok;

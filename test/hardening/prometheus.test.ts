@@ -35,22 +35,28 @@ function someCounters(): Counters {
   return c;
 }
 
-/** The family a line belongs to: its metric name (HELP/TYPE name, or the sample's name). */
-function familyOf(line: string): string {
+/**
+ * The family a line belongs to: the HELP/TYPE name, or the sample's name (a histogram's
+ * `_bucket`, `_count` and `_sum` samples belong to the histogram's family).
+ */
+function familyOf(line: string, histograms: Set<string>): string {
   const comment = /^# (?:HELP|TYPE) (\S+)/.exec(line);
   if (comment?.[1]) return comment[1];
-  return /^([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(line)?.[1] ?? line;
+  const name = /^([a-zA-Z_:][a-zA-Z0-9_:]*)/.exec(line)?.[1] ?? line;
+  const base = name.replace(/_(bucket|count|sum)$/, "");
+  return histograms.has(base) ? base : name;
 }
 
 describe("the Prometheus view", () => {
   it("keeps each family's lines together, TYPE before its samples", () => {
     const text = prometheus({ minute: someCounters(), hour: someCounters(), day: someCounters() });
     const lines = text.trimEnd().split("\n");
+    const histograms = new Set(lines.flatMap((l) => /^# TYPE (\S+) histogram$/.exec(l)?.[1] ?? []));
     const done = new Set<string>();
     let current = "";
     const typed = new Set<string>();
     for (const line of lines) {
-      const family = familyOf(line);
+      const family = familyOf(line, histograms);
       if (family !== current) {
         expect(done.has(family), `${family} appears again after other families`).toBe(false);
         if (current) done.add(current);
@@ -63,6 +69,9 @@ describe("the Prometheus view", () => {
     expect(typed).toContain("magicbox_streams_started");
     expect(typed).toContain("magicbox_tokens");
     expect(typed).toContain("magicbox_cost_usd");
+    expect(histograms).toEqual(
+      new Set(["magicbox_store_latency_seconds", "magicbox_upstream_ttfb_seconds"]),
+    );
   });
 
   it("prints costs as plain decimals, never in exponent notation", () => {
