@@ -3,7 +3,7 @@
  * turn's view, and records how each answer ended (a stopped or failed one stays, marked).
  */
 import { ApiError, openStream, readApiError, type Source } from "./api";
-import { cutShort, explain, formatMs, formatUsd } from "./explain";
+import { cutShort, explain, formatMs, formatUsd, LIMIT_TITLE } from "./explain";
 import { readStream, type StreamEnd } from "./sse";
 import {
   buildMessages,
@@ -117,7 +117,7 @@ export function createChat(host: ChatHost) {
     end(turn, "failed", sentence, "Not answered");
     turn.errorCode = e.code;
     host.say(sentence);
-    if (e.retryAfter && (e.status === 429 || e.status === 503)) host.refused(e, sentence);
+    if (LIMIT_TITLE[e.code] || (e.status === 503 && e.retryAfter)) host.refused(e, sentence);
   }
 
   /** Sends `message` with the history; resolves with its turn once the answer has ended, however. */

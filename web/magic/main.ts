@@ -37,10 +37,11 @@ const say = (text: string) => {
   status.textContent = text;
 };
 const micro = (usd: unknown) => (typeof usd === "number" ? Math.round(usd * 1e6) : 0);
-/** Budget amounts: cents for dollars, four places below a dollar, no trailing zeros past cents. */
+/** Budget amounts from µUSD: "$1.00", "$0.0483", "$0.00003"; no zeros past the cents. */
 const money = (u: number) => {
   const usd = Math.max(0, u) / 1e6;
-  return `$${usd >= 1 ? usd.toFixed(2) : usd.toFixed(4).replace(/(\.\d\d\d?)0+$/, "$1")}`;
+  const digits = usd >= 1 || usd === 0 ? 2 : usd >= 0.01 ? 4 : 6;
+  return `$${usd.toFixed(digits).replace(/(\.\d\d\d*?)0+$/, "$1")}`;
 };
 
 function showNotice(title: string, text: string, seconds: number | null): void {
@@ -97,6 +98,7 @@ function renderBudget(): void {
   if (!budget) return;
   budgetLine.textContent = `Budget: ${money(budget.left)} of ${money(budget.limit)} left today · renews ${formatUntil(budget.reset)}`;
   budgetLine.classList.toggle("spent", budget.left <= 0);
+  budgetLine.dataset.leftMicro = String(budget.left);
 }
 
 /** The model menu: the registry's models this caller may use, the last choice kept. */

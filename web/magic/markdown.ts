@@ -78,6 +78,8 @@ export function renderMarkdown(text: string): DocumentFragment {
     ALLOW_DATA_ATTR: false,
     ALLOW_ARIA_ATTR: false,
     ALLOWED_URI_REGEXP: SAFE_URL,
+    // Not URLs: without this the sanitizer tests their values against SAFE_URL too.
+    ADD_URI_SAFE_ATTR: ["align", "start", "title", "data-lang"],
     RETURN_DOM_FRAGMENT: true,
   });
   // marked puts a newline between blocks; as text nodes they would show in textContent.
