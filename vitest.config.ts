@@ -19,6 +19,10 @@ export default defineConfig({
           SUPABASE_JWT_SECRET: "super-secret-jwt-token-with-at-least-32-characters-long",
           OPENAI_API_KEY: "sk-test",
           OPENAI_BASE_URL: inject("upstreamUrl"),
+          // Most tests stream as anonymous callers with any model and cap; the tests of these
+          // two rules (test/conversation.test.ts) run with their defaults.
+          ANON_MODELS: "gpt-4o-mini,gpt-4o,gpt-4.1-mini,o4-mini,gpt-5-mini",
+          ANON_COST_CAP_MAX_USD: "1",
         },
       },
     })),

@@ -1,6 +1,7 @@
 /** @module Parses and checks the Worker's vars and secrets once per isolate into a typed Config. */
 import * as z from "zod";
 import type { Bindings } from "./env";
+import { isModelId, type ModelId } from "./stream/models";
 
 /** A sliding window: at most `limit` hits per `windowMs`. */
 export interface WindowSpec {
@@ -38,6 +39,9 @@ export interface Config {
   upstreamIdleTimeoutMs: number;
   limitsTimeoutMs: number;
   costCapMaxUsd: number;
+  /** Conversations (issue 13) and anonymous callers' models and caps (issue 11). */
+  conversation: { maxMessages: number; maxPromptChars: number; systemPrompt: string | undefined };
+  anon: { models: ReadonlySet<ModelId>; costCapMaxUsd: number };
   metricsToken: string | undefined;
   /** Metric counters are batched per isolate and written this often (0: every request). */
   metricsFlushMs: number;
@@ -106,6 +110,23 @@ const schema = z.object({
   UPSTREAM_IDLE_TIMEOUT_MS: int(100, 600_000).default(30_000),
   LIMITS_TIMEOUT_MS: int(10, 60_000).default(1_000),
   COST_CAP_MAX_USD: z.coerce.number().positive().max(1_000).default(1),
+  MAX_MESSAGES: int(1, 1_000).default(50),
+  MAX_PROMPT_CHARS: int(1, 1_000_000).default(32_768),
+  SYSTEM_PROMPT: optionalText.pipe(z.string().max(8192).optional()),
+  ANON_MODELS: z
+    .string()
+    .default("gpt-4o-mini")
+    .transform((v, ctx) => {
+      const ids = v
+        .split(",")
+        .map((id) => id.trim())
+        .filter(Boolean);
+      for (const id of ids) {
+        if (!isModelId(id)) ctx.addIssue({ code: "custom", message: `unknown model ${id}` });
+      }
+      return new Set(ids.filter(isModelId));
+    }),
+  ANON_COST_CAP_MAX_USD: z.coerce.number().positive().max(1_000).default(0.02),
   METRICS_TOKEN: optionalText,
   METRICS_FLUSH_MS: int(0, 20_000).default(1_000),
   STORE_PREFIX: z
@@ -176,6 +197,15 @@ export function parseConfig(env: Partial<Bindings>): Config {
     upstreamIdleTimeoutMs: v.UPSTREAM_IDLE_TIMEOUT_MS,
     limitsTimeoutMs: v.LIMITS_TIMEOUT_MS,
     costCapMaxUsd: v.COST_CAP_MAX_USD,
+    conversation: {
+      maxMessages: v.MAX_MESSAGES,
+      maxPromptChars: v.MAX_PROMPT_CHARS,
+      systemPrompt: v.SYSTEM_PROMPT,
+    },
+    anon: {
+      models: v.ANON_MODELS,
+      costCapMaxUsd: Math.min(v.ANON_COST_CAP_MAX_USD, v.COST_CAP_MAX_USD),
+    },
     metricsToken: v.METRICS_TOKEN,
     metricsFlushMs: v.METRICS_FLUSH_MS,
     storePrefix: v.STORE_PREFIX,

@@ -1,9 +1,10 @@
 /** @module The one typed Hono environment: Bindings from `wrangler types`, Variables set by middleware. */
 import type { Principal } from "./auth/principal";
 import type { Config } from "./config";
-import type { StreamInput } from "./input/stream-input";
+import type { StreamRequest } from "./input/request";
 import type { LimitGrant } from "./limits/middleware";
 import type { Logger } from "./observe/log";
+import type { WireFormat } from "./stream/wire";
 
 /** Secrets are not in wrangler.toml, so `wrangler types` cannot see them: declared here, all optional. */
 export interface Secrets {
@@ -29,8 +30,10 @@ export interface Variables {
   principal: Principal;
   /** The client's address as a limit key (IPv6 per /64). */
   clientIp: string;
-  /** The validated stream request. */
-  streamInput: StreamInput;
+  /** The validated stream request, whichever surface it came in. */
+  streamInput: StreamRequest;
+  /** How the stream is written back: chosen by the surface's input adapter. */
+  wire: WireFormat;
   /** Set once the request passed its rate limits and quotas. */
   limits: LimitGrant;
 }

@@ -9,6 +9,7 @@ export type ErrorCode =
   | "payload_too_large"
   | "unsupported_media_type"
   | "invalid_input"
+  | "model_not_allowed"
   | "rate_limited"
   | "quota_exceeded"
   | "too_many_sessions"
@@ -26,6 +27,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   invalid_input: 422,
+  model_not_allowed: 403,
   rate_limited: 429,
   quota_exceeded: 429,
   too_many_sessions: 429,

@@ -6,6 +6,7 @@ import { AppError } from "./errors";
 import { handleError, requestContext } from "./observe/request";
 import { anonSessionRoutes } from "./routes/anon-session";
 import { metricsRoutes } from "./routes/metrics";
+import { modelRoutes } from "./routes/models";
 import { streamRoutes } from "./routes/stream";
 import { usageRoutes } from "./routes/usage";
 
@@ -20,6 +21,7 @@ const API_METHODS: Record<string, string[]> = {
   "/api/v1/stream": ["GET", "POST"],
   "/api/v1/usage": ["GET", "HEAD"],
   "/api/v1/metrics": ["GET", "HEAD"],
+  "/api/v1/models": ["GET", "HEAD"],
 };
 
 const app = new Hono<AppEnv>();
@@ -46,6 +48,7 @@ app.route("/api/v1/anon_session", anonSessionRoutes);
 app.route("/api/v1/stream", streamRoutes);
 app.route("/api/v1/usage", usageRoutes);
 app.route("/api/v1/metrics", metricsRoutes);
+app.route("/api/v1/models", modelRoutes);
 
 app.all("/api/*", (c) => {
   const allowed = API_METHODS[c.req.path];

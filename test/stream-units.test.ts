@@ -12,10 +12,12 @@ import {
   estimateInputTokens,
   inputTokensUpperBound,
   maxOutputTokens,
+  usdToMicro,
 } from "../src/stream/cost";
 import { type Frame, frameEncoder } from "../src/stream/frames";
 import { createMeter, newMeterState } from "../src/stream/meter";
 import { MODEL_IDS, MODELS, type ModelInfo } from "../src/stream/models";
+import type { PromptMessage } from "../src/stream/prompt";
 import { openAiProvider } from "../src/stream/providers/openai";
 import type {
   ProviderStream,
@@ -26,6 +28,9 @@ import { runSession, type SessionOptions } from "../src/stream/session";
 import { openEvents, readEvents } from "./helpers/sse";
 
 const mini = MODELS["gpt-4o-mini"];
+
+/** A one-message prompt. */
+const user = (content: string): PromptMessage[] => [{ role: "user", content }];
 
 /** Cost in µUSD with prices as exact fractions (hundred-thousandths of a µUSD per token). */
 function exactMicro(model: ModelInfo, input: number, output: number): number {
@@ -65,17 +70,30 @@ function readerOf(events: ReadableStream<UpstreamEvent>): UpstreamReader {
   };
 }
 
+const doneData = {
+  stream_id: "s",
+  model: "m",
+  provider: "p",
+  input_tokens: 1,
+  output_tokens: 1,
+  cost_usd: 0,
+  ttft_ms: null,
+  duration_ms: 1,
+  finish_reason: "stop",
+  usage_source: "estimated" as const,
+};
+
 describe("frameEncoder", () => {
   it("numbers frames 1..n and keeps any content inside one data line", async () => {
     const nasty = "x\n\nevent: done\ndata: {}\r\rid: 7\r\n: c\n\u2028\u2029 é🙂";
     const frames: Frame[] = [
       { event: "message_chunk", data: { content: nasty, output_tokens: 1, cost_usd: 0.000001 } },
       { event: "heartbeat", data: { ts: 1 } },
-      { event: "done", data: { finish_reason: "stop", note: nasty } },
+      { event: "done", data: { ...doneData, finish_reason: "stop", model: nasty } },
     ];
     const encode = frameEncoder();
     // Ids run on across calls: one frame, then two in one chunk.
-    const bytes = [encode(frames.slice(0, 1)), encode(frames.slice(1))];
+    const bytes = [encode(frames.slice(0, 1)), encode(frames.slice(1))].map((b) => b ?? "");
     const events = await readEvents(new Response(new Blob(bytes)));
     expect(events.map((e) => [e.id, e.event])).toEqual([
       ["1", "message_chunk"],
@@ -84,7 +102,7 @@ describe("frameEncoder", () => {
     ]);
     expect(events.map((e) => e.data)).toEqual(frames.map((f) => f.data));
 
-    const text = new TextDecoder().decode(frameEncoder()(frames));
+    const text = new TextDecoder().decode(frameEncoder()(frames) ?? undefined);
     // Three frames of exactly three lines each: no line break of the content reached the wire.
     expect(
       text
@@ -123,10 +141,10 @@ describe("cost arithmetic", () => {
     for (const id of MODEL_IDS) {
       const model = MODELS[id];
       for (const message of messages) {
-        const worst = inputTokensUpperBound(message);
+        const worst = inputTokensUpperBound(user(message));
         for (const cap of caps) {
-          const max = maxOutputTokens(model, message, cap);
-          const capMicro = Math.floor(cap * 1e6);
+          const capMicro = usdToMicro(cap);
+          const max = maxOutputTokens(model, user(message), capMicro);
           expect(max).toBeGreaterThanOrEqual(0);
           expect(max).toBeLessThanOrEqual(16_384);
           if (max > 0) expect(costMicroUsd(model, worst, max)).toBeLessThanOrEqual(capMicro);
@@ -137,14 +155,14 @@ describe("cost arithmetic", () => {
         }
       }
     }
-    expect(maxOutputTokens(MODELS["gpt-4o"], "x".repeat(8000), 0.00001)).toBe(0);
+    expect(maxOutputTokens(MODELS["gpt-4o"], user("x".repeat(8000)), 10)).toBe(0);
   });
 
   it("bounds input by UTF-8 bytes, at least the estimate", () => {
     for (const m of ["", "abc", "é".repeat(10), "🙂🙂", "word ".repeat(50)]) {
-      expect(inputTokensUpperBound(m)).toBeGreaterThanOrEqual(estimateInputTokens(m));
+      expect(inputTokensUpperBound(user(m))).toBeGreaterThanOrEqual(estimateInputTokens(user(m)));
     }
-    expect(inputTokensUpperBound("🙂")).toBe(4 + 8);
+    expect(inputTokensUpperBound(user("🙂"))).toBe(4 + 8);
   });
 });
 
@@ -153,7 +171,7 @@ describe("createMeter", () => {
     const state = newMeterState();
     const message = "m";
     const model = MODELS["gpt-4o"];
-    const input = estimateInputTokens(message);
+    const input = estimateInputTokens(user(message));
     // Cap: the input estimate plus exactly three 1-token deltas (10 µUSD each); a 4th is over.
     const cap = costMicroUsd(model, input, 3);
     expect(costMicroUsd(model, input, 4)).toBeGreaterThan(cap);
@@ -161,7 +179,7 @@ describe("createMeter", () => {
       type: "delta",
       text: "ab",
     }));
-    const meter = createMeter(model, message, cap, state, () => 42);
+    const meter = createMeter(model, user(message), cap, state, () => 42);
     const frames = events.map((e) => meter.take(e)).filter((f) => f !== null);
     expect(frames.map((f) => f.data)).toEqual(
       [1, 2, 3].map((n) => ({
@@ -175,7 +193,7 @@ describe("createMeter", () => {
 
   it("keeps the upstream's usage and finish reason without emitting frames for them", async () => {
     const state = newMeterState();
-    const meter = createMeter(mini, "m", 1_000_000, state);
+    const meter = createMeter(mini, user("m"), 1_000_000, state);
     const frames = (
       [
         { type: "delta", text: "hello" },
@@ -230,7 +248,7 @@ async function openStub(
   const provider = openAiProvider({ apiKey: "k", baseUrl: "http://upstream.test/v1" }, fetchStub);
   const stream = await provider.open({
     model: mini,
-    message: "hello",
+    prompt: user("hello"),
     maxTokens: 33,
     signal: new AbortController().signal,
   });
@@ -313,7 +331,7 @@ function sessionOptions(overrides: Partial<SessionOptions> = {}): SessionOptions
   return {
     streamId: "s1",
     model: mini,
-    message: "m",
+    prompt: user("m"),
     capMicroUsd: 1_000_000,
     heartbeatMs: 60_000,
     maxDurationMs: 60_000,

@@ -12,7 +12,7 @@ import { writeLedger } from "../src/ledger/write";
 import type { LimitsStore } from "../src/limits/durable-object";
 import { storeFor } from "../src/limits/select-store";
 import { createLogger } from "../src/observe/log";
-import { estimateInputTokens, maxOutputTokens } from "../src/stream/cost";
+import { estimateInputTokens, maxOutputTokens, usdToMicro } from "../src/stream/cost";
 import { MODELS } from "../src/stream/models";
 import { demoAnswer } from "../src/stream/providers/demo";
 import { MAX_QUEUED_FRAMES } from "../src/stream/session";
@@ -295,7 +295,11 @@ describe("frames", () => {
     const record = await upstreamRecord(id);
     expect(record.includeUsage).toBe(true);
     expect(record.model).toBe(model);
-    const expected = maxOutputTokens(MODELS[model], message, cap);
+    const expected = maxOutputTokens(
+      MODELS[model],
+      [{ role: "user", content: message }],
+      usdToMicro(cap),
+    );
     expect(record.maxTokens).toBe(expected);
     expect(expected).toBeGreaterThan(0);
     // Even if every byte of the message were a token, maxTokens output stays within the cap.
@@ -345,7 +349,7 @@ describe("cost", () => {
     const done = doneOf(events);
     const chunks = chunksOf(events);
     expect(done.usage_source).toBe("estimated");
-    expect(done.input_tokens).toBe(estimateInputTokens(message));
+    expect(done.input_tokens).toBe(estimateInputTokens([{ role: "user", content: message }]));
     expect(done.output_tokens).toBe(chunks.at(-1)?.output_tokens);
     expect(done.cost_usd).toBe(
       expectedMicro("gpt-4o", done.input_tokens, done.output_tokens) / 1e6,

@@ -10,12 +10,15 @@ import { AppError } from "../errors";
 /** Largest request body accepted, checked before parsing (also for chunked bodies). */
 export const MAX_BODY_BYTES = 64 * 1024;
 
-/** Names each failing field of a zod error, e.g. `message`, `cost_cap_usd`, or an unknown key. */
+/**
+ * Names each failing field of a zod error by its path: `message`, `cost_cap_usd`,
+ * `messages.3.role`, or an unknown key (`messages.0.name`).
+ */
 export function failingFields(error: z.core.$ZodError): string[] {
   const fields = new Set<string>();
   for (const issue of error.issues) {
     if (issue.code === "unrecognized_keys") {
-      for (const key of issue.keys) fields.add(key);
+      for (const key of issue.keys) fields.add([...issue.path.map(String), key].join("."));
     } else {
       fields.add(issue.path.map(String).join(".") || "body");
     }
@@ -27,7 +30,7 @@ export function failingFields(error: z.core.$ZodError): string[] {
 export function invalidInput(error: z.core.$ZodError): AppError {
   const parts = error.issues.map((i) =>
     i.code === "unrecognized_keys"
-      ? `unknown field${i.keys.length > 1 ? "s" : ""} ${i.keys.join(", ")}`
+      ? `unknown field${i.keys.length > 1 ? "s" : ""} ${i.keys.map((k) => [...i.path.map(String), k].join(".")).join(", ")}`
       : `${i.path.map(String).join(".") || "body"}: ${i.message}`,
   );
   return new AppError("invalid_input", parts.join("; "), { fields: failingFields(error) });

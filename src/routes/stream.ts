@@ -1,67 +1,42 @@
-/** @module GET|POST /api/v1/stream: auth, input, limits, then the model's answer as SSE. */
-import { type Context, Hono } from "hono";
+/** @module GET|POST /api/v1/stream: auth, input, limits, then the model's answer as our SSE events. */
+import { Hono } from "hono";
 import { createMiddleware } from "hono/factory";
 import { requireAuth } from "../auth/middleware";
 import type { Config } from "../config";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
-import { type StreamInput, streamInputSchema } from "../input/stream-input";
+import { capBounds, toStreamRequest } from "../input/request";
+import { streamInputSchema } from "../input/stream-input";
 import { limitBody, requireJsonObject, validateWith } from "../input/validate";
-import { ledgerRecord } from "../ledger/record";
-import { writeLedger } from "../ledger/write";
 import { clientIp, enforceLimits } from "../limits/middleware";
-import { storeFor } from "../limits/select-store";
-import { annotate, finishLater } from "../observe/request";
-import { maxOutputTokens } from "../stream/cost";
-import { MODELS } from "../stream/models";
-import type { ProviderStream } from "../stream/providers/provider";
-import { providerFor, requireProvider } from "../stream/select-provider";
-import { promptOnly, runSession, type StreamSummary } from "../stream/session";
+import { requireProvider } from "../stream/select-provider";
+import { streamAnswer } from "../stream/stage";
+import { nativeSse } from "../stream/wire";
 
-const schemas = new WeakMap<
-  Config,
-  { query: ReturnType<typeof streamInputSchema>; json: ReturnType<typeof streamInputSchema> }
->();
-function schemaFor(config: Config, target: "query" | "json") {
-  let pair = schemas.get(config);
-  if (!pair) {
-    pair = {
-      query: streamInputSchema(config.costCapMaxUsd, true),
-      json: streamInputSchema(config.costCapMaxUsd, false),
-    };
-    schemas.set(config, pair);
-  }
-  return pair[target];
-}
-
-/** A cap too small to pay for even one output token is an input error, caught before any spending. */
-function checkAffordable(input: StreamInput): void {
-  if (maxOutputTokens(MODELS[input.model], input.message, input.cost_cap_usd) < 1) {
-    throw new AppError(
-      "invalid_input",
-      "cost_cap_usd: too low to answer this message with this model",
-      {
-        fields: ["cost_cap_usd"],
-      },
+type Schema = ReturnType<typeof streamInputSchema>;
+/** Per config: the schemas of [query, json] x [signed in, anonymous]. */
+const schemas = new WeakMap<Config, Schema[]>();
+function schemaFor(config: Config, fromQuery: boolean, anonymous: boolean): Schema {
+  let all = schemas.get(config);
+  if (!all) {
+    all = [false, true].flatMap((q) =>
+      [false, true].map((anon) => streamInputSchema(config, capBounds(config, anon), q)),
     );
+    schemas.set(config, all);
   }
+  return all[(fromQuery ? 2 : 0) + (anonymous ? 1 : 0)] as Schema;
 }
 
+/** The native input adapter: the query or the JSON body, ending in the validated request. */
 const setInput = (target: "query" | "json") =>
   validateWith(
     target,
-    (c) => schemaFor(c.get("config"), target),
-    (c, input) => {
-      checkAffordable(input);
-      c.set("streamInput", input);
+    (c) => schemaFor(c.get("config"), target === "query", c.get("principal").isAnonymous),
+    (c, fields) => {
+      c.set("streamInput", toStreamRequest(c.get("config"), c.get("principal"), fields));
+      c.set("wire", nativeSse);
     },
   );
-
-const SSE_HEADERS = {
-  "Content-Type": "text/event-stream; charset=utf-8",
-  "Cache-Control": "no-store",
-  "X-Accel-Buffering": "no",
-};
 
 /**
  * Hono routes HEAD to the GET handler and drops the body: that would run, and bill, a stream
@@ -78,7 +53,6 @@ const refuseHead = createMiddleware<AppEnv>(async function refuseHead(c, next) {
 
 /** The stream route: everything before the handler can refuse; nothing is spent until limits pass. */
 export const streamRoutes = new Hono<AppEnv>()
-  // Hono answers HEAD with the GET handler minus the body: that would run (and bill) a stream.
   .get(
     "/",
     refuseHead,
@@ -87,7 +61,7 @@ export const streamRoutes = new Hono<AppEnv>()
     requireProvider,
     clientIp,
     enforceLimits,
-    (c) => stream(c),
+    streamAnswer,
   )
   .post(
     "/",
@@ -98,124 +72,5 @@ export const streamRoutes = new Hono<AppEnv>()
     requireProvider,
     clientIp,
     enforceLimits,
-    (c) => stream(c),
+    streamAnswer,
   );
-
-/** Status for a client that left before its stream started (nginx's "client closed request"). */
-const CLIENT_CLOSED = 499;
-
-async function stream(c: Context<AppEnv>): Promise<Response> {
-  const { config, streamInput: input, principal, limits, log } = c.var;
-  const model = MODELS[input.model];
-  const streamId = input.stream_id ?? crypto.randomUUID();
-  const startedAt = Date.now();
-  const store = storeFor(config, c.env);
-  const upstreamAbort = new AbortController();
-  // enable_request_signal: fires when the client disconnects.
-  const clientSignal = c.req.raw.signal;
-  if (clientSignal?.aborted) {
-    // Gone during the limit checks: the upstream is never called, so nothing was spent.
-    c.executionCtx.waitUntil(limits.refund().catch(() => {}));
-    return new Response(null, { status: CLIENT_CLOSED });
-  }
-  const onClientGone = () => upstreamAbort.abort("client_abort");
-  clientSignal?.addEventListener("abort", onClientGone, { once: true });
-  // Once the stream has its summary, a disconnect changes nothing: the listener goes, so the
-  // request's signal keeps nothing of the stream alive.
-  const forgetClient = () => clientSignal?.removeEventListener("abort", onClientGone);
-
-  /** Logs the stream's end and writes its ledger record (after the response). */
-  const record = async (summary: StreamSummary, provider: string) => {
-    log.info("stream_end", {
-      stream_id: streamId,
-      model: model.id,
-      provider,
-      finish_reason: summary.finishReason,
-      input_tokens: summary.inputTokens,
-      output_tokens: summary.outputTokens,
-      cost_usd: summary.costMicroUsd / 1e6,
-      ttft_ms: summary.ttftMs,
-      duration_ms: summary.durationMs,
-    });
-    await writeLedger(
-      store,
-      ledgerRecord(summary, {
-        streamId,
-        userKey: principal.key,
-        model: model.id,
-        provider,
-        startedAt,
-      }),
-      log,
-    );
-  };
-
-  const provider = providerFor(config);
-  let upstream: ProviderStream;
-  try {
-    upstream = await provider.open({
-      model,
-      message: input.message,
-      maxTokens: maxOutputTokens(model, input.message, input.cost_cap_usd),
-      signal: upstreamAbort.signal,
-    });
-  } catch (e) {
-    forgetClient();
-    if (upstreamAbort.signal.aborted) {
-      // The client left while the upstream was answering: the prompt may be billed, so it is
-      // recorded and the quota stays spent, as for any stream the client walks away from.
-      c.executionCtx.waitUntil(record(promptOnly(model, input.message, startedAt), provider.id));
-      return new Response(null, { status: CLIENT_CLOSED });
-    }
-    c.executionCtx.waitUntil(limits.refund().catch(() => {}));
-    throw e;
-  }
-  annotate(c.req.raw, { upstream_ttfb_ms: Date.now() - startedAt, model: model.id });
-
-  const quota = limits.quota;
-  const session = runSession(upstream, {
-    streamId,
-    model,
-    message: input.message,
-    capMicroUsd: Math.floor(input.cost_cap_usd * 1e6),
-    heartbeatMs: config.heartbeatIntervalMs,
-    maxDurationMs: config.streamMaxDurationMs,
-    idleTimeoutMs: config.upstreamIdleTimeoutMs,
-    startedAt,
-    upstreamAbort,
-    doneExtras: quota
-      ? {
-          quota: {
-            hourly_remaining: quota.hourly.remaining,
-            total_remaining: quota.total.remaining,
-          },
-        }
-      : undefined,
-  });
-
-  // The access line and the metrics wait for the stream's own figures.
-  finishLater(
-    c.req.raw,
-    session.finished.then((summary) => ({
-      stream_id: streamId,
-      finish_reason: summary.finishReason,
-      input_tokens: summary.inputTokens,
-      output_tokens: summary.outputTokens,
-      cost_micro_usd: summary.costMicroUsd,
-      ttft_ms: summary.ttftMs,
-      stream_duration_ms: summary.durationMs,
-    })),
-  );
-  c.executionCtx.waitUntil(
-    session.finished.then(async (summary) => {
-      forgetClient();
-      if (summary.failedBeforeFirstToken) await limits.refund().catch(() => {});
-      await record(summary, upstream.provider);
-    }),
-  );
-
-  return new Response(session.body, {
-    status: 200,
-    headers: { ...SSE_HEADERS, ...limits.headers, "X-Stream-Id": streamId },
-  });
-}

@@ -3,8 +3,13 @@
  * micro-dollars per token, so costs are kept as integer micro-dollars (µUSD) and never drift.
  */
 import type { ModelInfo } from "./models";
+import type { PromptMessage } from "./prompt";
 
-/** Tokens the chat format adds around one user message (role markers, priming). */
+/**
+ * Tokens the chat format adds around each message (role markers, separators; the first also
+ * covers the reply's priming). OpenAI's format adds 3 per message plus 3 for the reply, Llama-style
+ * templates about 5 per message: 8 bounds them all.
+ */
 export const CHAT_OVERHEAD_TOKENS = 8;
 
 /** Estimated tokens of `text` when the upstream reports none: about 4 characters a token. */
@@ -12,17 +17,24 @@ export function estimateTokens(text: string): number {
   return text.length === 0 ? 0 : Math.ceil(text.length / 4);
 }
 
-/** Estimated prompt tokens of a one-message chat. */
-export function estimateInputTokens(message: string): number {
-  return estimateTokens(message) + CHAT_OVERHEAD_TOKENS;
+/** Estimated tokens of the whole prompt: every message and its framing. */
+export function estimateInputTokens(prompt: readonly PromptMessage[]): number {
+  let tokens = 0;
+  for (const m of prompt) tokens += estimateTokens(m.content) + CHAT_OVERHEAD_TOKENS;
+  return tokens;
 }
 
+const utf8 = new TextEncoder();
+
 /**
- * A bound no tokenizer exceeds: every token covers at least one UTF-8 byte. Used to derive
- * `max_tokens`, so the cap holds whatever the upstream's tokenizer does.
+ * The prompt's worst-case input tokens, a bound no tokenizer exceeds: every token covers at
+ * least one UTF-8 byte, plus each message's framing. `max_tokens`, the cap and the budget hold
+ * are derived from it, so they hold whatever the upstream's tokenizer does.
  */
-export function inputTokensUpperBound(message: string): number {
-  return new TextEncoder().encode(message).byteLength + CHAT_OVERHEAD_TOKENS;
+export function inputTokensUpperBound(prompt: readonly PromptMessage[]): number {
+  let tokens = 0;
+  for (const m of prompt) tokens += utf8.encode(m.content).byteLength + CHAT_OVERHEAD_TOKENS;
+  return tokens;
 }
 
 /** A price in µUSD per token as whole pico-dollars: exact for prices with up to six decimals. */
@@ -46,8 +58,27 @@ export function toUsd(micro: number): number {
   return micro / 1e6;
 }
 
-/** The most output tokens that keep the stream under `capUsd`, even with the worst-case input. */
-export function maxOutputTokens(model: ModelInfo, message: string, capUsd: number): number {
-  const budget = Math.floor(capUsd * 1e6) - costMicroUsd(model, inputTokensUpperBound(message), 0);
-  return Math.max(0, Math.min(16_384, Math.floor(budget / model.outputUsdPerMillion)));
+/** USD (as a client sends it, up to 12 decimals) to whole µUSD, rounded down. */
+export function usdToMicro(usd: number): number {
+  // 0.29 * 1e6 is 289999.99999999994 in floats: round to pico-dollars first, then floor.
+  return Math.floor(Math.round(usd * 1e12) / 1e6);
+}
+
+/** No stream asks for more output than this, whatever its cap could pay for. */
+export const MAX_OUTPUT_TOKENS = 16_384;
+
+/**
+ * The most output tokens that keep a stream of `prompt` under `capMicroUsd`, even with the
+ * worst-case input; `clientMax` (a client's own `max_tokens`) can only lower it.
+ */
+export function maxOutputTokens(
+  model: ModelInfo,
+  prompt: readonly PromptMessage[],
+  capMicroUsd: number,
+  clientMax: number | null = null,
+): number {
+  const budget = capMicroUsd - costMicroUsd(model, inputTokensUpperBound(prompt), 0);
+  // In whole pico-dollars, so a float quotient can never round one unaffordable token in.
+  const affordable = Math.floor((budget * 1e6) / picoUsdPerToken(model.outputUsdPerMillion));
+  return Math.max(0, Math.min(MAX_OUTPUT_TOKENS, clientMax ?? MAX_OUTPUT_TOKENS, affordable));
 }

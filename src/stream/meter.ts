@@ -1,7 +1,11 @@
-/** @module The meter: upstream events in, `message_chunk` frames out, cost counted and capped. */
+/**
+ * @module The meter: upstream events in, `message_chunk` and `reasoning_chunk` frames out, cost
+ * counted and capped (reasoning tokens are output tokens).
+ */
 import { costMicroUsd, estimateInputTokens, estimateTokens, toUsd } from "./cost";
 import type { Frame } from "./frames";
 import type { ModelInfo } from "./models";
+import type { PromptMessage } from "./prompt";
 import type { UpstreamEvent } from "./providers/provider";
 
 /** What the meter knows at any moment; read by the session for `done` and the ledger. */
@@ -16,9 +20,9 @@ export interface MeterState {
 }
 
 /** Final figures for `done` and the ledger. */
-export function meterTotals(model: ModelInfo, message: string, state: MeterState) {
+export function meterTotals(model: ModelInfo, prompt: readonly PromptMessage[], state: MeterState) {
   const usage = state.usage;
-  const inputTokens = usage?.inputTokens ?? estimateInputTokens(message);
+  const inputTokens = usage?.inputTokens ?? estimateInputTokens(prompt);
   const outputTokens = usage?.outputTokens ?? state.outputTokens;
   return {
     inputTokens,
@@ -35,19 +39,19 @@ export function newMeterState(): MeterState {
 
 /**
  * Counts output tokens as they pass and turns each delta into one `message_chunk` with the
- * running cost. A delta that would take the cost over `capMicroUsd` is not forwarded: the
+ * running cost, and each piece of reasoning into one `reasoning_chunk`. A delta that would take the cost over `capMicroUsd` is not forwarded: the
  * state turns `capped` and every later event is dropped. A plain function, not a
  * TransformStream: on workerd each stream stage costs a construction and a promise hop per
  * chunk, and the session already holds the one loop that reads the upstream.
  */
 export function createMeter(
   model: ModelInfo,
-  message: string,
+  prompt: readonly PromptMessage[],
   capMicroUsd: number,
   state: MeterState = newMeterState(),
   now = () => Date.now(),
 ): { state: MeterState; take(event: UpstreamEvent): Frame | null } {
-  const inputEstimate = estimateInputTokens(message);
+  const inputEstimate = estimateInputTokens(prompt);
   return {
     state,
     take(event) {
@@ -68,6 +72,9 @@ export function createMeter(
       }
       state.outputTokens += tokens;
       state.firstTokenAt ??= now();
+      if (event.type === "reasoning") {
+        return { event: "reasoning_chunk", data: { content: event.text } };
+      }
       return {
         event: "message_chunk",
         data: { content: event.text, output_tokens: state.outputTokens, cost_usd: toUsd(cost) },

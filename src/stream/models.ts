@@ -1,4 +1,4 @@
-/** @module The model registry: the one place that names each model, its provider and its price. */
+/** @module The model registry: the one place that names each model, its provider, price and wire quirks. */
 
 export type ProviderId = "openai";
 
@@ -9,11 +9,19 @@ export interface ModelInfo {
   upstreamName: string;
   /** USD per million input (prompt) tokens. */
   inputUsdPerMillion: number;
-  /** USD per million output (completion) tokens. */
+  /** USD per million output (completion) tokens; reasoning tokens are output tokens. */
   outputUsdPerMillion: number;
+  /**
+   * The request field that bounds output: OpenAI's gpt-5 and o families refuse `max_tokens` and
+   * want `max_completion_tokens` (which also bounds their reasoning tokens); other
+   * OpenAI-compatible servers want `max_tokens`.
+   */
+  maxTokensParam: "max_tokens" | "max_completion_tokens";
+  /** The model thinks before it answers (its reasoning tokens are billed as output). */
+  reasoning: boolean;
 }
 
-/** Every model a client may ask for. The first is the default. */
+/** Every model a client may ask for. */
 export const MODELS = {
   "gpt-4o-mini": {
     id: "gpt-4o-mini",
@@ -21,6 +29,8 @@ export const MODELS = {
     upstreamName: "gpt-4o-mini",
     inputUsdPerMillion: 0.15,
     outputUsdPerMillion: 0.6,
+    maxTokensParam: "max_tokens",
+    reasoning: false,
   },
   "gpt-4o": {
     id: "gpt-4o",
@@ -28,6 +38,8 @@ export const MODELS = {
     upstreamName: "gpt-4o",
     inputUsdPerMillion: 2.5,
     outputUsdPerMillion: 10,
+    maxTokensParam: "max_tokens",
+    reasoning: false,
   },
   "gpt-4.1-mini": {
     id: "gpt-4.1-mini",
@@ -35,9 +47,34 @@ export const MODELS = {
     upstreamName: "gpt-4.1-mini",
     inputUsdPerMillion: 0.4,
     outputUsdPerMillion: 1.6,
+    maxTokensParam: "max_tokens",
+    reasoning: false,
+  },
+  "o4-mini": {
+    id: "o4-mini",
+    provider: "openai",
+    upstreamName: "o4-mini",
+    inputUsdPerMillion: 1.1,
+    outputUsdPerMillion: 4.4,
+    maxTokensParam: "max_completion_tokens",
+    reasoning: true,
+  },
+  "gpt-5-mini": {
+    id: "gpt-5-mini",
+    provider: "openai",
+    upstreamName: "gpt-5-mini",
+    inputUsdPerMillion: 0.25,
+    outputUsdPerMillion: 2,
+    maxTokensParam: "max_completion_tokens",
+    reasoning: true,
   },
 } as const satisfies Record<string, ModelInfo>;
 
 export type ModelId = keyof typeof MODELS;
 export const MODEL_IDS = Object.keys(MODELS) as [ModelId, ...ModelId[]];
 export const DEFAULT_MODEL: ModelId = "gpt-4o-mini";
+
+/** True when `id` names a model of the registry. */
+export function isModelId(id: string): id is ModelId {
+  return Object.hasOwn(MODELS, id);
+}

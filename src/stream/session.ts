@@ -4,15 +4,17 @@
  */
 import type { FinishReason, StreamOutcome } from "../ledger/record";
 import { toUsd } from "./cost";
-import { type Frame, frameEncoder } from "./frames";
+import { type DoneData, type Encoder, type Frame, frameEncoder } from "./frames";
 import { createMeter, meterTotals, newMeterState } from "./meter";
 import type { ModelInfo } from "./models";
+import type { PromptMessage } from "./prompt";
 import type { ProviderStream } from "./providers/provider";
 
 export interface SessionOptions {
   streamId: string;
   model: ModelInfo;
-  message: string;
+  /** The whole prompt, for the input estimate when the upstream reports no usage. */
+  prompt: readonly PromptMessage[];
   capMicroUsd: number;
   heartbeatMs: number;
   maxDurationMs: number;
@@ -22,7 +24,9 @@ export interface SessionOptions {
   /** Aborting it cancels the upstream request. */
   upstreamAbort: AbortController;
   /** Extra fields for `done` (the anonymous quota). */
-  doneExtras?: Record<string, unknown>;
+  doneExtras?: Pick<DoneData, "quota">;
+  /** The wire format; our SSE events by default. */
+  encode?: Encoder;
 }
 
 /** How a stream ended: what `done` said and what the ledger records. */
@@ -41,8 +45,12 @@ const FINISH: Record<string, FinishReason> = {
 };
 
 /** The outcome of a stream the client left before the upstream answered: the prompt alone. */
-export function promptOnly(model: ModelInfo, message: string, startedAt: number): StreamSummary {
-  const totals = meterTotals(model, message, newMeterState());
+export function promptOnly(
+  model: ModelInfo,
+  prompt: readonly PromptMessage[],
+  startedAt: number,
+): StreamSummary {
+  const totals = meterTotals(model, prompt, newMeterState());
   return {
     ...totals,
     finishReason: "client_abort",
@@ -67,8 +75,8 @@ export function runSession(
 ): { body: ReadableStream<Uint8Array>; finished: Promise<StreamSummary> } {
   const { readable, writable } = new IdentityTransformStream();
   const writer = writable.getWriter();
-  const encode = frameEncoder();
-  const meter = createMeter(o.model, o.message, o.capMicroUsd);
+  const encode = o.encode ?? frameEncoder();
+  const meter = createMeter(o.model, o.prompt, o.capMicroUsd);
   const state = meter.state;
   const signal = o.upstreamAbort.signal;
   let stop: FinishReason | null = null;
@@ -101,8 +109,10 @@ export function runSession(
   signal.addEventListener("abort", onAbort, { once: true });
   const send = (frames: Frame[]) => {
     if (clientGone || frames.length === 0) return;
+    const bytes = encode(frames);
+    if (bytes === null) return;
     queued += frames.length;
-    writer.write(encode(frames)).then(
+    writer.write(bytes).then(
       () => {
         queued -= frames.length;
       },
@@ -170,7 +180,7 @@ export function runSession(
       if (failed) o.upstreamAbort.abort("upstream_error");
     }
 
-    const totals = meterTotals(o.model, o.message, state);
+    const totals = meterTotals(o.model, o.prompt, state);
     const finishReason: FinishReason = failed
       ? "upstream_error"
       : (stop ?? FINISH[state.finishReason ?? "stop"] ?? "stop");

@@ -10,7 +10,9 @@
  * headerDelay=MS: wait MS before answering at all (status and headers);
  * ignoremax=1: stream all tokens whatever max_tokens says; linger=MS: wait MS before a cut, so
  * the tokens written before it reach the client (a socket destroyed right after a write can
- * lose that write in transit).
+ * lose that write in transit); reasoning=N: first stream N reasoning tokens, in the field
+ * `rfield` names (`reasoning_content`, the default, `reasoning`, or `mistral` for thinking parts),
+ * and, when the request bounds output, count them against that bound as OpenAI does.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -20,6 +22,12 @@ export interface UpstreamRecord {
   id: string;
   model: string;
   maxTokens: number | null;
+  /** `max_completion_tokens`, which the gpt-5 and o families take instead of `max_tokens`. */
+  maxCompletionTokens: number | null;
+  /** The messages as received, in order. */
+  messages: { role: string; content: unknown }[];
+  /** Every other field of the request body (sampling parameters and the like). */
+  params: Record<string, unknown>;
   includeUsage: boolean;
   authorization: string | null;
   tokensSent: number;
@@ -45,6 +53,8 @@ interface Directive {
   text: string;
   ignoremax: number;
   linger: number;
+  reasoning: number;
+  rfield: string;
 }
 
 export interface FakeUpstream {
@@ -69,11 +79,13 @@ function parseDirective(message: string): Directive {
     text: "tok",
     ignoremax: 0,
     linger: 0,
+    reasoning: 0,
+    rfield: "reasoning_content",
   };
   const m = /\[\[fake([^\]]*)\]\]/.exec(message);
   for (const pair of (m?.[1] ?? "").trim().split(/\s+/)) {
     const [k, v = ""] = pair.split("=");
-    if (k === "id" || k === "text") d[k] = v;
+    if (k === "id" || k === "text" || k === "rfield") d[k] = v;
     else if (k === "textb64") d.text = Buffer.from(v, "base64url").toString("utf8");
     else if (k === "usage") d.usage = v !== "0";
     else if (k && k in d) (d as unknown as Record<string, number>)[k] = Number(v);
@@ -83,8 +95,11 @@ function parseDirective(message: string): Directive {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function chunk(content: string | null, finish: string | null): string {
-  const delta = content === null ? {} : { content };
+function chunk(content: string | null, finish: string | null, rfield?: string): string {
+  let delta: Record<string, unknown> = content === null ? {} : { content };
+  if (content !== null && rfield === "mistral") {
+    delta = { content: [{ type: "thinking", thinking: [{ type: "text", text: content }] }] };
+  } else if (content !== null && rfield) delta = { [rfield]: content };
   const body = {
     id: "chatcmpl-fake",
     object: "chat.completion.chunk",
@@ -108,12 +123,24 @@ async function answer(
 ): Promise<void> {
   const started = Date.now();
   const body = await readJson(req);
-  const messages = (body.messages as { content?: string }[] | undefined) ?? [];
-  const d = parseDirective(messages.at(-1)?.content ?? "");
+  const messages = (body.messages as { role: string; content: unknown }[] | undefined) ?? [];
+  const last = messages.at(-1)?.content;
+  const d = parseDirective(typeof last === "string" ? last : "");
+  const {
+    model: _model,
+    messages: _messages,
+    max_tokens: _maxTokens,
+    max_completion_tokens: _maxCompletionTokens,
+    ...params
+  } = body;
   const record: UpstreamRecord = {
     id: d.id,
     model: String(body.model),
     maxTokens: typeof body.max_tokens === "number" ? body.max_tokens : null,
+    maxCompletionTokens:
+      typeof body.max_completion_tokens === "number" ? body.max_completion_tokens : null,
+    messages,
+    params,
     includeUsage:
       (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true,
     authorization: req.headers.authorization ?? null,
@@ -142,8 +169,17 @@ async function answer(
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   res.flushHeaders();
   if (d.firstDelay) await sleep(d.firstDelay);
-  const limit =
-    record.maxTokens === null || d.ignoremax ? d.tokens : Math.min(d.tokens, record.maxTokens);
+  let bound = record.maxTokens ?? record.maxCompletionTokens;
+  if (d.ignoremax) bound = null;
+  for (let i = 0; i < d.reasoning && (bound === null || i < bound); i++) {
+    if (record.clientAborted) return;
+    if (i > 0 && d.delay) await sleep(d.delay);
+    res.write(chunk(i === 0 ? "think" : " think", null, d.rfield));
+    record.tokensSent++;
+  }
+  const reasoned = record.tokensSent;
+  if (bound !== null) bound = Math.max(0, bound - reasoned);
+  const limit = bound === null ? d.tokens : Math.min(d.tokens, bound);
   for (let i = 0; i < limit; i++) {
     if (record.clientAborted) return;
     if (i === d.hang) return; // keep the socket open and silent

@@ -19,8 +19,8 @@ export function demoAnswer(message: string): string[] {
 export function demoProvider(delayMs = DEMO_TOKEN_DELAY_MS): Provider {
   return {
     id: "demo",
-    async open({ message, maxTokens, signal }): Promise<ProviderStream> {
-      const answer = demoAnswer(message);
+    async open({ prompt, maxTokens, signal }): Promise<ProviderStream> {
+      const answer = demoAnswer(prompt.at(-1)?.content ?? "");
       const tokens = answer.slice(0, Math.max(1, maxTokens));
       let i = 0;
       let finished = false;

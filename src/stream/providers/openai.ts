@@ -6,13 +6,52 @@ import type { Provider, ProviderStream, UpstreamEvent, UpstreamReader } from "./
 /** A single SSE event from the upstream may not exceed this. */
 const MAX_UPSTREAM_EVENT_BYTES = 256 * 1024;
 
+interface ChatDelta {
+  content?: unknown;
+  reasoning_content?: unknown;
+  reasoning?: unknown;
+}
+
 interface ChatChunk {
   error?: unknown;
-  choices?: { delta?: { content?: unknown }; finish_reason?: unknown }[];
+  choices?: { delta?: ChatDelta; finish_reason?: unknown }[];
   usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } | null;
 }
 
 const isCount = (n: unknown): n is number => typeof n === "number" && Number.isInteger(n) && n >= 0;
+
+const push = (events: UpstreamEvent[], type: "delta" | "reasoning", text: unknown) => {
+  if (typeof text === "string" && text.length > 0) events.push({ type, text });
+};
+
+/** Text of a Mistral thinking part: a string, or a list of `{type: "text", text}` parts. */
+function thinkingText(thinking: unknown): string {
+  if (typeof thinking === "string") return thinking;
+  if (!Array.isArray(thinking)) return "";
+  let text = "";
+  for (const part of thinking as { text?: unknown }[]) {
+    if (typeof part?.text === "string") text += part.text;
+  }
+  return text;
+}
+
+/**
+ * Answer and reasoning text of one delta, kept apart: DeepSeek and vLLM send
+ * `reasoning_content`, OpenRouter and Ollama `reasoning`, Mistral a `content` list whose
+ * `thinking` parts are reasoning and whose `text` parts are the answer.
+ */
+function deltaEvents(delta: ChatDelta, events: UpstreamEvent[]): void {
+  push(events, "reasoning", delta.reasoning_content);
+  push(events, "reasoning", delta.reasoning);
+  if (!Array.isArray(delta.content)) {
+    push(events, "delta", delta.content);
+    return;
+  }
+  for (const part of delta.content as { type?: unknown; text?: unknown; thinking?: unknown }[]) {
+    if (part?.type === "text") push(events, "delta", part.text);
+    else if (part?.type === "thinking") push(events, "reasoning", thinkingText(part.thinking));
+  }
+}
 
 /** The UpstreamEvents of one `data:` JSON chunk; anything malformed throws. */
 export function chatChunkEvents(data: string): UpstreamEvent[] {
@@ -28,8 +67,7 @@ export function chatChunkEvents(data: string): UpstreamEvent[] {
   if (chunk.error !== undefined && chunk.error !== null) throw new Error("upstream error chunk");
   const events: UpstreamEvent[] = [];
   for (const choice of chunk.choices ?? []) {
-    const text = choice.delta?.content;
-    if (typeof text === "string" && text.length > 0) events.push({ type: "delta", text });
+    if (choice.delta) deltaEvents(choice.delta, events);
     if (typeof choice.finish_reason === "string") {
       events.push({ type: "finish", reason: choice.finish_reason });
     }
@@ -126,7 +164,7 @@ export function openAiProvider(
 ): Provider {
   return {
     id: "openai",
-    async open({ model, message, maxTokens, signal }): Promise<ProviderStream> {
+    async open({ model, prompt, maxTokens, sampling, signal }): Promise<ProviderStream> {
       let res: Response;
       try {
         res = await fetchImpl(`${options.baseUrl}/chat/completions`, {
@@ -137,11 +175,12 @@ export function openAiProvider(
             Accept: "text/event-stream",
           },
           body: JSON.stringify({
+            ...sampling,
             model: model.upstreamName,
-            messages: [{ role: "user", content: message }],
+            messages: prompt,
             stream: true,
             stream_options: { include_usage: true },
-            max_tokens: maxTokens,
+            [model.maxTokensParam]: maxTokens,
           }),
           signal,
         });

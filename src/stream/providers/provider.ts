@@ -1,17 +1,33 @@
 /** @module The provider port: what the stream stage needs from any model upstream. */
 import type { ModelInfo } from "../models";
+import type { PromptMessage } from "../prompt";
 
 /** One thing the upstream said, in our terms. */
 export type UpstreamEvent =
   | { type: "delta"; text: string }
+  /** Reasoning text (`reasoning_content`, `reasoning`, thinking parts): output, never answer. */
+  | { type: "reasoning"; text: string }
   | { type: "usage"; inputTokens: number; outputTokens: number }
   | { type: "finish"; reason: string };
 
+/** The sampling parameters a client may set on the OpenAI-compatible surface. */
+export interface SamplingParams {
+  temperature?: number;
+  top_p?: number;
+  stop?: string | string[];
+  presence_penalty?: number;
+  frequency_penalty?: number;
+  seed?: number;
+}
+
 export interface ProviderRequest {
   model: ModelInfo;
-  message: string;
-  /** Upper bound on output tokens, derived from the cost cap. */
+  /** The whole prompt, system prompt first. */
+  prompt: PromptMessage[];
+  /** Upper bound on output tokens (reasoning included), derived from the cost cap. */
   maxTokens: number;
+  /** Sampling parameters passed through as they are (temperature, top_p, stop, ...). */
+  sampling?: SamplingParams;
   /** Aborted when the client goes away or the stream must stop. */
   signal: AbortSignal;
 }

@@ -1,0 +1,35 @@
+/** @module GET /api/v1/models: the model registry, which clients read instead of a hard-coded list. */
+import { Hono } from "hono";
+import type { Config } from "../config";
+import type { AppEnv } from "../env";
+import { DEFAULT_MODEL, MODEL_IDS, MODELS } from "../stream/models";
+
+/** One model as clients see it: its id, its prices and who may use it. */
+export interface PublicModel {
+  id: string;
+  input_usd_per_million: number;
+  output_usd_per_million: number;
+  /** Anonymous callers may use it (`ANON_MODELS`). */
+  anonymous: boolean;
+  /** It sends reasoning (`reasoning_chunk`) and bills its reasoning tokens as output. */
+  reasoning: boolean;
+}
+
+/** The registry for this config, in registry order. */
+export function publicModels(config: Config): { default: string; models: PublicModel[] } {
+  return {
+    default: DEFAULT_MODEL,
+    models: MODEL_IDS.map((id) => ({
+      id,
+      input_usd_per_million: MODELS[id].inputUsdPerMillion,
+      output_usd_per_million: MODELS[id].outputUsdPerMillion,
+      anonymous: config.anon.models.has(id),
+      reasoning: MODELS[id].reasoning,
+    })),
+  };
+}
+
+/** Public, no token: the page reads it before it has a session. */
+export const modelRoutes = new Hono<AppEnv>().get("/", (c) =>
+  c.json(publicModels(c.get("config")), 200, { "Cache-Control": "public, max-age=60" }),
+);

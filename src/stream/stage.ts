@@ -1,0 +1,164 @@
+/**
+ * @module The stream stage, the last of every stream surface: opens the upstream, runs the
+ * session through the surface's wire format, gives the quota back or records the ledger.
+ */
+import type { Context } from "hono";
+import type { AppEnv } from "../env";
+import { AppError } from "../errors";
+import type { StreamRequest } from "../input/request";
+import { ledgerRecord } from "../ledger/record";
+import { writeLedger } from "../ledger/write";
+import { storeFor } from "../limits/select-store";
+import { annotate, finishLater } from "../observe/request";
+import { maxOutputTokens } from "./cost";
+import type { ProviderStream } from "./providers/provider";
+import { providerFor } from "./select-provider";
+import { promptOnly, runSession, type StreamSummary } from "./session";
+
+/** Status for a client that left before its stream started (nginx's "client closed request"). */
+const CLIENT_CLOSED = 499;
+
+/**
+ * The cost cap this stream runs under, in µUSD: `max_tokens` and the meter both derive from
+ * it. The one place to narrow it (e.g. to what the caller's budgets have left).
+ */
+export function streamCap(_c: Context<AppEnv>, input: StreamRequest): number {
+  return input.capMicroUsd;
+}
+
+/** Runs the validated request `streamInput` as a stream in the wire format `wire`. */
+export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
+  // c.get, not c.var: hono builds a fresh object of every variable on each c.var read.
+  const [config, input, principal, limits, log, wire] = [
+    c.get("config"),
+    c.get("streamInput"),
+    c.get("principal"),
+    c.get("limits"),
+    c.get("log"),
+    c.get("wire"),
+  ];
+  const { model, prompt, streamId } = input;
+  const capMicroUsd = streamCap(c, input);
+  const startedAt = Date.now();
+  const store = storeFor(config, c.env);
+  const upstreamAbort = new AbortController();
+  // enable_request_signal: fires when the client disconnects.
+  const clientSignal = c.req.raw.signal;
+  if (clientSignal?.aborted) {
+    // Gone during the limit checks: the upstream is never called, so nothing was spent.
+    c.executionCtx.waitUntil(limits.refund().catch(() => {}));
+    return new Response(null, { status: CLIENT_CLOSED });
+  }
+  const onClientGone = () => upstreamAbort.abort("client_abort");
+  clientSignal?.addEventListener("abort", onClientGone, { once: true });
+  // Once the stream has its summary, a disconnect changes nothing: the listener goes, so the
+  // request's signal keeps nothing of the stream alive.
+  const forgetClient = () => clientSignal?.removeEventListener("abort", onClientGone);
+
+  /** Logs the stream's end and writes its ledger record (after the response). */
+  const record = async (summary: StreamSummary, provider: string) => {
+    log.info("stream_end", {
+      stream_id: streamId,
+      model: model.id,
+      provider,
+      finish_reason: summary.finishReason,
+      input_tokens: summary.inputTokens,
+      output_tokens: summary.outputTokens,
+      cost_usd: summary.costMicroUsd / 1e6,
+      ttft_ms: summary.ttftMs,
+      duration_ms: summary.durationMs,
+    });
+    await writeLedger(
+      store,
+      ledgerRecord(summary, {
+        streamId,
+        userKey: principal.key,
+        model: model.id,
+        provider,
+        startedAt,
+      }),
+      log,
+    );
+  };
+
+  const provider = providerFor(config);
+  let upstream: ProviderStream;
+  try {
+    upstream = await provider.open({
+      model,
+      prompt,
+      maxTokens: maxOutputTokens(model, prompt, capMicroUsd, input.maxTokens),
+      sampling: input.sampling,
+      signal: upstreamAbort.signal,
+    });
+  } catch (e) {
+    forgetClient();
+    if (upstreamAbort.signal.aborted) {
+      // The client left while the upstream was answering: the prompt may be billed, so it is
+      // recorded and the quota stays spent, as for any stream the client walks away from.
+      c.executionCtx.waitUntil(record(promptOnly(model, prompt, startedAt), provider.id));
+      return new Response(null, { status: CLIENT_CLOSED });
+    }
+    c.executionCtx.waitUntil(limits.refund().catch(() => {}));
+    throw e;
+  }
+  annotate(c.req.raw, { upstream_ttfb_ms: Date.now() - startedAt, model: model.id });
+
+  const quota = limits.quota;
+  const session = runSession(upstream, {
+    streamId,
+    model,
+    prompt,
+    capMicroUsd,
+    heartbeatMs: config.heartbeatIntervalMs,
+    maxDurationMs: config.streamMaxDurationMs,
+    idleTimeoutMs: config.upstreamIdleTimeoutMs,
+    startedAt,
+    upstreamAbort,
+    encode: wire.encoder(input, startedAt),
+    doneExtras: quota
+      ? {
+          quota: {
+            hourly_remaining: quota.hourly.remaining,
+            total_remaining: quota.total.remaining,
+          },
+        }
+      : undefined,
+  });
+
+  // The access line and the metrics wait for the stream's own figures.
+  finishLater(
+    c.req.raw,
+    session.finished.then((summary) => ({
+      stream_id: streamId,
+      finish_reason: summary.finishReason,
+      input_tokens: summary.inputTokens,
+      output_tokens: summary.outputTokens,
+      cost_micro_usd: summary.costMicroUsd,
+      ttft_ms: summary.ttftMs,
+      stream_duration_ms: summary.durationMs,
+    })),
+  );
+  c.executionCtx.waitUntil(
+    session.finished.then(async (summary) => {
+      forgetClient();
+      if (summary.failedBeforeFirstToken) await limits.refund().catch(() => {});
+      await record(summary, upstream.provider);
+    }),
+  );
+
+  const headers = { ...wire.headers, ...limits.headers, "X-Stream-Id": streamId };
+  if (wire.buffered) {
+    const summary = await session.finished;
+    if (summary.finishReason === "upstream_error" || summary.finishReason === "client_abort") {
+      void session.body.cancel().catch(() => {});
+      if (summary.finishReason === "client_abort")
+        return new Response(null, { status: CLIENT_CLOSED });
+      throw new AppError(
+        "upstream_error",
+        "the model provider failed before the answer was complete",
+      );
+    }
+  }
+  return new Response(session.body, { status: 200, headers });
+}

@@ -1,0 +1,87 @@
+/** @module What a caller has spent, and what the fake upstream saw: for "spends nothing" assertions. */
+import { expect, inject } from "vitest";
+import type { Bindings } from "../../src/env";
+import { call, testEnv } from "./app";
+import { bearer } from "./tokens";
+
+/** What the fake upstream recorded of one request (test/support/fake-upstream.ts). */
+export interface UpstreamRecord {
+  id: string;
+  model: string;
+  maxTokens: number | null;
+  maxCompletionTokens: number | null;
+  messages: { role: string; content: unknown }[];
+  params: Record<string, unknown>;
+  includeUsage: boolean;
+  tokensSent: number;
+  finished: boolean;
+}
+
+const UPSTREAM_BASE = inject("upstreamUrl").replace(/\/v1$/, "");
+
+/** What the fake saw for directive `id`, or null when the request never reached it. */
+export async function upstreamRecord(id: string): Promise<UpstreamRecord | null> {
+  const res = await fetch(`${UPSTREAM_BASE}/__test/requests/${id}`);
+  if (res.status === 404) {
+    await res.body?.cancel();
+    return null;
+  }
+  expect(res.status).toBe(200);
+  return (await res.json()) as UpstreamRecord;
+}
+
+/** A message carrying a fresh fake directive, and the directive's id. */
+export function fakeMessage(
+  options: Record<string, string | number> = {},
+  prefix = "Tell me something.",
+): { id: string; message: string } {
+  const id = crypto.randomUUID();
+  const pairs = Object.entries(options).map(([k, v]) => `${k}=${v}`);
+  return { id, message: `${prefix} [[fake id=${id} ${pairs.join(" ")}]]` };
+}
+
+const byte = () => Math.floor(Math.random() * 254) + 1;
+/** A fresh client address per caller, clear of other tests' per-IP windows. */
+export const freshIp = () => `10.${byte()}.${byte()}.${byte()}`;
+
+interface Window {
+  limit: number;
+  remaining: number;
+}
+/** The body of GET /api/v1/usage. */
+export interface Usage {
+  anonymous: boolean;
+  limits: { user: Window; ip: Window };
+  quota: { hourly: Window; total: Window } | null;
+  spend: { total_usd: number; streams: number };
+}
+
+/** What /api/v1/usage says of this caller. */
+export async function usageOf(
+  who: { token: string; ip: string },
+  bindings: Bindings = testEnv(),
+): Promise<Usage> {
+  const { res, settled } = await call(
+    "/api/v1/usage",
+    { headers: bearer(who.token), ip: who.ip },
+    bindings,
+  );
+  await settled();
+  expect(res.status).toBe(200);
+  return (await res.json()) as Usage;
+}
+
+/** No rate-limit hit, no quota unit, no ledger record: the caller is as new. */
+export async function expectNothingSpent(
+  who: { token: string; ip: string },
+  bindings: Bindings = testEnv(),
+): Promise<void> {
+  const u = await usageOf(who, bindings);
+  expect(u.limits.user.remaining).toBe(u.limits.user.limit);
+  expect(u.limits.ip.remaining).toBe(u.limits.ip.limit);
+  if (u.quota) {
+    expect(u.quota.hourly.remaining).toBe(u.quota.hourly.limit);
+    expect(u.quota.total.remaining).toBe(u.quota.total.limit);
+  }
+  expect(u.spend.streams).toBe(0);
+}
