@@ -98,12 +98,12 @@ const MARKDOWN_ANSWER = [
   "",
   "```js",
   "const cap = 0.02; // USD",
-  "console.log(`cap: ${cap}`);",
+  'console.log("cap:", cap);',
   "```",
   "",
   "See [the docs](https://example.com/docs).",
 ].join("\n");
-const CODE = "const cap = 0.02; // USD\nconsole.log(`cap: ${cap}`);";
+const CODE = 'const cap = 0.02; // USD\nconsole.log("cap:", cap);';
 
 /** Elements a rendered answer may hold: the sanitizer's allow-list and the page's own wrappers. */
 const ALLOWED = new Set([
@@ -199,7 +199,7 @@ describe("Magic Box conversations", () => {
 
   it("renders markdown (heading, list, table, code) while it streams; Copy puts the code and the answer on the clipboard", async () => {
     const { page, problems, close } = await open({
-      context: { ...CLIPBOARD, viewport: { width: 1000, height: 1200 } },
+      context: { ...CLIPBOARD, viewport: { width: 1000, height: 1100 } },
     });
     try {
       upstream?.script("How does the gateway keep costs down?", {
@@ -260,6 +260,9 @@ describe("Magic Box conversations", () => {
 
       await page.locator("#prompt").focus();
       await page.screenshot({ path: join(ARTIFACTS, "magic-box.png") });
+      await page.emulateMedia({ colorScheme: "dark" });
+      await page.screenshot({ path: join(ARTIFACTS, "chat-dark.png") });
+      await page.emulateMedia({ colorScheme: "light" });
 
       const codeCopy = answer.getByRole("button", { name: "Copy js code" });
       await codeCopy.click();
