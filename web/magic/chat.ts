@@ -161,7 +161,9 @@ export function createChat(host: ChatHost) {
       });
       finishStream(turn, outcome, source);
     } catch (e) {
-      if (controller.signal.aborted) {
+      if (!turns.includes(turn)) {
+        // New chat stopped this answer and dropped its turn: nothing left to report.
+      } else if (controller.signal.aborted) {
         end(
           turn,
           "stopped",

@@ -2,9 +2,10 @@
  * @module The Magic Box page: wires the header (session, quotas, budget), the model menu, the
  * limit banner with its countdown, the composer and the conversation together.
  */
-import { ApiError, fetchModels, fetchUsage, type ModelInfo, type Source, setSignedIn } from "./api";
+import { ApiError, fetchModels, fetchUsage, type ModelInfo, setSignedIn } from "./api";
 import { createChat } from "./chat";
-import { explain, formatUntil, formatWait, LIMIT_TITLE } from "./explain";
+import { explain, formatWait, LIMIT_TITLE } from "./explain";
+import { createHeader } from "./header";
 import type { Copier } from "./view";
 
 const MODEL_KEY = "magicBox.model";
@@ -23,27 +24,15 @@ const notice = $("notice");
 const noticeText = $("notice-text");
 const countdown = $("countdown");
 const announcer = $("announce");
+const header = createHeader(quotaLine, budgetLine);
 
 let cooldownUntil = 0; // ms; Send stays disabled until then
 let cooldownTimer = 0;
-let quotaLimits: { hourly: unknown; total: unknown } = { hourly: null, total: null };
-let spend: { total_usd: number; streams: number } | null = null;
-/** The caller's own budget in µUSD (exact sums), or null when the server has none. */
-let budget: { limit: number; left: number; reset: number } | null = null;
-let anonymous = true;
 let registry: { default: string; models: ModelInfo[] } | null = null;
 
 const say = (text: string) => {
   status.textContent = text;
 };
-const micro = (usd: unknown) => (typeof usd === "number" ? Math.round(usd * 1e6) : 0);
-/** Budget amounts from µUSD: "$1.00", "$0.0483", "$0.00003"; no zeros past the cents. */
-const money = (u: number) => {
-  const usd = Math.max(0, u) / 1e6;
-  const digits = usd >= 1 || usd === 0 ? 2 : usd >= 0.01 ? 4 : 6;
-  return `$${usd.toFixed(digits).replace(/(\.\d\d\d*?)0+$/, "$1")}`;
-};
-
 function showNotice(title: string, text: string, seconds: number | null): void {
   notice.hidden = false;
   noticeText.replaceChildren();
@@ -74,36 +63,9 @@ function showNotice(title: string, text: string, seconds: number | null): void {
   cooldownTimer = window.setInterval(tick, 1000);
 }
 
-/** The header: who is asking, anonymous quota left, spend so far. */
-function renderQuota(hourlyLeft?: unknown, totalLeft?: unknown): void {
-  let text: string;
-  if (!anonymous) {
-    text = "Signed in · no anonymous quota applies";
-  } else if (typeof hourlyLeft === "number") {
-    const of = (n: unknown, limit: unknown) =>
-      typeof limit === "number" ? `${n} of ${limit}` : `${n}`;
-    text = `Anonymous · ${of(hourlyLeft, quotaLimits.hourly)} streams left this hour`;
-    if (typeof totalLeft === "number") text += ` · ${of(totalLeft, quotaLimits.total)} in total`;
-  } else {
-    text = "Anonymous session";
-  }
-  if (spend && spend.streams > 0 && !budget)
-    text += ` · spent $${spend.total_usd.toFixed(4)} on ${spend.streams} ${spend.streams === 1 ? "answer" : "answers"}`;
-  quotaLine.textContent = text;
-}
-
-/** What is left of the day's budget (hidden when the server has no budget for this caller). */
-function renderBudget(): void {
-  budgetLine.hidden = budget === null;
-  if (!budget) return;
-  budgetLine.textContent = `Budget: ${money(budget.left)} of ${money(budget.limit)} left today · renews ${formatUntil(budget.reset)}`;
-  budgetLine.classList.toggle("spent", budget.left <= 0);
-  budgetLine.dataset.leftMicro = String(budget.left);
-}
-
 /** The model menu: the registry's models this caller may use, the last choice kept. */
 function fillModels(): void {
-  const allowed = registry?.models.filter((m) => !anonymous || m.anonymous) ?? [];
+  const allowed = registry?.models.filter((m) => !header.anonymous || m.anonymous) ?? [];
   const wanted = (() => {
     try {
       return localStorage.getItem(MODEL_KEY) ?? "";
@@ -131,33 +93,13 @@ function fillModels(): void {
 }
 
 async function refreshUsage(): Promise<void> {
-  let source: Source | null = null;
   try {
-    const got = await fetchUsage();
-    source = got.source;
-    const usage = got.usage as Record<string, Record<string, Record<string, unknown>> | undefined>;
-    anonymous = (got.usage.anonymous as unknown) === true;
-    const s = got.usage.spend as { total_usd?: unknown; streams?: unknown } | undefined;
-    spend =
-      typeof s?.total_usd === "number" && typeof s.streams === "number"
-        ? { total_usd: s.total_usd, streams: s.streams }
-        : null;
-    const b = got.usage.budget as Record<string, unknown> | null | undefined;
-    budget =
-      b && typeof b.limit_usd === "number" && typeof b.reset === "number"
-        ? { limit: micro(b.limit_usd), left: micro(b.left_usd), reset: b.reset }
-        : null;
-    const q = usage.quota;
-    quotaLimits = { hourly: q?.hourly?.limit ?? null, total: q?.total?.limit ?? null };
-    renderQuota(q?.hourly?.remaining, q?.total?.remaining);
-    renderBudget();
+    header.usage((await fetchUsage()).usage);
   } catch (e) {
-    // The header is a nicety: the page still works without it.
-    quotaLine.textContent = "Usage unavailable right now";
+    header.unavailable();
     if (e instanceof ApiError && LIMIT_TITLE[e.code])
       showNotice(LIMIT_TITLE[e.code] ?? "", explain(e), e.retryAfter);
   } finally {
-    if (source === null) anonymous = true;
     fillModels();
     quotaLine.dataset.loaded = "true";
   }
@@ -188,16 +130,7 @@ const chat = createChat({
   },
   answered(d, source) {
     if (d.provider === "demo") $("demo-notice").hidden = false;
-    const cost = micro(d.cost_usd);
-    if (spend) spend = { total_usd: spend.total_usd + cost / 1e6, streams: spend.streams + 1 };
-    if (budget) budget.left -= cost;
-    renderBudget();
-    const q = d.quota as { hourly_remaining?: unknown; total_remaining?: unknown } | undefined;
-    if (q) renderQuota(q.hourly_remaining, q.total_remaining);
-    else if (source !== "anonymous") {
-      anonymous = false;
-      renderQuota();
-    }
+    header.answered(d, source);
   },
   announce(text) {
     // Emptied first, so the same words twice are announced twice.
