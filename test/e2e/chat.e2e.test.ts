@@ -324,4 +324,38 @@ describe("Magic Box conversations", () => {
       await close();
     }
   });
+
+  it("keeps a stopped answer in the history, marked, and sends it as far as it got", async () => {
+    const { page, problems, close } = await rig.open();
+    try {
+      const bodies = streamBodies(page);
+      const slow = "A long answer, word by word, ".repeat(20);
+      rig.upstream().script("Tell me a long story", { text: slow, chunk: 5, delayMs: 40 });
+      await ask(page, "Tell me a long story");
+      await page.waitForFunction(
+        () =>
+          (document.querySelector(".turn:last-of-type .answer-text")?.textContent?.length ?? 0) >=
+          20,
+      );
+      await page.getByRole("button", { name: "Stop" }).click();
+      await waitForState(page, ["stopped"]);
+      expect(await lastTurn(page).locator(".badge").textContent()).toBe("Stopped");
+      expect(await page.evaluate(() => document.activeElement?.id)).toBe("prompt");
+
+      await ask(page, "Go on");
+      await waitForState(page, ["done"]);
+      const partial = bodies[1]?.messages[1];
+      expect(partial?.role).toBe("assistant");
+      expect(partial?.content.length).toBeGreaterThanOrEqual(20);
+      expect(partial?.content.length).toBeLessThan(slow.length);
+      expect(slow.startsWith(partial?.content ?? "-")).toBe(true);
+      await page.reload();
+      await page.locator('#quota[data-loaded="true"]').waitFor();
+      expect(await turns(page).first().getAttribute("data-state")).toBe("stopped");
+      expect(await turns(page).first().locator(".badge").textContent()).toBe("Stopped");
+      expect(problems).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
 });
