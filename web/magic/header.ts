@@ -22,7 +22,7 @@ export function createHeader(quotaLine: HTMLElement, budgetLine: HTMLElement) {
   let limits: { hourly: unknown; total: unknown } = { hourly: null, total: null };
   let spend: { usd: number; streams: number } | null = null;
   /** The caller's own budget in µUSD, or null when the server has none for this caller. */
-  let budget: { limit: number; left: number; reset: number } | null = null;
+  let budget: { limit: number; left: number; reset: number; window: string } | null = null;
   let anonymous = true;
 
   function renderQuota(hourlyLeft?: unknown, totalLeft?: unknown): void {
@@ -46,7 +46,7 @@ export function createHeader(quotaLine: HTMLElement, budgetLine: HTMLElement) {
   function renderBudget(): void {
     budgetLine.hidden = budget === null;
     if (!budget) return;
-    budgetLine.textContent = `Budget: ${money(budget.left)} of ${money(budget.limit)} left today · renews ${formatUntil(budget.reset)}`;
+    budgetLine.textContent = `Budget: ${money(budget.left)} of ${money(budget.limit)} left ${budget.window} · renews ${formatUntil(budget.reset)}`;
     budgetLine.classList.toggle("spent", budget.left <= 0);
     budgetLine.dataset.leftMicro = String(budget.left);
   }
@@ -67,7 +67,12 @@ export function createHeader(quotaLine: HTMLElement, budgetLine: HTMLElement) {
       const b = u.budget as Json | null;
       budget =
         b && typeof b.limit_usd === "number" && typeof b.reset === "number"
-          ? { limit: micro(b.limit_usd), left: micro(b.left_usd), reset: b.reset }
+          ? {
+              limit: micro(b.limit_usd),
+              left: micro(b.left_usd),
+              reset: b.reset,
+              window: b.window === "hour" ? "this hour" : "today",
+            }
           : null;
       const q = u.quota as Record<string, Json> | null | undefined;
       limits = { hourly: q?.hourly?.limit ?? null, total: q?.total?.limit ?? null };
