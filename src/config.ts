@@ -1,6 +1,7 @@
 /** @module Parses and checks the Worker's vars and secrets once per isolate into a typed Config. */
 import * as z from "zod";
 import type { Bindings } from "./env";
+import type { BudgetSpecs } from "./limits/budget";
 import { isModelId, type ModelId } from "./stream/models";
 
 /** A sliding window: at most `limit` hits per `windowMs`. */
@@ -42,11 +43,17 @@ export interface Config {
   /** Conversations (issue 13) and anonymous callers' models and caps (issue 11). */
   conversation: { maxMessages: number; maxPromptChars: number; systemPrompt: string | undefined };
   anon: { models: ReadonlySet<ModelId>; costCapMaxUsd: number };
+  /** Origins allowed to call /api/v1/* and /v1/* from a browser (issue 14); empty: same origin only. */
+  corsOrigins: readonly string[];
   metricsToken: string | undefined;
   /** Metric counters are batched per isolate and written this often (0: every request). */
   metricsFlushMs: number;
   /** Namespace of every key in the store, so deployments can share one database. */
   storePrefix: string;
+  /** Spend budgets in µUSD (0: off). */
+  budgets: BudgetSpecs;
+  /** Shards of each shared budget in the Durable Object store (Upstash decides them whole). */
+  budgetShards: number;
 }
 
 /** Raised when a var is malformed; the app answers `misconfigured` until it is fixed. */
@@ -69,6 +76,17 @@ export function parseWindow(value: string): WindowSpec {
 }
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+/** A budget in USD (`"1.00"`) as whole µUSD, parsed from its digits so nothing rounds; `0` turns it off. */
+const budgetUsd = (fallback: string) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d{1,7}(\.\d{1,6})?$/, "must be a USD amount like 1.00, at most six decimals")
+    .default(fallback)
+    .transform((v) => {
+      const [whole = "0", fraction = ""] = v.split(".");
+      return Number(whole) * 1_000_000 + Number(fraction.padEnd(6, "0"));
+    });
 const optionalText = z
   .string()
   .optional()
@@ -127,13 +145,41 @@ const schema = z.object({
       return new Set(ids.filter(isModelId));
     }),
   ANON_COST_CAP_MAX_USD: z.coerce.number().positive().max(1_000).default(0.02),
+  CORS_ORIGINS: z
+    .string()
+    .default("")
+    .transform((v, ctx) =>
+      v
+        .split(",")
+        .map((o) => o.trim())
+        .filter(Boolean)
+        .map((o) => {
+          // An origin is scheme://host[:port] exactly, as browsers send it.
+          if (originOf(o) !== o) ctx.addIssue({ code: "custom", message: `not an origin: ${o}` });
+          return o;
+        }),
+    ),
   METRICS_TOKEN: optionalText,
   METRICS_FLUSH_MS: int(0, 20_000).default(1_000),
   STORE_PREFIX: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,32}$/)
     .default("mb"),
+  BUDGET_USER_DAILY_USD: budgetUsd("1.00"),
+  BUDGET_ANON_DAILY_USD: budgetUsd("0.05"),
+  BUDGET_ANON_HOURLY_USD: budgetUsd("2.00"),
+  BUDGET_GLOBAL_HOURLY_USD: budgetUsd("20.00"),
+  BUDGET_SHARDS: int(1, 64).default(8),
 });
+
+/** The origin of `url`, or null when it is not a URL. */
+function originOf(url: string): string | null {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return null;
+  }
+}
 
 const encoder = new TextEncoder();
 
@@ -206,9 +252,17 @@ export function parseConfig(env: Partial<Bindings>): Config {
       models: v.ANON_MODELS,
       costCapMaxUsd: Math.min(v.ANON_COST_CAP_MAX_USD, v.COST_CAP_MAX_USD),
     },
+    corsOrigins: v.CORS_ORIGINS,
     metricsToken: v.METRICS_TOKEN,
     metricsFlushMs: v.METRICS_FLUSH_MS,
     storePrefix: v.STORE_PREFIX,
+    budgets: {
+      userDaily: v.BUDGET_USER_DAILY_USD,
+      anonDaily: v.BUDGET_ANON_DAILY_USD,
+      anonHourly: v.BUDGET_ANON_HOURLY_USD,
+      globalHourly: v.BUDGET_GLOBAL_HOURLY_USD,
+    },
+    budgetShards: v.BUDGET_SHARDS,
   };
 }
 

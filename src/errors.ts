@@ -13,6 +13,8 @@ export type ErrorCode =
   | "rate_limited"
   | "quota_exceeded"
   | "too_many_sessions"
+  | "budget_exceeded"
+  | "budget_exhausted"
   | "upstream_error"
   | "limits_unavailable"
   | "model_unavailable"
@@ -31,6 +33,8 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   rate_limited: 429,
   quota_exceeded: 429,
   too_many_sessions: 429,
+  budget_exceeded: 429,
+  budget_exhausted: 503,
   upstream_error: 502,
   limits_unavailable: 503,
   model_unavailable: 503,
@@ -116,4 +120,52 @@ export function renderError(err: AppError, accept: string | undefined | null): R
   }
   headers.set("Content-Type", "application/json; charset=utf-8");
   return new Response(JSON.stringify(err.body()), { status: err.status, headers });
+}
+
+/** Refusals a quick retry cannot cure: the OpenAI SDKs are told not to retry them. */
+const NO_RETRY = new Set<string>([
+  "quota_exceeded",
+  "too_many_sessions",
+  "budget_exceeded",
+  "budget_exhausted",
+]);
+
+/** OpenAI's error `type` for a status. */
+function openAiType(status: number): string {
+  if (status === 400 || status === 404 || status === 405 || status === 413) {
+    return "invalid_request_error";
+  }
+  if (status === 401) return "authentication_error";
+  if (status === 403) return "permission_error";
+  if (status === 429) return "rate_limit_error";
+  return "server_error";
+}
+
+/** OpenAI's error body: our error_code as `code`, the first failing field as `param`. */
+export function openAiErrorBody(
+  code: string,
+  message: string,
+  param: string | null,
+  status = 500,
+): { error: { message: string; type: string; code: string; param: string | null } } {
+  return { error: { message, type: openAiType(status), code, param } };
+}
+
+/**
+ * Renders an AppError for the OpenAI-compatible surface: the same status, except that input
+ * errors (415, 422) are 400 as OpenAI answers them; `Retry-After` with `retry-after-ms`, and
+ * `x-should-retry: false` where retrying soon cannot help, which the SDKs honour.
+ */
+export function renderOpenAiError(err: AppError): Response {
+  const status = err.status === 415 || err.status === 422 ? 400 : err.status;
+  const headers = new Headers(err.headers);
+  headers.set("Cache-Control", "no-store");
+  headers.set("Content-Type", "application/json; charset=utf-8");
+  if (err.retryAfter !== null) {
+    headers.set("Retry-After", String(err.retryAfter));
+    headers.set("retry-after-ms", String(err.retryAfter * 1000));
+  }
+  if (NO_RETRY.has(err.code)) headers.set("x-should-retry", "false");
+  const body = openAiErrorBody(err.code, err.detail, err.fields?.[0] ?? null, status);
+  return new Response(JSON.stringify(body), { status, headers });
 }

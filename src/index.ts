@@ -1,12 +1,14 @@
 /** @module The app: middleware order, routes, errors, and the Worker export. */
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { secureHeaders } from "hono/secure-headers";
 import type { AppEnv } from "./env";
 import { AppError } from "./errors";
+import { allowListedOrigins } from "./observe/cors";
 import { handleError, requestContext } from "./observe/request";
 import { anonSessionRoutes } from "./routes/anon-session";
 import { metricsRoutes } from "./routes/metrics";
 import { modelRoutes } from "./routes/models";
+import { openAiRoutes } from "./routes/openai";
 import { streamRoutes } from "./routes/stream";
 import { usageRoutes } from "./routes/usage";
 
@@ -22,6 +24,8 @@ const API_METHODS: Record<string, string[]> = {
   "/api/v1/usage": ["GET", "HEAD"],
   "/api/v1/metrics": ["GET", "HEAD"],
   "/api/v1/models": ["GET", "HEAD"],
+  "/v1/chat/completions": ["POST"],
+  "/v1/models": ["GET", "HEAD"],
 };
 
 const app = new Hono<AppEnv>();
@@ -43,14 +47,19 @@ app.use(
   }),
 );
 
+app.use("/api/v1/*", allowListedOrigins);
+app.use("/v1/*", allowListedOrigins);
+
 app.get("/healthz", (c) => c.json({ status: "ok" }));
 app.route("/api/v1/anon_session", anonSessionRoutes);
 app.route("/api/v1/stream", streamRoutes);
 app.route("/api/v1/usage", usageRoutes);
 app.route("/api/v1/metrics", metricsRoutes);
 app.route("/api/v1/models", modelRoutes);
+app.route("/v1", openAiRoutes);
 
-app.all("/api/*", (c) => {
+/** Unknown paths of the APIs are 404; a known path with a wrong method is 405 with `Allow`. */
+function unknownOrWrongMethod(c: Context<AppEnv>): Response {
   const allowed = API_METHODS[c.req.path];
   if (!allowed) throw new AppError("not_found", "no such endpoint");
   const allow = [...allowed, "OPTIONS"].join(", ");
@@ -62,7 +71,10 @@ app.all("/api/*", (c) => {
       headers: { Allow: allow },
     },
   );
-});
+}
+
+app.all("/api/*", unknownOrWrongMethod);
+app.all("/v1/*", unknownOrWrongMethod);
 app.all("/healthz", () => {
   throw new AppError("method_not_allowed", "use GET", { headers: { Allow: "GET, HEAD" } });
 });

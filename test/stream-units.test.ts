@@ -470,6 +470,7 @@ function flakyStore(failures: number): LimitStore & { attempts: () => number } {
     usage: unused,
     recordMetrics: unused,
     readMetrics: unused,
+    sharedBudgets: unused,
     async writeLedger() {
       attempts++;
       if (attempts <= failures) throw new Error(`store down (${attempts})`);

@@ -1,4 +1,5 @@
 /** @module One stream's cost record, as the ledger stores it. */
+import type { HoldTicket } from "../limits/budget";
 
 /** Why a stream ended. */
 export type FinishReason =
@@ -33,6 +34,8 @@ export interface LedgerRecord {
   startedAt: number;
   ttftMs: number | null;
   durationMs: number;
+  /** The budget hold this record settles (none for a stream admitted without budgets). */
+  hold?: HoldTicket;
 }
 
 /** The UTC day (YYYY-MM-DD) a timestamp belongs to: per-day spend is keyed by it. */
@@ -54,9 +57,17 @@ export interface StreamOutcome {
 /** The record of one stream; the record id is new for every stream the server runs. */
 export function ledgerRecord(
   outcome: StreamOutcome,
-  s: { streamId: string; userKey: string; model: string; provider: string; startedAt: number },
+  s: {
+    streamId: string;
+    userKey: string;
+    model: string;
+    provider: string;
+    startedAt: number;
+    hold?: HoldTicket;
+  },
 ): LedgerRecord {
   return {
+    ...(s.hold ? { hold: s.hold } : {}),
     recordId: crypto.randomUUID(),
     streamId: s.streamId,
     userKey: s.userKey,
@@ -70,5 +81,21 @@ export function ledgerRecord(
     startedAt: s.startedAt,
     ttftMs: outcome.ttftMs,
     durationMs: outcome.durationMs,
+  };
+}
+
+/**
+ * The outcome of a stream that reached no model (it failed or its client left before the
+ * upstream was called or answered): nothing spent. Its record still settles the stream's hold.
+ */
+export function unspent(finishReason: FinishReason, startedAt: number): StreamOutcome {
+  return {
+    finishReason,
+    inputTokens: 0,
+    outputTokens: 0,
+    costMicroUsd: 0,
+    usageSource: "estimated",
+    ttftMs: null,
+    durationMs: Date.now() - startedAt,
   };
 }

@@ -7,6 +7,8 @@ import { DurableObject } from "cloudflare:workers";
 import type { WindowSpec } from "../config";
 import { LEDGER_RETENTION_SECONDS, type LedgerRecord, utcDay } from "../ledger/record";
 import { type Counters, type MetricWindow, readBuckets, writeBuckets } from "../observe/metrics";
+import type { BudgetState, HoldDecision, HoldPrice } from "./budget";
+import { type BudgetEntry, BudgetLedger } from "./durable-budgets";
 import { decide, peek, windowKeys } from "./sliding-window";
 import type { QuotaResult, SpendSummary, WindowResult } from "./store";
 
@@ -19,6 +21,7 @@ const [MARK_WINDOW, MARK_QUOTA, MARK_CANCELLED] = [1, 2, 3];
 /** One object per key; `name` says which (e.g. `user:anonymous:anon_…`, `ip:203.0.113.7`). */
 export class LimitsStore extends DurableObject {
   private readonly sql: SqlStorage;
+  private readonly budgets: BudgetLedger;
 
   constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env as Cloudflare.Env);
@@ -30,6 +33,7 @@ export class LimitsStore extends DurableObject {
       PRIMARY KEY (bucket, field))`);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS ledger (
       record_id TEXT PRIMARY KEY, body TEXT NOT NULL, started_at INTEGER NOT NULL)`);
+    this.budgets = new BudgetLedger(this.sql);
   }
 
   private get(key: string, now: number): number {
@@ -85,8 +89,10 @@ export class LimitsStore extends DurableObject {
 
   /**
    * Counts admission `id` in the named window at `now`, and when it passes and `quota` is given
-   * (the user's object), spends one quota unit. Marks what it counted, so that
-   * `cancelAdmission` can undo exactly that; throws when the admission was cancelled first.
+   * (the user's object), spends one quota unit, then holds against `own` budgets (the user's
+   * object; the IP's has none). A budget refusal counts nothing at all. Marks what it counted,
+   * so that `cancelAdmission` can undo exactly that; throws when the admission was cancelled
+   * first. `budget` is null when the window or the quota refused.
    */
   admit(
     id: string,
@@ -94,19 +100,31 @@ export class LimitsStore extends DurableObject {
     spec: WindowSpec,
     quota: { hourly: WindowSpec; total: number } | null,
     now: number,
-  ): { window: WindowResult; quota: QuotaResult | null } {
+    own: { entries: BudgetEntry[]; price: HoldPrice; expiresAt: number } | null = null,
+  ): { window: WindowResult; quota: QuotaResult | null; budget: HoldDecision | null } {
     const mark = `admission:${id}`;
     if (this.get(mark, now) !== 0) throw new Error("the admission was cancelled or already made");
     const window = this.hitWindow(name, spec, now);
-    if (!window.success) return { window, quota: null };
+    if (!window.success) return { window, quota: null, budget: null };
     const spent = quota ? this.spendQuota(quota.hourly, quota.total, now) : null;
-    this.put(mark, spent?.success ? MARK_QUOTA : MARK_WINDOW, now + ADMISSION_MARK_TTL_MS);
-    return { window, quota: spent };
+    if (spent && !spent.success) {
+      this.put(mark, MARK_WINDOW, now + ADMISSION_MARK_TTL_MS);
+      return { window, quota: spent, budget: null };
+    }
+    const budget = own ? this.budgets.hold(id, own.entries, own.price, now, own.expiresAt) : null;
+    if (budget && !budget.ok) {
+      this.uncount(name, spec, now, now);
+      if (quota && spent) this.refundQuota(quota.hourly, now);
+      return { window, quota: spent, budget };
+    }
+    this.put(mark, spent ? MARK_QUOTA : MARK_WINDOW, now + ADMISSION_MARK_TTL_MS);
+    return { window, quota: spent, budget };
   }
 
   /**
    * Undoes what admission `id` counted in the named window (and the quota unit, if it spent
-   * one), never below zero; an `admit` of the same id that arrives later counts nothing.
+   * one, and its hold), never below zero; an `admit` of the same id that arrives later counts
+   * nothing.
    */
   cancelAdmission(
     id: string,
@@ -121,6 +139,39 @@ export class LimitsStore extends DurableObject {
     this.put(mark, MARK_CANCELLED, now + ADMISSION_MARK_TTL_MS);
     if (counted === MARK_WINDOW || counted === MARK_QUOTA) this.uncount(name, spec, at, now);
     if (counted === MARK_QUOTA && hourly) this.refundQuota(hourly, at);
+    this.budgets.release(id);
+  }
+
+  /** A shard of the shared budgets: holds against `entries`, all or nothing. */
+  holdShared(
+    id: string,
+    entries: BudgetEntry[],
+    price: HoldPrice,
+    now: number,
+    expiresAt: number,
+  ): HoldDecision {
+    return this.budgets.hold(id, entries, price, now, expiresAt);
+  }
+
+  /** Lowers hold `id` to `amount`: another object shrank the stream's cap. */
+  trimHold(id: string, amount: number): void {
+    this.budgets.trim(id, amount);
+  }
+
+  /** Drops hold `id` (its admission was refused elsewhere). */
+  releaseHold(id: string): void {
+    this.budgets.release(id);
+  }
+
+  /** A shard's settlement of record `recordId`: once, however often it is replayed. */
+  settleShared(recordId: string, id: string, keys: string[], cost: number, keepUntil: number) {
+    return this.budgets.settleOnce(recordId, id, keys, cost, Date.now(), keepUntil);
+  }
+
+  /** The state of each budget in `entries`, without changing it. */
+  readBudgets(entries: BudgetEntry[]): BudgetState[] {
+    const now = Date.now();
+    return entries.map((e) => this.budgets.state(e, now));
   }
 
   /** Reads the named window without counting. */
@@ -175,8 +226,15 @@ export class LimitsStore extends DurableObject {
     };
   }
 
-  /** Stores a ledger record and adds its cost to the spend counters, once per record id. */
-  writeLedger(record: LedgerRecord): "written" | "duplicate" {
+  /**
+   * Stores a ledger record and adds its cost to the spend counters, and settles its hold in
+   * the user's own budgets (`ownKeys`), once per record id.
+   */
+  writeLedger(
+    record: LedgerRecord,
+    ownKeys: string[] = [],
+    keepUntil = 0,
+  ): "written" | "duplicate" {
     const now = Date.now();
     this.sql.exec("DELETE FROM ledger WHERE started_at < ?", now - LEDGER_RETENTION_SECONDS * 1000);
     const inserted = this.sql.exec(
@@ -186,6 +244,9 @@ export class LimitsStore extends DurableObject {
       record.startedAt,
     ).rowsWritten;
     if (inserted === 0) return "duplicate";
+    if (record.hold || ownKeys.length > 0) {
+      this.budgets.settle(record.hold?.id ?? "", ownKeys, record.costMicroUsd, now, keepUntil);
+    }
     const forever = Number.MAX_SAFE_INTEGER;
     const dayKey = `spend:day:${utcDay(record.startedAt)}`;
     this.put("spend:total", this.get("spend:total", now) + record.costMicroUsd, forever);

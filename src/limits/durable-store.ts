@@ -1,7 +1,36 @@
-/** @module The LimitStore adapter over the LimitsStore Durable Object: one object per user and per IP. */
+/**
+ * @module The LimitStore adapter over the LimitsStore Durable Object: one object per user and
+ * per IP, and the shared budgets split over `budgetShards` shard objects, so no single object
+ * sees every stream in the world.
+ */
 import type { LedgerRecord } from "../ledger/record";
+import {
+  applicableBudgets,
+  type BudgetSpec,
+  budgetWindow,
+  type HoldDecision,
+  isShared,
+  sharedBudgets,
+} from "./budget";
+import type { BudgetEntry } from "./durable-budgets";
 import type { LimitsStore } from "./durable-object";
-import type { Admission, AdmissionRequest, LimitSpecs, LimitStore, UsageSnapshot } from "./store";
+import type {
+  Admission,
+  AdmissionRequest,
+  BudgetOutcome,
+  BudgetView,
+  LimitSpecs,
+  LimitStore,
+  UsageSnapshot,
+} from "./store";
+
+/**
+ * Shard `shard`'s part of a budget's ceiling: the ceiling split as evenly as whole µUSD allow,
+ * the parts summing to exactly the ceiling.
+ */
+export function shardLimit(limit: number, shards: number, shard: number): number {
+  return Math.floor(limit / shards) + (shard < limit % shards ? 1 : 0);
+}
 
 /** Builds the Durable Object store; `ns` is the LIMITS binding, object names start with `prefix`. */
 export function durableStore(
@@ -11,7 +40,22 @@ export function durableStore(
 ): LimitStore {
   const user = (key: string) => ns.get(ns.idFromName(`${prefix}:user:${key}`));
   const ip = (key: string) => ns.get(ns.idFromName(`${prefix}:ip:${key}`));
+  const shardObject = (i: number) => ns.get(ns.idFromName(`${prefix}:budget-shard:${i}`));
   const metrics = () => ns.get(ns.idFromName(`${prefix}:metrics`));
+  const shards = specs.budgetShards;
+  const entry = (b: BudgetSpec, at: number, limit = b.limitMicroUsd): BudgetEntry => ({
+    key: `${b.name}:${budgetWindow(b, at).id}`,
+    limit,
+  });
+  const own = (anonymous: boolean) =>
+    applicableBudgets(specs.budgets, anonymous).filter((b) => !isShared(b.name));
+  const shared = (anonymous: boolean) =>
+    applicableBudgets(specs.budgets, anonymous).filter((b) => isShared(b.name));
+  const shardEntries = (list: BudgetSpec[], at: number, i: number) =>
+    list.map((b) => entry(b, at, shardLimit(b.limitMicroUsd, shards, i)));
+  /** Spend stays countable until the window and every hold in it are long gone. */
+  const keepUntil = (at: number) => at + 2 * 86_400_000 + specs.holdTtlMs;
+
   const cancelIn = {
     user: (r: AdmissionRequest) =>
       user(r.userKey).cancelAdmission(
@@ -23,41 +67,182 @@ export function durableStore(
       ),
     ip: (r: AdmissionRequest) => ip(r.ipKey).cancelAdmission(r.id, "rate:ip", specs.ip, null, r.at),
   };
+
+  /**
+   * Holds against the shared budgets in one shard, `first` (picked at random). Only when that
+   * shard cannot pay for one token are the others asked, all at once, and the lowest-numbered
+   * one that can is kept; the other holds are dropped. So a refusal means that no shard could
+   * pay for one token: what the budget leaves unused is less than one token per shard.
+   */
+  async function holdShared(r: AdmissionRequest, list: BudgetSpec[], first: number) {
+    const ask = (i: number) =>
+      shardObject(i).holdShared(
+        r.id,
+        shardEntries(list, r.at, i),
+        r.price,
+        r.at,
+        r.at + specs.holdTtlMs,
+      );
+    const decision = await ask(first);
+    if (decision.ok || shards === 1) return { decision, shard: first };
+    const others = Array.from({ length: shards - 1 }, (_, k) => (first + 1 + k) % shards);
+    const answers = await Promise.all(others.map(ask));
+    const kept = answers.findIndex((d) => d.ok);
+    const extra = answers
+      .map((d, k) =>
+        d.ok && k !== kept ? shardObject(others[k] as number).releaseHold(r.id) : null,
+      )
+      .filter((p) => p !== null);
+    await Promise.all(extra);
+    if (kept === -1) return { decision, shard: first };
+    return { decision: answers[kept] as HoldDecision, shard: others[kept] as number };
+  }
+
   return {
     kind: "durable_object",
     async admit(r): Promise<Admission> {
-      // The user's window and quota live in one object, the IP's in another: both are asked at
-      // once (one round trip in time), and a refusal by one is undone in the other before the
-      // answer, so a refused request counts nothing.
+      // The user's window, quota and own budget live in one object, the IP's window in another,
+      // a shard of the shared budgets in a third: all are asked at once (one round trip in
+      // time), and a refusal by one is undone in the others before the answer, so a refused
+      // request counts nothing (a quota refusal still counts in the rate windows).
       const quota = r.anonymous ? { hourly: specs.anonHourly, total: specs.anonTotal } : null;
-      const [u, i] = await Promise.all([
-        user(r.userKey).admit(r.id, "rate:user", specs.user, quota, r.at),
+      const ownBudgets = own(r.anonymous);
+      const sharedList = shared(r.anonymous);
+      const ownHold = {
+        entries: ownBudgets.map((b) => entry(b, r.at)),
+        price: r.price,
+        expiresAt: r.at + specs.holdTtlMs,
+      };
+      const [u, i, s] = await Promise.all([
+        user(r.userKey).admit(r.id, "rate:user", specs.user, quota, r.at, ownHold),
         ip(r.ipKey).admit(r.id, "rate:ip", specs.ip, null, r.at),
+        sharedList.length > 0
+          ? holdShared(r, sharedList, Math.floor(Math.random() * shards))
+          : null,
       ]);
-      if (!u.window.success && i.window.success) await cancelIn.ip(r);
-      if (u.window.success && !i.window.success) {
-        await cancelIn.user(r);
-        return { user: u.window, ip: i.window, quota: null };
+      const sharedOk = s === null || s.decision.ok;
+      const windowsOk = u.window.success && i.window.success;
+      // A quota refusal counts in the rate windows; any other refusal counts nothing.
+      const quotaRefused = windowsOk && u.budget === null;
+      if (!(windowsOk && u.budget?.ok && sharedOk)) {
+        const undo: Promise<unknown>[] = [];
+        if (s?.decision.ok) undo.push(shardObject(s.shard).releaseHold(r.id));
+        if (!quotaRefused) {
+          // An own-budget refusal was already undone inside the user's object.
+          if (u.window.success && u.budget?.ok !== false) undo.push(cancelIn.user(r));
+          if (i.window.success) undo.push(cancelIn.ip(r));
+        }
+        await Promise.all(undo);
       }
-      return { user: u.window, ip: i.window, quota: u.quota };
+      if (!u.window.success || !i.window.success) {
+        return { user: u.window, ip: i.window, quota: null, budget: null };
+      }
+      if (u.budget === null) return { user: u.window, ip: i.window, quota: u.quota, budget: null };
+      const refusal = (list: BudgetSpec[], d: HoldDecision): BudgetOutcome | null => {
+        if (d.ok) return null;
+        const b = list[d.refusedBy] as BudgetSpec;
+        return {
+          ok: false,
+          budget: b.name,
+          settledOut: d.settledOut,
+          endsAt: budgetWindow(b, r.at).endsAt,
+        };
+      };
+      const refused = refusal(ownBudgets, u.budget) ?? (s ? refusal(sharedList, s.decision) : null);
+      if (refused) return { user: u.window, ip: i.window, quota: u.quota, budget: refused };
+      // Both decided a hold; the smaller one stands, and the larger is trimmed to it.
+      const mine = u.budget as Extract<HoldDecision, { ok: true }>;
+      const theirs = (s?.decision ?? mine) as Extract<HoldDecision, { ok: true }>;
+      const hold = mine.holdMicroUsd <= theirs.holdMicroUsd ? mine : theirs;
+      const pending: Promise<unknown>[] = [];
+      if (mine.holdMicroUsd > hold.holdMicroUsd && ownBudgets.length > 0)
+        pending.push(user(r.userKey).trimHold(r.id, hold.holdMicroUsd));
+      if (s && theirs.holdMicroUsd > hold.holdMicroUsd)
+        pending.push(shardObject(s.shard).trimHold(r.id, hold.holdMicroUsd));
+      return {
+        user: u.window,
+        ip: i.window,
+        quota: u.quota,
+        budget: {
+          ok: true,
+          maxTokens: hold.maxTokens,
+          ticket: {
+            id: r.id,
+            at: r.at,
+            microUsd: hold.holdMicroUsd,
+            anonymous: r.anonymous,
+            shard: s?.shard ?? 0,
+          },
+        },
+        pending: Promise.all(pending).then(() => {}),
+      };
     },
     async cancelAdmission(r) {
-      await Promise.all([cancelIn.user(r), cancelIn.ip(r)]);
+      const list = shared(r.anonymous);
+      const releases = list.length
+        ? Array.from({ length: shards }, (_, k) => shardObject(k).releaseHold(r.id))
+        : [];
+      await Promise.all([cancelIn.user(r), cancelIn.ip(r), ...releases]);
     },
     refundQuota: (userKey, spentAt) => user(userKey).refundQuota(specs.anonHourly, spentAt),
     hitSessionMint: (ipKey) => ip(ipKey).hit("mint", specs.sessionsPerIp),
     hitUsageRead: (userKey) => user(userKey).hit("usage", specs.usageReads),
     async usage(userKey, ipKey, anonymous): Promise<UsageSnapshot> {
       const u = user(userKey);
-      const [userWindow, ipWindow, quota, spend] = await Promise.all([
+      const now = Date.now();
+      const [mine] = own(anonymous);
+      const [userWindow, ipWindow, quota, spend, budget] = await Promise.all([
         u.read("rate:user", specs.user),
         ip(ipKey).read("rate:ip", specs.ip),
         anonymous ? u.readQuota(specs.anonHourly, specs.anonTotal) : null,
         u.spend(),
+        mine ? u.readBudgets([entry(mine, now)]) : null,
       ]);
-      return { user: userWindow, ip: ipWindow, quota, spend };
+      const view: BudgetView | null =
+        mine && budget?.[0]
+          ? { name: mine.name, ...budget[0], endsAt: budgetWindow(mine, now).endsAt }
+          : null;
+      return { user: userWindow, ip: ipWindow, quota, spend, budget: view };
     },
-    writeLedger: (record: LedgerRecord) => user(record.userKey).writeLedger(record),
+    async writeLedger(record: LedgerRecord) {
+      const hold = record.hold;
+      const anonymous = hold?.anonymous ?? record.userKey.startsWith("anonymous:");
+      const at = hold?.at ?? record.startedAt;
+      const ownKeys = own(anonymous).map((b) => entry(b, at).key);
+      const sharedKeys = shared(anonymous).map((b) => entry(b, at).key);
+      const [written] = await Promise.all([
+        user(record.userKey).writeLedger(record, ownKeys, keepUntil(at)),
+        sharedKeys.length > 0
+          ? shardObject(hold?.shard ?? 0).settleShared(
+              record.recordId,
+              hold?.id ?? "",
+              sharedKeys,
+              record.costMicroUsd,
+              keepUntil(at),
+            )
+          : null,
+      ]);
+      return written;
+    },
+    async sharedBudgets(now) {
+      const list = sharedBudgets(specs.budgets);
+      if (list.length === 0) return [];
+      const parts = await Promise.all(
+        Array.from({ length: shards }, (_, k) =>
+          shardObject(k).readBudgets(shardEntries(list, now, k)),
+        ),
+      );
+      return list.map((b, j): BudgetView => {
+        const sum = (f: "spent" | "held") => parts.reduce((t, p) => t + (p[j]?.[f] ?? 0), 0);
+        return {
+          name: b.name,
+          limit: b.limitMicroUsd,
+          spent: sum("spent"),
+          held: sum("held"),
+          endsAt: budgetWindow(b, now).endsAt,
+        };
+      });
+    },
     // One object holds the metrics: every isolate's counters meet there.
     recordMetrics: (counters, now) => metrics().recordMetrics(counters, now),
     readMetrics: (now) => metrics().readMetrics(now),

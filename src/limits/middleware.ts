@@ -5,9 +5,18 @@ import { AppError, type ErrorCode } from "../errors";
 import { describeError, type Logger } from "../observe/log";
 import { annotate } from "../observe/request";
 import { withRetries } from "../retry";
+import { holdPrice } from "../stream/cost";
+import { type BudgetName, type HoldTicket, isShared } from "./budget";
 import { DEV_LOOPBACK, ipKey } from "./client-ip";
 import { storeFor } from "./select-store";
-import type { Admission, AdmissionRequest, LimitStore, QuotaResult, WindowResult } from "./store";
+import type {
+  Admission,
+  AdmissionRequest,
+  BudgetOutcome,
+  LimitStore,
+  QuotaResult,
+  WindowResult,
+} from "./store";
 
 /** What a request that passed the limits carries on to the stream. */
 export interface LimitGrant {
@@ -17,6 +26,39 @@ export interface LimitGrant {
   quota: QuotaResult | null;
   /** Gives the quota unit back (idempotent); a no-op for signed-in users. */
   refund: () => Promise<void>;
+  /** The stream's effective cap in µUSD: its hold, what the meter stops at. */
+  capMicroUsd: number;
+  /** `max_tokens` for the upstream, from the effective cap. */
+  maxTokens: number;
+  /** The hold its ledger record settles. */
+  hold: HoldTicket;
+}
+
+/** Seconds to wait when live holds (not settled spend) fill a budget: holds end with their streams. */
+export const BUDGET_HELD_RETRY_S = 10;
+
+const BUDGET_DETAIL: Record<BudgetName, string> = {
+  user_daily: "your daily spend budget is used up",
+  anon_daily: "the daily spend budget of this anonymous session is used up; sign in for more",
+  anon_hourly: "the hourly spend budget for anonymous use of this service is exhausted",
+  global_hourly: "the hourly spend budget of this service is exhausted",
+};
+
+/** The refusal of a budget: 429 for the caller's own, 503 for a shared one, never holding anything. */
+function budgetRefusal(
+  refused: Extract<BudgetOutcome, { ok: false }>,
+  now: number,
+  headers: Record<string, string>,
+): AppError {
+  const shared = isShared(refused.budget);
+  const retryAfter = refused.settledOut
+    ? seconds(refused.endsAt - now)
+    : Math.min(BUDGET_HELD_RETRY_S, seconds(refused.endsAt - now));
+  const detail = `${BUDGET_DETAIL[refused.budget]} (budget ${refused.budget})`;
+  return new AppError(shared ? "budget_exhausted" : "budget_exceeded", detail, {
+    retryAfter,
+    headers,
+  });
 }
 
 /** Milliseconds as the whole seconds of a Retry-After or RateLimit-Reset (at least 1). */
@@ -89,6 +131,7 @@ async function cancelAdmission(store: LimitStore, admission: AdmissionRequest, l
 export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimits(c, next) {
   // c.get, not c.var: hono builds a fresh object of every variable on each c.var read.
   const [principal, ip, config] = [c.get("principal"), c.get("clientIp"), c.get("config")];
+  const input = c.get("streamInput");
   const store = storeFor(config, c.env);
   const now = Date.now();
   const started = performance.now();
@@ -98,6 +141,7 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
     ipKey: `ip:${ip}`,
     at: now,
     anonymous: principal.isAnonymous,
+    price: holdPrice(input.model, input.prompt, input.capMicroUsd, input.maxTokens),
   };
   let decided: Admission;
   try {
@@ -108,7 +152,8 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
     c.executionCtx.waitUntil(cancelAdmission(store, admission, c.get("log")));
     throw e;
   }
-  const { user, ip: ipWindow, quota } = decided;
+  const { user, ip: ipWindow, quota, budget } = decided;
+  if (decided.pending) c.executionCtx.waitUntil(decided.pending.catch(() => {}));
   annotate(c.req.raw, { store_ms: Math.round(performance.now() - started) });
   const headers = rateLimitHeaders([user, ipWindow], now);
   const refused = [user, ipWindow].find((w) => !w.success);
@@ -133,10 +178,19 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
     );
   }
 
+  if (!budget) throw new Error("the store admitted a stream without deciding its budgets");
+  if (!budget.ok) {
+    annotate(c.req.raw, { budget_refused: budget.budget });
+    throw budgetRefusal(budget, now, headers);
+  }
+
   let refunded = false;
   c.set("limits", {
     headers,
     quota,
+    capMicroUsd: budget.ticket.microUsd,
+    maxTokens: budget.maxTokens,
+    hold: budget.ticket,
     refund: async () => {
       if (!quota || refunded) return;
       refunded = true;

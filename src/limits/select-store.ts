@@ -18,6 +18,10 @@ export function limitSpecs(config: Config): LimitSpecs {
     anonTotal: config.anonQuotaTotal,
     sessionsPerIp: { limit: config.anonSessionsPerIpHourly, windowMs: 3_600_000 },
     usageReads: config.rateLimitUsage,
+    budgets: config.budgets,
+    budgetShards: config.budgetShards,
+    // A hold outlives any stream (STREAM_MAX_DURATION_MS) by a minute, for its settlement.
+    holdTtlMs: config.streamMaxDurationMs + 60_000,
   };
 }
 
@@ -64,6 +68,7 @@ export function failClosed(store: LimitStore, timeoutMs: number): LimitStore {
     hitUsageRead: guard(store.hitUsageRead),
     usage: guard(store.usage),
     writeLedger: guard(store.writeLedger),
+    sharedBudgets: guard(store.sharedBudgets),
     recordMetrics: guard(store.recordMetrics),
     readMetrics: guard(store.readMetrics),
   };

@@ -2,6 +2,7 @@
 import type { WindowSpec } from "../config";
 import type { LedgerRecord } from "../ledger/record";
 import type { Counters, MetricWindow } from "../observe/metrics";
+import type { BudgetName, BudgetSpecs, BudgetState, HoldPrice, HoldTicket } from "./budget";
 
 /** The outcome of one sliding window: an expected result, not an exception. */
 export interface WindowResult {
@@ -32,7 +33,25 @@ export interface Admission {
   ip: WindowResult;
   /** The quotas, or null for a signed-in caller and when a rate limit refused (nothing spent). */
   quota: QuotaResult | null;
+  /** The budgets' answer, or null when a rate limit or quota refused first. */
+  budget: BudgetOutcome | null;
+  /** Background work the admission left (trimming an over-reserved hold), for waitUntil. */
+  pending?: Promise<void>;
 }
+
+/**
+ * The budgets' answer: a hold (the stream's `max_tokens` and the µUSD held against every
+ * applicable budget), or the budget that refused. A refusal holds nothing.
+ */
+export type BudgetOutcome =
+  | { ok: true; maxTokens: number; ticket: HoldTicket }
+  | {
+      ok: false;
+      budget: BudgetName;
+      /** Settled spend alone fills it: it is back only at `endsAt` (unix ms). */
+      settledOut: boolean;
+      endsAt: number;
+    };
 
 /** One request's admission: who, from where, when, and an id of its own. */
 export interface AdmissionRequest {
@@ -43,6 +62,8 @@ export interface AdmissionRequest {
   /** Unix ms: the buckets it counts in. */
   at: number;
   anonymous: boolean;
+  /** What this stream may cost: the budgets hold its worst case. */
+  price: HoldPrice;
 }
 
 /** What `/api/v1/usage` shows: the caller's windows without spending anything. */
@@ -51,6 +72,15 @@ export interface UsageSnapshot {
   ip: WindowResult;
   quota: { hourly: WindowResult; total: { limit: number; remaining: number } } | null;
   spend: SpendSummary;
+  /** The caller's own budget (daily), or null when it is off. */
+  budget: BudgetView | null;
+}
+
+/** One budget's window as an operator or its owner sees it, µUSD. */
+export interface BudgetView extends BudgetState {
+  name: BudgetName;
+  /** Unix ms when the window ends. */
+  endsAt: number;
 }
 
 /** Money spent by one user, from the ledger. */
@@ -68,6 +98,11 @@ export interface LimitSpecs {
   anonTotal: number;
   sessionsPerIp: WindowSpec;
   usageReads: WindowSpec;
+  budgets: BudgetSpecs;
+  /** Shards per shared budget (Durable Object store only). */
+  budgetShards: number;
+  /** An unsettled hold expires this long after its admission. */
+  holdTtlMs: number;
 }
 
 /**
@@ -96,8 +131,14 @@ export interface LimitStore {
   hitUsageRead(userKey: string): Promise<WindowResult>;
   /** Reads the caller's windows, quotas and spend without changing them. */
   usage(userKey: string, ipKey: string, anonymous: boolean): Promise<UsageSnapshot>;
-  /** Writes one ledger record; a second write of the same record id changes nothing. */
+  /**
+   * Writes one ledger record and settles its stream's hold: the hold is replaced by the
+   * record's cost in every budget it was held against, in the same atomic write. A second
+   * write of the same record id changes nothing.
+   */
   writeLedger(record: LedgerRecord): Promise<"written" | "duplicate">;
+  /** The shared budgets' current windows (for operators; never shown to callers). */
+  sharedBudgets(now: number): Promise<BudgetView[]>;
   /** Adds one request's counters to the metric buckets of `now`. */
   recordMetrics(counters: Counters, now: number): Promise<void>;
   /** Sums the metric buckets of each window ending at `now`. */

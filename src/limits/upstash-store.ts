@@ -10,10 +10,18 @@ import { Redis } from "@upstash/redis/cloudflare";
 import type { WindowSpec } from "../config";
 import { LEDGER_RETENTION_SECONDS, type LedgerRecord, utcDay } from "../ledger/record";
 import { type Counters, type MetricWindow, readBuckets, writeBuckets } from "../observe/metrics";
+import {
+  applicableBudgets,
+  type BudgetSpec,
+  budgetWindow,
+  isShared,
+  sharedBudgets,
+} from "./budget";
 import { peek, windowEnd, windowKeys } from "./sliding-window";
 import type {
   Admission,
   AdmissionRequest,
+  BudgetView,
   LimitSpecs,
   LimitStore,
   UsageSnapshot,
@@ -28,14 +36,34 @@ const TOTAL_QUOTA_TTL_MS = 400 * 86_400_000;
 const ADMISSION_MARK_TTL_MS = 60_000;
 
 /**
- * The whole admission in one atomic EVAL: the user's and the IP's sliding windows (ratelimit's
- * arithmetic and key layout), then, for anonymous callers (8 keys), the hourly and total quotas.
- * Nothing is counted unless both windows pass; the quota is spent only when it allows it.
- * KEYS[5] marks what this admission counted ("1" windows, "2" windows and quota; "0" once
- * cancelled, when the script counts nothing). Returns {refused, user left, ip left[, hourly
- * left, total left]}; refused: 0 none, 1 user, 2 ip, 3 hourly quota, 4 total quota, 5 cancelled.
+ * Lua: a budget's state (hash KEYS h: `spent`, `held`; sorted set z: one member `<id>:<µUSD>`
+ * per live hold, scored by its expiry). Expired holds are dropped first, their µUSD freed.
  */
-const ADMIT = `
+const BUDGET_STATE = `
+local function budgetState(h, z, now)
+  local expired = redis.call("ZRANGEBYSCORE", z, "-inf", now)
+  if #expired > 0 then
+    local freed = 0
+    for _, m in ipairs(expired) do freed = freed + tonumber(string.match(m, ":(%d+)$")) end
+    redis.call("HINCRBY", h, "held", -freed)
+    redis.call("ZREMRANGEBYSCORE", z, "-inf", now)
+  end
+  local v = redis.call("HMGET", h, "spent", "held")
+  return tonumber(v[1] or "0"), tonumber(v[2] or "0")
+end`;
+
+/**
+ * The whole admission in one atomic EVAL, in contract order: the user's and the IP's sliding
+ * windows (ratelimit's arithmetic and key layout), for anonymous callers the hourly and total
+ * quotas (KEYS 6-8), then each applicable budget (a hash and a sorted set per budget, after
+ * the quota keys). Everything is decided before anything is counted, so a refusal counts
+ * nothing. The hold is `decideHold` of src/limits/budget.ts, line for line. KEYS[5] marks what
+ * this admission counted ("1:<hold>" windows, "2:<hold>" windows and quota; "0" once cancelled,
+ * when the script counts nothing). Returns {refused, user left, ip left, hourly left, total
+ * left, max_tokens, hold, refusing budget's index, settled out}; refused: 0 none, 1 user, 2 ip,
+ * 3 hourly quota, 4 total quota, 5 cancelled, 6 a budget.
+ */
+const ADMIT = `${BUDGET_STATE}
 if redis.call("EXISTS", KEYS[5]) == 1 then return {5, 0, 0} end
 local now, markTtl = tonumber(ARGV[1]), ARGV[6]
 local function num(key) return tonumber(redis.call("GET", key) or "0") end
@@ -49,19 +77,47 @@ local ul, uw, il, iw = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), 
 local uu, iu = used(KEYS[1], KEYS[2], uw), used(KEYS[3], KEYS[4], iw)
 if uu >= ul then return {1, 0, math.max(0, il - iu)} end
 if iu >= il then return {2, ul - uu, 0} end
+local anon, first = ARGV[7] == "1", 6
+local hl, hw, qcap, hu, total = 0, 1, 0, 0, 0
+if anon then
+  hl, hw, qcap = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+  hu, total = used(KEYS[6], KEYS[7], hw), num(KEYS[8])
+  if total >= qcap then return {4, ul - uu - 1, il - iu - 1, math.max(0, hl - hu), 0} end
+  if hu >= hl then return {3, ul - uu - 1, il - iu - 1, 0, qcap - total} end
+  first = 9
+end
+local cap, inCost, outPico, ceiling = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
+local function tokensFor(micro) return math.floor((micro - inCost) * 1000000 / outPico) end
+local left = {ul - uu - 1, il - iu - 1, hl - hu - 1, qcap - total - 1}
+local budgets = (#KEYS - first + 1) / 2
+for i = 0, budgets - 1 do
+  local limit = tonumber(ARGV[18 + 2 * i])
+  local spent, held = budgetState(KEYS[first + 2 * i], KEYS[first + 2 * i + 1], now)
+  local free = limit - spent - held
+  if tokensFor(free) < 1 then
+    local out = tokensFor(limit - spent) < 1 and 1 or 0
+    return {6, left[1], left[2], left[3], left[4], 0, 0, i, out}
+  end
+  if free < cap then cap = free end
+end
+local maxTokens = math.min(ceiling, tokensFor(cap))
+local hold = inCost + math.ceil(maxTokens * outPico / 1000000)
 count(KEYS[1], uw)
 count(KEYS[3], iw)
-redis.call("SET", KEYS[5], "1", "PX", markTtl)
-if #KEYS == 5 then return {0, ul - uu - 1, il - iu - 1} end
-local hl, hw, cap, ttl = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[10]
-local hu, total = used(KEYS[6], KEYS[7], hw), num(KEYS[8])
-if total >= cap then return {4, ul - uu - 1, il - iu - 1, math.max(0, hl - hu), 0} end
-if hu >= hl then return {3, ul - uu - 1, il - iu - 1, 0, cap - total} end
-count(KEYS[6], hw)
-redis.call("INCR", KEYS[8])
-redis.call("PEXPIRE", KEYS[8], ttl)
-redis.call("SET", KEYS[5], "2", "PX", markTtl)
-return {0, ul - uu - 1, il - iu - 1, hl - hu - 1, cap - total - 1}
+if anon then
+  count(KEYS[6], hw)
+  redis.call("INCR", KEYS[8])
+  redis.call("PEXPIRE", KEYS[8], ARGV[11])
+end
+for i = 0, budgets - 1 do
+  local h, z = KEYS[first + 2 * i], KEYS[first + 2 * i + 1]
+  redis.call("HINCRBY", h, "held", hold)
+  redis.call("ZADD", z, now + tonumber(ARGV[16]), ARGV[17] .. ":" .. hold)
+  redis.call("PEXPIRE", h, ARGV[19 + 2 * i])
+  redis.call("PEXPIRE", z, ARGV[19 + 2 * i])
+end
+redis.call("SET", KEYS[5], (anon and "2:" or "1:") .. hold, "PX", markTtl)
+return {0, left[1], left[2], left[3], left[4], maxTokens, hold, 0, 0}
 `;
 
 /** Lua: takes one back from a counter, never below zero (DECR keeps the counter's TTL). */
@@ -72,17 +128,25 @@ end`;
 
 /**
  * Cancels an admission (the keys of ADMIT): undoes what its mark says it counted, never below
- * zero, and leaves the mark "0" so that the admission, should it arrive later, counts nothing.
+ * zero, releases its hold in every budget, and leaves the mark "0" so that the admission, should
+ * it arrive later, counts nothing. ARGV: mark TTL, the quota keys' flag, the admission id.
  */
 const CANCEL_ADMISSION = `${UNCOUNT}
-local counted = redis.call("GET", KEYS[5])
+local counted = redis.call("GET", KEYS[5]) or ""
 redis.call("SET", KEYS[5], "0", "PX", ARGV[1])
-if counted ~= "1" and counted ~= "2" then return 0 end
+local kind, hold = string.match(counted, "^(%d):(%d+)$")
+if kind ~= "1" and kind ~= "2" then return 0 end
 uncount(KEYS[1])
 uncount(KEYS[3])
-if counted == "2" then
+if kind == "2" then
   uncount(KEYS[6])
   uncount(KEYS[8])
+end
+local first = ARGV[2] == "1" and 9 or 6
+for i = first, #KEYS - 1, 2 do
+  if redis.call("ZREM", KEYS[i + 1], ARGV[3] .. ":" .. hold) == 1 then
+    redis.call("HINCRBY", KEYS[i], "held", -tonumber(hold))
+  end
 end
 return 1
 `;
@@ -94,14 +158,40 @@ uncount(KEYS[2])
 return 1
 `;
 
-/** Stores a record once per record id and adds its cost to the user's spend counters. */
+/**
+ * Stores a record once per record id, adds its cost to the user's spend counters, and settles
+ * its hold in each budget (KEYS after the four ledger keys, a hash and a sorted set each): the
+ * hold (ARGV[4], "<id>:<µUSD>", or "" for none) is released if it is still live, and the cost
+ * becomes spent. All or nothing, once: a replay finds the record id and changes nothing.
+ */
 const WRITE_LEDGER = `
 if redis.call("SET", KEYS[1], ARGV[1], "NX", "EX", ARGV[2]) == false then return 0 end
-redis.call("INCRBY", KEYS[2], ARGV[3])
+local cost = tonumber(ARGV[3])
+redis.call("INCRBY", KEYS[2], cost)
 redis.call("INCR", KEYS[3])
-redis.call("INCRBY", KEYS[4], ARGV[3])
+redis.call("INCRBY", KEYS[4], cost)
 redis.call("EXPIRE", KEYS[4], 2678400)
+local member = ARGV[4]
+local hold = tonumber(string.match(member, ":(%d+)$") or "0")
+for i = 5, #KEYS - 1, 2 do
+  if member ~= "" and redis.call("ZREM", KEYS[i + 1], member) == 1 then
+    redis.call("HINCRBY", KEYS[i], "held", -hold)
+  end
+  redis.call("HINCRBY", KEYS[i], "spent", cost)
+  redis.call("PEXPIRE", KEYS[i], ARGV[5])
+end
 return 1
+`;
+
+/** Reads budgets (KEYS: a hash and a sorted set each), dropping expired holds: {spent, held, ...}. */
+const READ_BUDGETS = `${BUDGET_STATE}
+local out = {}
+for i = 1, #KEYS - 1, 2 do
+  local spent, held = budgetState(KEYS[i], KEYS[i + 1], tonumber(ARGV[1]))
+  out[#out + 1] = spent
+  out[#out + 1] = held
+end
+return out
 `;
 
 /** Adds field/value pairs (ARGV after the TTLs) to each bucket hash in KEYS. */
@@ -154,6 +244,7 @@ export function upstashStore(
     cancelAdmission: redis.createScript(CANCEL_ADMISSION),
     refundQuota: redis.createScript(REFUND_QUOTA),
     writeLedger: redis.createScript<number>(WRITE_LEDGER),
+    readBudgets: redis.createScript<number[]>(READ_BUDGETS),
     recordMetrics: redis.createScript(RECORD_METRICS),
   };
   // One window, one decision (minting, usage reads): ratelimit as it is. timeout 0: never
@@ -185,13 +276,38 @@ export function upstashStore(
     const base = `${PREFIX}:quota:${userKey}`;
     return [...windowKeys(`${base}:hourly`, specs.anonHourly, now), `${base}:total`];
   };
-  /** ADMIT's keys: the two windows, the admission's mark, then (anonymous) the quotas. */
+  /** A budget's hash and sorted set for the window `at` falls in (own budgets per user). */
+  const budgetKeys = (b: BudgetSpec, userKey: string, at: number) => {
+    const base = `${PREFIX}:budget:${b.name}:${isShared(b.name) ? "all" : userKey}`;
+    const id = budgetWindow(b, at).id;
+    return [`${base}:${id}`, `${base}:${id}:holds`];
+  };
+  const budgetsOf = (anonymous: boolean) => applicableBudgets(specs.budgets, anonymous);
+  /** ADMIT's keys: the two windows, the admission's mark, (anonymous) the quotas, the budgets. */
   const admissionKeys = (r: AdmissionRequest) => [
     ...userWindow(r.userKey, r.at),
     ...ipWindow(r.ipKey, r.at),
     `${PREFIX}:admission:${r.id}`,
     ...(r.anonymous ? quotaKeys(r.userKey, r.at) : []),
+    ...budgetsOf(r.anonymous).flatMap((b) => budgetKeys(b, r.userKey, r.at)),
   ];
+  /** A budget's keys outlive its window by the longest a hold can wait for its settlement. */
+  const budgetTtl = (b: BudgetSpec, now: number) =>
+    budgetWindow(b, now).endsAt - now + specs.holdTtlMs + 3_600_000;
+  const readBudgets = async (list: BudgetSpec[], userKey: string, now: number) => {
+    if (list.length === 0) return [];
+    const keys = list.flatMap((b) => budgetKeys(b, userKey, now));
+    const values = await scripts.readBudgets.exec(keys, [String(now)]);
+    return list.map(
+      (b, i): BudgetView => ({
+        name: b.name,
+        limit: b.limitMicroUsd,
+        spent: Number(values[2 * i] ?? 0),
+        held: Number(values[2 * i + 1] ?? 0),
+        endsAt: budgetWindow(b, now).endsAt,
+      }),
+    );
+  };
   const spendKeys = (userKey: string, day: string) => ({
     total: `${PREFIX}:spend:${userKey}:total`,
     streams: `${PREFIX}:spend:${userKey}:streams`,
@@ -201,34 +317,51 @@ export function upstashStore(
   return {
     kind: "upstash",
     async admit(request): Promise<Admission> {
-      const { at: now, anonymous } = request;
+      const { at: now, anonymous, price } = request;
+      const budgets = budgetsOf(anonymous);
       const args = [now, specs.user.limit, specs.user.windowMs, specs.ip.limit, specs.ip.windowMs];
-      args.push(ADMISSION_MARK_TTL_MS);
-      if (anonymous) {
-        args.push(specs.anonHourly.limit, specs.anonHourly.windowMs, specs.anonTotal);
-        args.push(TOTAL_QUOTA_TTL_MS);
-      }
-      const [refused, userLeft, ipLeft, hourlyLeft = 0, totalLeft = 0] = (await scripts.admit.exec(
-        admissionKeys(request),
-        args.map(String),
-      )) as number[];
+      args.push(ADMISSION_MARK_TTL_MS, anonymous ? 1 : 0);
+      args.push(specs.anonHourly.limit, specs.anonHourly.windowMs, specs.anonTotal);
+      args.push(TOTAL_QUOTA_TTL_MS, price.capMicroUsd, price.inputMicroUsd, price.outputPicoUsd);
+      args.push(price.maxTokensCeiling, specs.holdTtlMs);
+      const argv = [...args.map(String), request.id];
+      for (const b of budgets) argv.push(String(b.limitMicroUsd), String(budgetTtl(b, now)));
+      const answer = (await scripts.admit.exec(admissionKeys(request), argv)) as number[];
+      const [refused, userLeft = 0, ipLeft = 0, hourlyLeft = 0, totalLeft = 0] = answer;
+      const [maxTokens = 0, hold = 0, refusedBy = 0, settledOut = 0] = answer.slice(5);
       if (refused === 5) throw new Error("the admission was cancelled before it reached the store");
-      const user = windowResult(refused !== 1, userLeft ?? 0, specs.user, now);
-      const ip = windowResult(refused !== 2, ipLeft ?? 0, specs.ip, now);
-      if (!anonymous || refused === 1 || refused === 2) return { user, ip, quota: null };
-      return {
-        user,
-        ip,
-        quota: {
-          success: refused === 0,
-          exhausted: refused === 3 ? "hourly" : refused === 4 ? "total" : null,
-          hourly: windowResult(refused !== 3, hourlyLeft, specs.anonHourly, now),
-          total: { limit: specs.anonTotal, remaining: totalLeft, success: refused !== 4 },
-        },
-      };
+      const user = windowResult(refused !== 1, userLeft, specs.user, now);
+      const ip = windowResult(refused !== 2, ipLeft, specs.ip, now);
+      if (refused === 1 || refused === 2) return { user, ip, quota: null, budget: null };
+      const quota = anonymous
+        ? {
+            success: refused !== 3 && refused !== 4,
+            exhausted:
+              refused === 3 ? ("hourly" as const) : refused === 4 ? ("total" as const) : null,
+            hourly: windowResult(refused !== 3, hourlyLeft, specs.anonHourly, now),
+            total: { limit: specs.anonTotal, remaining: totalLeft, success: refused !== 4 },
+          }
+        : null;
+      if (refused === 3 || refused === 4) return { user, ip, quota, budget: null };
+      if (refused === 6) {
+        const b = budgets[refusedBy] as BudgetSpec;
+        const budget = {
+          ok: false as const,
+          budget: b.name,
+          settledOut: settledOut === 1,
+          endsAt: budgetWindow(b, now).endsAt,
+        };
+        return { user, ip, quota, budget };
+      }
+      const ticket = { id: request.id, at: now, microUsd: hold, anonymous, shard: 0 };
+      return { user, ip, quota, budget: { ok: true, maxTokens, ticket } };
     },
     async cancelAdmission(request) {
-      await scripts.cancelAdmission.exec(admissionKeys(request), [String(ADMISSION_MARK_TTL_MS)]);
+      await scripts.cancelAdmission.exec(admissionKeys(request), [
+        String(ADMISSION_MARK_TTL_MS),
+        request.anonymous ? "1" : "0",
+        request.id,
+      ]);
     },
     async refundQuota(userKey, spentAt) {
       // The unit goes back to the bucket it was taken from, never below zero.
@@ -250,7 +383,13 @@ export function upstashStore(
         spend.day,
       );
       const n = (i: number) => Number(values[i] ?? 0);
+      const [own] = await readBudgets(
+        budgetsOf(anonymous).filter((b) => !isShared(b.name)),
+        userKey,
+        now,
+      );
       return {
+        budget: own ?? null,
         user: peek(n(0), n(1), now, specs.user),
         ip: peek(n(2), n(3), now, specs.ip),
         quota: anonymous
@@ -264,12 +403,24 @@ export function upstashStore(
     },
     async writeLedger(record: LedgerRecord) {
       const spend = spendKeys(record.userKey, utcDay(record.startedAt));
+      // The budgets of the stream's admission (its windows), whether or not it held.
+      const at = record.hold?.at ?? record.startedAt;
+      const anonymous = record.hold?.anonymous ?? record.userKey.startsWith("anonymous:");
+      const budgets = budgetsOf(anonymous).flatMap((b) => budgetKeys(b, record.userKey, at));
+      const member = record.hold ? `${record.hold.id}:${record.hold.microUsd}` : "";
       const written = await scripts.writeLedger.exec(
-        [`${PREFIX}:ledger:${record.recordId}`, spend.total, spend.streams, spend.day],
-        [JSON.stringify(record), String(LEDGER_RETENTION_SECONDS), String(record.costMicroUsd)],
+        [`${PREFIX}:ledger:${record.recordId}`, spend.total, spend.streams, spend.day, ...budgets],
+        [
+          JSON.stringify(record),
+          String(LEDGER_RETENTION_SECONDS),
+          String(record.costMicroUsd),
+          member,
+          String(2 * 86_400_000 + specs.holdTtlMs),
+        ],
       );
       return written === 1 ? "written" : "duplicate";
     },
+    sharedBudgets: (now) => readBudgets(sharedBudgets(specs.budgets), "", now),
     async recordMetrics(counters: Counters, now: number) {
       const buckets = writeBuckets(now);
       await scripts.recordMetrics.exec(

@@ -14,6 +14,8 @@ export interface RequestMetrics {
   /** A stream request: a 200 counts as a stream started. */
   stream?: boolean;
   errorCode?: string;
+  /** The budget that refused the request, if one did. */
+  budgetRefused?: string;
   storeMs?: number;
   upstreamTtfbMs?: number;
   finishReason?: string;
@@ -34,6 +36,7 @@ function bucketField(name: string, ms: number): string {
 export function countersFor(m: RequestMetrics): Counters {
   const c: Counters = { requests: 1, [`status_${m.status}`]: 1 };
   if (m.errorCode) c[`error_${m.errorCode}`] = 1;
+  if (m.budgetRefused) c[`budget_refused_${m.budgetRefused}`] = 1;
   if (m.stream && m.status === 200) c.streams_started = 1;
   if (m.storeMs !== undefined) c[bucketField("store_ms", m.storeMs)] = 1;
   if (m.upstreamTtfbMs !== undefined) c[bucketField("upstream_ttfb_ms", m.upstreamTtfbMs)] = 1;

@@ -5,7 +5,7 @@ import { HTTPException } from "hono/http-exception";
 import type { Principal } from "../auth/principal";
 import { type Config, configFor } from "../config";
 import type { AppEnv } from "../env";
-import { AppError, renderError } from "../errors";
+import { AppError, renderError, renderOpenAiError } from "../errors";
 import { storeFor } from "../limits/select-store";
 import { createLogger, describeError, type LogFields, writeLog } from "./log";
 import { countersFor } from "./metrics";
@@ -39,8 +39,9 @@ const str = (v: unknown) => (typeof v === "string" ? v : undefined);
 function recordMetrics(c: Context<AppEnv>, f: AccessFields, status: number): Promise<void> {
   const counters = countersFor({
     status,
-    stream: f.route === "/api/v1/stream",
+    stream: f.route === "/api/v1/stream" || f.route === "/v1/chat/completions",
     errorCode: str(f.error_code),
+    budgetRefused: str(f.budget_refused),
     storeMs: num(f.store_ms),
     upstreamTtfbMs: num(f.upstream_ttfb_ms),
     finishReason: str(f.finish_reason),
@@ -112,7 +113,9 @@ export const requestContext = createMiddleware<AppEnv>(async function requestCon
       };
       log.info("request", fields);
       const counted =
-        c.get("config") && c.req.path.startsWith("/api/") && c.req.path !== "/api/v1/metrics";
+        c.get("config") &&
+        (c.req.path.startsWith("/api/") || c.req.path.startsWith("/v1/")) &&
+        c.req.path !== "/api/v1/metrics";
       return counted ? recordMetrics(c, fields, status) : Promise.resolve();
     };
     const later = deferred.get(c.req.raw);
@@ -150,5 +153,7 @@ export function handleError(err: unknown, c: Context<AppEnv>): Response {
     });
   }
   annotate(c.req.raw, { error_code: appError.code });
+  // The OpenAI-compatible surface answers in OpenAI's error shape, which its SDKs parse.
+  if (c.req.path.startsWith("/v1/")) return renderOpenAiError(appError);
   return renderError(appError, c.req.header("Accept"));
 }

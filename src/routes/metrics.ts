@@ -2,7 +2,9 @@
 import { Hono } from "hono";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
+import { BUDGET_NAMES } from "../limits/budget";
 import { storeFor } from "../limits/select-store";
+import { budgetPrometheus, budgetSummary } from "../observe/budget-metrics";
 import { prometheus, summarise } from "../observe/metrics";
 
 const encoder = new TextEncoder();
@@ -26,20 +28,27 @@ export const metricsRoutes = new Hono<AppEnv>().get("/", async (c) => {
       },
     });
   }
-  const windows = await storeFor(config, c.env).readMetrics(Date.now());
+  const store = storeFor(config, c.env);
+  const now = Date.now();
+  const [windows, budgets] = await Promise.all([store.readMetrics(now), store.sharedBudgets(now)]);
   c.header("Cache-Control", "no-store");
   if (/\btext\/plain\b/i.test(c.req.header("Accept") ?? "")) {
-    return c.text(prometheus(windows), 200, {
-      "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
-    });
+    return c.text(
+      prometheus(windows) + budgetPrometheus(budgets, windows, [...BUDGET_NAMES]),
+      200,
+      {
+        "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
+      },
+    );
   }
   return c.json({
-    store: storeFor(config, c.env).kind,
+    store: store.kind,
     generated_at: new Date().toISOString(),
     windows: {
       minute: summarise(windows.minute),
       hour: summarise(windows.hour),
       day: summarise(windows.day),
     },
+    budgets: budgetSummary(budgets, windows),
   });
 });

@@ -45,5 +45,17 @@ export const usageRoutes = new Hono<AppEnv>().get("/", requireAuth(), clientIp, 
         }
       : null,
     spend: { total_usd: u.spend.totalUsd, today_usd: u.spend.todayUsd, streams: u.spend.streams },
+    // The caller's own budget only: the shared ones would reveal the service's traffic.
+    budget: u.budget
+      ? {
+          name: u.budget.name,
+          window: "day",
+          limit_usd: u.budget.limit / 1e6,
+          spent_usd: u.budget.spent / 1e6,
+          held_usd: u.budget.held / 1e6,
+          left_usd: Math.max(0, u.budget.limit - u.budget.spent - u.budget.held) / 1e6,
+          reset: Math.ceil(u.budget.endsAt / 1000),
+        }
+      : null,
   });
 });

@@ -2,6 +2,7 @@
  * @module Token and cost arithmetic. Prices are USD per million tokens, which is exactly
  * micro-dollars per token, so costs are kept as integer micro-dollars (µUSD) and never drift.
  */
+import type { HoldPrice } from "../limits/budget";
 import type { ModelInfo } from "./models";
 import type { PromptMessage } from "./prompt";
 
@@ -81,4 +82,23 @@ export function maxOutputTokens(
   // In whole pico-dollars, so a float quotient can never round one unaffordable token in.
   const affordable = Math.floor((budget * 1e6) / picoUsdPerToken(model.outputUsdPerMillion));
   return Math.max(0, Math.min(MAX_OUTPUT_TOKENS, clientMax ?? MAX_OUTPUT_TOKENS, affordable));
+}
+
+/**
+ * What the budgets need to hold a stream's worst case: its cap, its prompt's worst-case input
+ * cost, and one output token's price, in integers (µUSD, pico-USD). `decideHold` derives the
+ * same `max_tokens` from it as `maxOutputTokens` does from the cap alone.
+ */
+export function holdPrice(
+  model: ModelInfo,
+  prompt: readonly PromptMessage[],
+  capMicroUsd: number,
+  clientMax: number | null = null,
+): HoldPrice {
+  return {
+    capMicroUsd,
+    inputMicroUsd: costMicroUsd(model, inputTokensUpperBound(prompt), 0),
+    outputPicoUsd: picoUsdPerToken(model.outputUsdPerMillion),
+    maxTokensCeiling: Math.min(MAX_OUTPUT_TOKENS, clientMax ?? MAX_OUTPUT_TOKENS),
+  };
 }

@@ -5,26 +5,16 @@
 import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
-import type { StreamRequest } from "../input/request";
-import { ledgerRecord } from "../ledger/record";
+import { ledgerRecord, type StreamOutcome, unspent } from "../ledger/record";
 import { writeLedger } from "../ledger/write";
 import { storeFor } from "../limits/select-store";
 import { annotate, finishLater } from "../observe/request";
-import { maxOutputTokens } from "./cost";
 import type { ProviderStream } from "./providers/provider";
 import { providerFor } from "./select-provider";
-import { promptOnly, runSession, type StreamSummary } from "./session";
+import { promptOnly, runSession } from "./session";
 
 /** Status for a client that left before its stream started (nginx's "client closed request"). */
 const CLIENT_CLOSED = 499;
-
-/**
- * The cost cap this stream runs under, in µUSD: `max_tokens` and the meter both derive from
- * it. The one place to narrow it (e.g. to what the caller's budgets have left).
- */
-export function streamCap(_c: Context<AppEnv>, input: StreamRequest): number {
-  return input.capMicroUsd;
-}
 
 /** Runs the validated request `streamInput` as a stream in the wire format `wire`. */
 export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
@@ -38,17 +28,14 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
     c.get("wire"),
   ];
   const { model, prompt, streamId } = input;
-  const capMicroUsd = streamCap(c, input);
+  // The effective cap: the least of the request's cap and what every budget has left, as the
+  // limits store decided it. Its hold is what the meter stops at; max_tokens derives from it.
+  const { capMicroUsd, maxTokens } = limits;
   const startedAt = Date.now();
   const store = storeFor(config, c.env);
   const upstreamAbort = new AbortController();
   // enable_request_signal: fires when the client disconnects.
   const clientSignal = c.req.raw.signal;
-  if (clientSignal?.aborted) {
-    // Gone during the limit checks: the upstream is never called, so nothing was spent.
-    c.executionCtx.waitUntil(limits.refund().catch(() => {}));
-    return new Response(null, { status: CLIENT_CLOSED });
-  }
   const onClientGone = () => upstreamAbort.abort("client_abort");
   clientSignal?.addEventListener("abort", onClientGone, { once: true });
   // Once the stream has its summary, a disconnect changes nothing: the listener goes, so the
@@ -56,7 +43,7 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
   const forgetClient = () => clientSignal?.removeEventListener("abort", onClientGone);
 
   /** Logs the stream's end and writes its ledger record (after the response). */
-  const record = async (summary: StreamSummary, provider: string) => {
+  const record = async (summary: StreamOutcome, provider: string) => {
     log.info("stream_end", {
       stream_id: streamId,
       model: model.id,
@@ -76,18 +63,27 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
         model: model.id,
         provider,
         startedAt,
+        hold: limits.hold,
       }),
       log,
     );
   };
 
   const provider = providerFor(config);
+  if (clientSignal?.aborted) {
+    // Gone during the limit checks: the upstream is never called, so nothing was spent; the
+    // record of nothing settles the hold.
+    forgetClient();
+    c.executionCtx.waitUntil(limits.refund().catch(() => {}));
+    c.executionCtx.waitUntil(record(unspent("client_abort", startedAt), provider.id));
+    return new Response(null, { status: CLIENT_CLOSED });
+  }
   let upstream: ProviderStream;
   try {
     upstream = await provider.open({
       model,
       prompt,
-      maxTokens: maxOutputTokens(model, prompt, capMicroUsd, input.maxTokens),
+      maxTokens,
       sampling: input.sampling,
       signal: upstreamAbort.signal,
     });
@@ -99,7 +95,10 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
       c.executionCtx.waitUntil(record(promptOnly(model, prompt, startedAt), provider.id));
       return new Response(null, { status: CLIENT_CLOSED });
     }
+    // The upstream refused or failed before answering: the quota comes back, and a record of
+    // nothing spent settles the hold.
     c.executionCtx.waitUntil(limits.refund().catch(() => {}));
+    c.executionCtx.waitUntil(record(unspent("upstream_error", startedAt), provider.id));
     throw e;
   }
   annotate(c.req.raw, { upstream_ttfb_ms: Date.now() - startedAt, model: model.id });

@@ -1,6 +1,10 @@
 /** @module What a caller has spent, and what the fake upstream saw: for "spends nothing" assertions. */
+import { env } from "cloudflare:workers";
 import { expect, inject } from "vitest";
+import { parseConfig } from "../../src/config";
 import type { Bindings } from "../../src/env";
+import type { LedgerRecord } from "../../src/ledger/record";
+import type { LimitsStore } from "../../src/limits/durable-object";
 import { call, testEnv } from "./app";
 import { bearer } from "./tokens";
 
@@ -84,4 +88,11 @@ export async function expectNothingSpent(
     expect(u.quota.total.remaining).toBe(u.quota.total.limit);
   }
   expect(u.spend.streams).toBe(0);
+}
+
+/** The ledger records of a principal key, read from its Durable Object (as durableStore names it). */
+export async function ledgerOf(key: string): Promise<LedgerRecord[]> {
+  const ns = env.LIMITS as unknown as DurableObjectNamespace<LimitsStore>;
+  const prefix = parseConfig(testEnv()).storePrefix;
+  return (await ns.get(ns.idFromName(`${prefix}:user:${key}`)).records()) as LedgerRecord[];
 }

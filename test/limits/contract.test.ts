@@ -4,6 +4,8 @@ import { describe, expect, inject, it } from "vitest";
 import { parseConfig } from "../../src/config";
 import type { Bindings } from "../../src/env";
 import { storeFor } from "../../src/limits/select-store";
+import { holdPrice } from "../../src/stream/cost";
+import { MODELS } from "../../src/stream/models";
 import { call, json } from "../helpers/app";
 import { awayFromBoundary, randomIp, type StoreKind, storeEnv } from "../helpers/stores";
 import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
@@ -48,6 +50,7 @@ const anonymousAdmission = (userKey: string, ipKey: string, at: number) => ({
   ipKey,
   at,
   anonymous: true,
+  price: holdPrice(MODELS["gpt-4o-mini"], [{ role: "user", content: "hello" }], 20_000),
 });
 
 const errorCode = (body: string) => (JSON.parse(body) as { error_code: string }).error_code;
@@ -70,7 +73,8 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
   });
 
   it("lets exactly 20 of 25 simultaneous anonymous requests through and refuses the rest by quota", async () => {
-    const env = storeEnv(kind);
+    // The quota binds here, not the anonymous daily budget (test/limits/budgets.test.ts).
+    const env = storeEnv(kind, { BUDGET_ANON_DAILY_USD: "0" });
     const token = await anonToken();
     const ip = randomIp();
     const results = await Promise.all(Array.from({ length: 25 }, () => stream(env, token, ip)));

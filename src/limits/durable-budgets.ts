@@ -1,0 +1,123 @@
+/**
+ * @module Budget holds inside one Durable Object's SQLite: a user's own budget in the user's
+ * object, a shard of each shared budget in a shard object. Synchronous SQL in an object that
+ * runs one call at a time, so every decision is atomic.
+ */
+import { type BudgetState, decideHold, type HoldDecision, type HoldPrice } from "./budget";
+
+/** One budget as an object holds it: its key (`<name>:<window id>`) and its ceiling, µUSD. */
+export interface BudgetEntry {
+  key: string;
+  limit: number;
+}
+
+/** Settled ids are remembered this long, so a replayed settlement counts once. */
+const SETTLED_TTL_MS = 3 * 86_400_000;
+
+/** Budget holds and spend over an object's SQL storage. */
+export class BudgetLedger {
+  constructor(private readonly sql: SqlStorage) {
+    sql.exec(`CREATE TABLE IF NOT EXISTS holds (
+      id TEXT NOT NULL, budget TEXT NOT NULL, amount INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+      PRIMARY KEY (id, budget))`);
+    sql.exec("CREATE INDEX IF NOT EXISTS holds_by_budget ON holds (budget, expires_at)");
+    sql.exec(`CREATE TABLE IF NOT EXISTS budget_spent (
+      budget TEXT PRIMARY KEY, spent INTEGER NOT NULL, expires_at INTEGER NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS settled (
+      record_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)`);
+  }
+
+  /** A budget's settled spend and live holds at `now`. */
+  state(entry: BudgetEntry, now: number): BudgetState {
+    const spent = this.sql
+      .exec<{ spent: number }>(
+        "SELECT spent FROM budget_spent WHERE budget = ? AND expires_at > ?",
+        entry.key,
+        now,
+      )
+      .toArray()[0];
+    const held = this.sql
+      .exec<{ held: number | null }>(
+        "SELECT SUM(amount) AS held FROM holds WHERE budget = ? AND expires_at > ?",
+        entry.key,
+        now,
+      )
+      .toArray()[0];
+    return { limit: entry.limit, spent: spent?.spent ?? 0, held: held?.held ?? 0 };
+  }
+
+  /** Decides the hold against `entries` and, when it passes, holds it under `id` until `expiresAt`. */
+  hold(
+    id: string,
+    entries: BudgetEntry[],
+    price: HoldPrice,
+    now: number,
+    expiresAt: number,
+  ): HoldDecision {
+    this.sql.exec("DELETE FROM holds WHERE expires_at <= ?", now);
+    const decision = decideHold(
+      price,
+      entries.map((e) => this.state(e, now)),
+    );
+    if (decision.ok) {
+      for (const e of entries) {
+        this.sql.exec(
+          "INSERT OR REPLACE INTO holds (id, budget, amount, expires_at) VALUES (?, ?, ?, ?)",
+          id,
+          e.key,
+          decision.holdMicroUsd,
+          expiresAt,
+        );
+      }
+    }
+    return decision;
+  }
+
+  /** Lowers hold `id` to `amount` (another object's budget shrank the stream's cap). */
+  trim(id: string, amount: number): void {
+    this.sql.exec("UPDATE holds SET amount = MIN(amount, ?) WHERE id = ?", amount, id);
+  }
+
+  /** Drops hold `id` (a cancelled admission). */
+  release(id: string): void {
+    this.sql.exec("DELETE FROM holds WHERE id = ?", id);
+  }
+
+  /**
+   * Replaces hold `id` by the stream's cost in each budget of `entries` (keys of its admission's
+   * windows). The caller makes sure this runs once per record.
+   */
+  settle(id: string, keys: string[], cost: number, now: number, keepUntil: number): void {
+    this.release(id);
+    for (const key of keys) {
+      this.sql.exec(
+        `INSERT INTO budget_spent (budget, spent, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT(budget) DO UPDATE SET spent = spent + excluded.spent`,
+        key,
+        cost,
+        keepUntil,
+      );
+    }
+    this.sql.exec("DELETE FROM budget_spent WHERE expires_at <= ?", now);
+  }
+
+  /** `settle`, once per record id: a replay changes nothing. Returns whether it settled. */
+  settleOnce(
+    recordId: string,
+    id: string,
+    keys: string[],
+    cost: number,
+    now: number,
+    keepUntil: number,
+  ): boolean {
+    this.sql.exec("DELETE FROM settled WHERE expires_at <= ?", now);
+    const inserted = this.sql.exec(
+      "INSERT INTO settled (record_id, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
+      recordId,
+      now + SETTLED_TTL_MS,
+    ).rowsWritten;
+    if (inserted === 0) return false;
+    this.settle(id, keys, cost, now, keepUntil);
+    return true;
+  }
+}

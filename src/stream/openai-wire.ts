@@ -1,0 +1,115 @@
+/**
+ * @module The OpenAI wire formats: `chat.completion.chunk` SSE for `stream: true`, one
+ * `chat.completion` object otherwise. Same frames in, OpenAI's shapes out.
+ */
+import { openAiErrorBody } from "../errors";
+import type { StreamRequest } from "../input/request";
+import type { DoneData, Encoder, Frame } from "./frames";
+import type { WireFormat } from "./wire";
+
+/** Our finish reasons in OpenAI's words: a stop by the cap or the clock is a `length`. */
+const FINISH: Record<string, string> = {
+  stop: "stop",
+  length: "length",
+  content_filter: "content_filter",
+  cost_cap: "length",
+  max_duration: "length",
+};
+
+/** OpenAI's usage object, plus what the stream cost. */
+function usage(done: DoneData) {
+  return {
+    prompt_tokens: done.input_tokens,
+    completion_tokens: done.output_tokens,
+    total_tokens: done.input_tokens + done.output_tokens,
+    cost_usd: done.cost_usd,
+  };
+}
+
+/** The fields every object of one completion shares. */
+function head(request: StreamRequest, startedAt: number, object: string) {
+  return {
+    id: `chatcmpl-${request.streamId}`,
+    object,
+    created: Math.floor(startedAt / 1000),
+    model: request.model.id,
+  };
+}
+
+const utf8 = new TextEncoder();
+const data = (value: unknown) => `data: ${JSON.stringify(value)}\n\n`;
+
+/** `chat.completion.chunk` objects as `data:` lines, then `data: [DONE]`. */
+export function openAiChunks(includeUsage: boolean): WireFormat {
+  return {
+    headers: {
+      "Content-Type": "text/event-stream; charset=utf-8",
+      "Cache-Control": "no-store",
+      "X-Accel-Buffering": "no",
+    },
+    buffered: false,
+    encoder(request, startedAt): Encoder {
+      const base = head(request, startedAt, "chat.completion.chunk");
+      let first = true;
+      const chunk = (delta: Record<string, string>, finish: string | null = null) => {
+        // The first delta names the role, as OpenAI's does.
+        const d = first ? { role: "assistant", ...delta } : delta;
+        first = false;
+        return data({ ...base, choices: [{ index: 0, delta: d, finish_reason: finish }] });
+      };
+      return (frames: Frame[]) => {
+        let text = "";
+        for (const f of frames) {
+          if (f.event === "message_chunk") text += chunk({ content: f.data.content });
+          else if (f.event === "reasoning_chunk") {
+            text += chunk({ reasoning_content: f.data.content });
+          } else if (f.event === "heartbeat") text += ": keep-alive\n\n";
+          else if (f.event === "done") {
+            text += chunk({}, FINISH[f.data.finish_reason] ?? "stop");
+            if (includeUsage) text += data({ ...base, choices: [], usage: usage(f.data) });
+            text += "data: [DONE]\n\n";
+          } else {
+            text += data(openAiErrorBody(f.data.error_code, f.data.detail, null));
+          }
+        }
+        return utf8.encode(text);
+      };
+    },
+  };
+}
+
+/** One `chat.completion` object, written when the stream ends. */
+export const openAiCompletion: WireFormat = {
+  headers: { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" },
+  buffered: true,
+  encoder(request, startedAt): Encoder {
+    let content = "";
+    let reasoning = "";
+    return (frames: Frame[]) => {
+      for (const f of frames) {
+        if (f.event === "message_chunk") content += f.data.content;
+        else if (f.event === "reasoning_chunk") reasoning += f.data.content;
+        else if (f.event === "done") {
+          const message: Record<string, string> = { role: "assistant", content };
+          if (reasoning) message.reasoning_content = reasoning;
+          return utf8.encode(
+            JSON.stringify({
+              ...head(request, startedAt, "chat.completion"),
+              choices: [
+                {
+                  index: 0,
+                  message,
+                  finish_reason: FINISH[f.data.finish_reason] ?? "stop",
+                  logprobs: null,
+                },
+              ],
+              usage: usage(f.data),
+            }),
+          );
+        }
+      }
+      // Nothing until the end; a failed stream is answered with its error status instead.
+      return null;
+    };
+  },
+};

@@ -1,0 +1,353 @@
+/**
+ * @module Spend budgets, against both stores: holds under concurrency, the shrunk last stream,
+ * settlement however a stream ends, expiry, replays, and a store that fails in between.
+ */
+import { describe, expect, inject, it } from "vitest";
+import { parseConfig } from "../../src/config";
+import type { Bindings } from "../../src/env";
+import { ledgerRecord } from "../../src/ledger/record";
+import { decideHold } from "../../src/limits/budget";
+import { storeFor } from "../../src/limits/select-store";
+import type { AdmissionRequest } from "../../src/limits/store";
+import { holdPrice } from "../../src/stream/cost";
+import { MODELS } from "../../src/stream/models";
+import { call, json } from "../helpers/app";
+import { openEvents, readEvents } from "../helpers/sse";
+import {
+  awayFromBoundary,
+  randomIp,
+  type StoreKind,
+  storeEnv,
+  upstashScope,
+} from "../helpers/stores";
+import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
+
+const upstreamBase = inject("upstreamUrl").replace(/\/v1$/, "");
+const MODEL = MODELS["gpt-4o-mini"];
+const CAP_USD = 0.02;
+/** Every test message has this shape (a UUID is 36 characters), so every hold is the same. */
+const messageFor = (id: string, directive: string) => `hi [[fake id=${id} ${directive}]]`;
+/** The concurrency tests' streams: the upstream goes silent, so every hold stays live. */
+const SILENT = "hang=1 usage=0";
+const PRICE = holdPrice(
+  MODEL,
+  [{ role: "user", content: messageFor(crypto.randomUUID(), SILENT) }],
+  CAP_USD * 1e6,
+);
+const FULL = decideHold(PRICE, []);
+if (!FULL.ok) throw new Error("a full hold must pass");
+const FULL_HOLD = FULL.holdMicroUsd;
+/** 7.5 full holds, in whole µUSD: the eighth stream gets the half that is left. */
+const BUDGET = 7 * FULL_HOLD + Math.floor(FULL_HOLD / 2);
+const usd = (micro: number) => (micro / 1e6).toFixed(6);
+/** No other test's traffic in these budgets: each test its own key space. */
+const isolated = () => `b${crypto.randomUUID().slice(0, 8)}`;
+
+interface BudgetBody {
+  limit_usd: number;
+  spent_usd: number;
+  held_usd: number;
+  left_usd: number;
+  reset: number;
+}
+
+async function startStream(env: Bindings, token: string, ip: string, directive = "tokens=1") {
+  const id = crypto.randomUUID();
+  const query = new URLSearchParams({
+    message: messageFor(id, directive),
+    cost_cap_usd: String(CAP_USD),
+  });
+  const called = await call(`/api/v1/stream?${query}`, { headers: bearer(token), ip }, env);
+  return { ...called, id };
+}
+
+async function usageOf(env: Bindings, token: string) {
+  const { res } = await call("/api/v1/usage", { headers: bearer(token), ip: randomIp() }, env);
+  expect(res.status).toBe(200);
+  return json<{ budget: BudgetBody | null; spend: { total_usd: number; today_usd: number } }>(res);
+}
+
+async function upstreamMaxTokens(id: string): Promise<number | null> {
+  const res = await fetch(`${upstreamBase}/__test/requests/${id}`);
+  if (res.status !== 200) return null;
+  return ((await res.json()) as { maxTokens: number | null }).maxTokens;
+}
+
+describe.each<StoreKind>(["durable_object", "upstash"])(
+  "spend budgets with the %s store",
+  (kind) => {
+    // Only the budgets bind; a loaded test machine must not turn a slow store into a refusal.
+    const wide = {
+      RATE_LIMIT_USER: "1000/30s",
+      RATE_LIMIT_IP: "1000/30s",
+      LIMITS_TIMEOUT_MS: "15000",
+    };
+
+    it("admits exactly 8 of 100 concurrent streams against 7.5 holds of one user's budget, the last one shrunk", async () => {
+      const env = storeEnv(kind, {
+        ...wide,
+        STORE_PREFIX: isolated(),
+        BUDGET_USER_DAILY_USD: usd(BUDGET),
+        BUDGET_GLOBAL_HOURLY_USD: "0",
+      });
+      const token = await supabaseHs256(supabaseClaims());
+      const ip = randomIp();
+      const started = await Promise.all(
+        Array.from({ length: 100 }, () => startStream(env, token, ip, SILENT)),
+      );
+      const admitted = started.filter((s) => s.res.status === 200);
+      const refused = started.filter((s) => s.res.status !== 200);
+      expect(admitted).toHaveLength(8);
+      expect(refused).toHaveLength(92);
+      for (const r of refused) {
+        expect(r.res.status).toBe(429);
+        const body = await json<{ error_code: string; detail: string }>(r.res);
+        expect(body.error_code).toBe("budget_exceeded");
+        expect(body.detail).toMatch(/user_daily/);
+        // Holds, not settled spend, fill the budget: a short wait, not the end of the day.
+        expect(Number(r.res.headers.get("Retry-After"))).toBeLessThanOrEqual(10);
+        expect(await upstreamMaxTokens(r.id)).toBeNull();
+      }
+      // Exactly the eight holds are held: the refused ones hold nothing.
+      const during = await usageOf(env, token);
+      expect(Math.round((during.budget?.held_usd ?? 0) * 1e6)).toBe(BUDGET);
+
+      const maxTokens = await Promise.all(admitted.map((s) => upstreamMaxTokens(s.id)));
+      const shrunk = decideHold(PRICE, [{ limit: BUDGET, spent: 7 * FULL_HOLD, held: 0 }]);
+      expect(shrunk.ok && shrunk.maxTokens).toBeLessThan(FULL.maxTokens);
+      expect(maxTokens.sort((a, b) => (a ?? 0) - (b ?? 0))).toEqual([
+        shrunk.ok ? shrunk.maxTokens : -1,
+        ...Array(7).fill(FULL.maxTokens),
+      ]);
+
+      // The clients leave; each stream settles what it cost (its prompt) in place of its hold.
+      for (const s of admitted) {
+        await s.res.body?.cancel();
+        await s.settled();
+      }
+      const after = await usageOf(env, token);
+      expect(after.budget?.held_usd).toBe(0);
+      expect(after.budget?.spent_usd).toBeCloseTo(after.spend.today_usd, 9);
+      expect(Math.round((after.budget?.spent_usd ?? 0) * 1e6)).toBeGreaterThan(0);
+      expect(Math.round((after.budget?.spent_usd ?? 0) * 1e6)).toBeLessThanOrEqual(BUDGET);
+    });
+
+    it("admits exactly 8 of 100 identities against 7.5 holds of the shared anonymous budget", async () => {
+      const env = storeEnv(kind, {
+        ...wide,
+        STORE_PREFIX: isolated(),
+        BUDGET_ANON_DAILY_USD: "0",
+        BUDGET_ANON_HOURLY_USD: usd(BUDGET),
+        BUDGET_GLOBAL_HOURLY_USD: "0",
+        // One shard: the shared budget decided whole, as exact as Upstash (sharding: below).
+        BUDGET_SHARDS: "1",
+      });
+      await awayFromBoundary(3_600_000, 60_000);
+      const tokens = await Promise.all(Array.from({ length: 100 }, () => anonToken()));
+      const started = await Promise.all(tokens.map((t) => startStream(env, t, randomIp(), SILENT)));
+      const admitted = started.filter((s) => s.res.status === 200);
+      const refused = started.filter((s) => s.res.status !== 200);
+      expect(admitted).toHaveLength(8);
+      for (const r of refused) {
+        expect(r.res.status).toBe(503);
+        const body = await json<{ error_code: string; detail: string }>(r.res);
+        expect(body).toMatchObject({ error_code: "budget_exhausted" });
+        expect(body.detail).toMatch(/anon_hourly/);
+      }
+      const maxTokens = await Promise.all(admitted.map((s) => upstreamMaxTokens(s.id)));
+      expect(maxTokens.filter((m) => m === FULL.maxTokens)).toHaveLength(7);
+      for (const s of admitted) {
+        await s.res.body?.cancel();
+        await s.settled();
+      }
+      const store = storeFor(parseConfig(env), env);
+      const [shared] = await store.sharedBudgets(Date.now());
+      expect(shared).toMatchObject({ name: "anon_hourly", limit: BUDGET, held: 0 });
+      expect(shared?.spent).toBeGreaterThan(0);
+      expect(shared?.spent).toBeLessThanOrEqual(BUDGET);
+    });
+
+    it("settles the hold exactly once however the stream ends: done, cap, upstream failure, client gone, max duration", async () => {
+      const env = storeEnv(kind, {
+        ...wide,
+        STORE_PREFIX: isolated(),
+        STREAM_MAX_DURATION_MS: "1000",
+      });
+      const token = await supabaseHs256(supabaseClaims());
+      const ip = randomIp();
+      const endings = [
+        "tokens=3",
+        "tokens=400 delay=2 ignoremax=1 text=xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "tokens=50 cut=3 linger=30",
+        "status=500",
+        "tokens=50 delay=300",
+      ];
+      for (const directive of endings) {
+        const s = await startStream(env, token, ip, directive);
+        if (s.res.status === 200) await readEvents(s.res);
+        await s.settled();
+      }
+      // The client that goes away after its first chunk.
+      const gone = await startStream(env, token, ip, "tokens=50 delay=100");
+      const reader = openEvents(gone.res);
+      expect((await reader.next())?.event).toBe("message_chunk");
+      await reader.cancel();
+      await gone.settled();
+
+      const u = await usageOf(env, token);
+      expect(u.budget?.held_usd).toBe(0);
+      expect(u.budget?.spent_usd).toBeGreaterThan(0);
+      // The budget's spend and the ledger's are the same writes.
+      expect(Math.round((u.budget?.spent_usd ?? 0) * 1e6)).toBe(
+        Math.round(u.spend.today_usd * 1e6),
+      );
+    });
+
+    it("frees the budget from a hold that was never settled once it expires", async () => {
+      await awayFromBoundary(86_400_000, 180_000);
+      const env = storeEnv(kind, {
+        STORE_PREFIX: isolated(),
+        STREAM_MAX_DURATION_MS: "1000",
+        BUDGET_USER_DAILY_USD: usd(FULL_HOLD),
+      });
+      const store = storeFor(parseConfig(env), env);
+      const holdTtl = 1000 + 60_000;
+      const userKey = `supabase:${crypto.randomUUID()}`;
+      const admission = (at: number): AdmissionRequest => ({
+        id: crypto.randomUUID(),
+        userKey,
+        ipKey: `ip:${randomIp()}`,
+        at,
+        anonymous: false,
+        price: PRICE,
+      });
+      // Admitted long enough ago that its hold has expired, and never settled (its isolate died).
+      const stale = await store.admit(admission(Date.now() - holdTtl - 1_000));
+      expect(stale.budget?.ok).toBe(true);
+      const fresh = await store.admit(admission(Date.now()));
+      expect(fresh.budget).toMatchObject({ ok: true, maxTokens: FULL.maxTokens });
+      // That fresh hold has not expired: nothing is left for another stream.
+      const third = await store.admit(admission(Date.now()));
+      expect(third.budget).toMatchObject({ ok: false, budget: "user_daily", settledOut: false });
+    });
+
+    it("counts a settlement replayed twice once", async () => {
+      const env = storeEnv(kind, { STORE_PREFIX: isolated() });
+      const store = storeFor(parseConfig(env), env);
+      const claims = supabaseClaims();
+      const token = await supabaseHs256(claims);
+      const userKey = `supabase:${claims.sub}`;
+      const now = Date.now();
+      const decided = await store.admit({
+        id: crypto.randomUUID(),
+        userKey,
+        ipKey: `ip:${randomIp()}`,
+        at: now,
+        anonymous: false,
+        price: PRICE,
+      });
+      if (!decided.budget?.ok) throw new Error("admission refused");
+      const record = ledgerRecord(
+        {
+          finishReason: "stop",
+          inputTokens: 20,
+          outputTokens: 30,
+          costMicroUsd: 21,
+          usageSource: "upstream",
+          ttftMs: 5,
+          durationMs: 9,
+        },
+        { streamId: "s1", userKey, model: MODEL.id, provider: "openai", startedAt: now },
+      );
+      const withHold = { ...record, hold: decided.budget.ticket };
+      expect(await store.writeLedger(withHold)).toBe("written");
+      expect(await store.writeLedger(withHold)).toBe("duplicate");
+      const u = await usageOf(env, token);
+      expect(u.budget).toMatchObject({ spent_usd: 21e-6, held_usd: 0 });
+    });
+  },
+);
+
+describe("shared budgets over Durable Object shards", () => {
+  it("never holds more than the budget, and refuses only when no shard can pay for one token", async () => {
+    const shards = 4;
+    const env = storeEnv("durable_object", {
+      RATE_LIMIT_IP: "1000/30s",
+      LIMITS_TIMEOUT_MS: "15000",
+      STORE_PREFIX: isolated(),
+      BUDGET_ANON_DAILY_USD: "0",
+      BUDGET_ANON_HOURLY_USD: usd(BUDGET),
+      BUDGET_GLOBAL_HOURLY_USD: "0",
+      BUDGET_SHARDS: String(shards),
+    });
+    await awayFromBoundary(3_600_000, 60_000);
+    const tokens = await Promise.all(Array.from({ length: 60 }, () => anonToken()));
+    const started = await Promise.all(tokens.map((t) => startStream(env, t, randomIp(), SILENT)));
+    const admitted = started.filter((s) => s.res.status === 200);
+    expect(admitted.length).toBeGreaterThanOrEqual(7);
+    expect(started.filter((s) => s.res.status === 503)).toHaveLength(60 - admitted.length);
+    const store = storeFor(parseConfig(env), env);
+    const [during] = await store.sharedBudgets(Date.now());
+    // The documented bound: what is left unheld is less than one token (and the prompt) per shard.
+    const oneToken = PRICE.inputMicroUsd + Math.ceil(PRICE.outputPicoUsd / 1e6);
+    expect(during?.held).toBeLessThanOrEqual(BUDGET);
+    expect(BUDGET - (during?.held ?? 0)).toBeLessThan(shards * oneToken);
+    for (const s of admitted) {
+      await s.res.body?.cancel();
+      await s.settled();
+    }
+    const [after] = await store.sharedBudgets(Date.now());
+    expect(after?.held).toBe(0);
+    expect(after?.spent).toBeLessThanOrEqual(BUDGET);
+  });
+});
+
+describe("spend budgets when the store fails between admission and settlement", () => {
+  it("keeps the hold until it expires, so the budget is never overspent (Upstash)", async () => {
+    const scope = upstashScope();
+    const env = storeEnv(
+      "upstash",
+      { BUDGET_USER_DAILY_USD: usd(FULL_HOLD + Math.floor(FULL_HOLD / 2)) },
+      scope,
+    );
+    const store = storeFor(parseConfig(env), env);
+    const userKey = `supabase:${crypto.randomUUID()}`;
+    const admission = (): AdmissionRequest => ({
+      id: crypto.randomUUID(),
+      userKey,
+      ipKey: `ip:${randomIp()}`,
+      at: Date.now(),
+      anonymous: false,
+      price: PRICE,
+    });
+    const first = await store.admit(admission());
+    if (!first.budget?.ok) throw new Error("admission refused");
+    const record = {
+      ...ledgerRecord(
+        {
+          finishReason: "stop",
+          inputTokens: 20,
+          outputTokens: 30,
+          costMicroUsd: 21,
+          usageSource: "upstream",
+          ttftMs: 5,
+          durationMs: 9,
+        },
+        { streamId: "s1", userKey, model: MODEL.id, provider: "openai", startedAt: Date.now() },
+      ),
+      hold: first.budget.ticket,
+    };
+    await scope.fault("error500");
+    await expect(store.writeLedger(record)).rejects.toThrow();
+    await scope.fault("none");
+    // The unsettled hold still counts: the next stream gets only what is left beside it.
+    const second = await store.admit(admission());
+    const half = decideHold(PRICE, [
+      { limit: FULL_HOLD + Math.floor(FULL_HOLD / 2), spent: 0, held: FULL_HOLD },
+    ]);
+    expect(second.budget).toMatchObject({ ok: true, maxTokens: half.ok ? half.maxTokens : -1 });
+    expect((await store.admit(admission())).budget).toMatchObject({ ok: false });
+    // The late settlement (its retry) still counts once.
+    expect(await store.writeLedger(record)).toBe("written");
+  });
+});
