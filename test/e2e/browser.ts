@@ -106,6 +106,6 @@ export async function ask(page: Page, message: string): Promise<void> {
   await page.locator("#prompt").press("Enter");
 }
 
-/** A full-page screenshot into test/artifacts/. */
+/** A screenshot of the viewport into test/artifacts/ (the page is a fixed frame; only the conversation scrolls). */
 export const screenshot = (page: Page, name: string) =>
-  page.screenshot({ path: join(ARTIFACTS, name), fullPage: true });
+  page.screenshot({ path: join(ARTIFACTS, name) });

@@ -112,106 +112,86 @@ describe("Magic Box limits", () => {
     }
   });
 
-  it("shows what is left of the day's budget, and explains budget_exceeded and budget_exhausted with a countdown", async () => {
+  it("shows what is left of the day's budget, takes each answer's exact cost off it, and explains budget_exhausted and budget_exceeded with a countdown", async () => {
     const { page, problems, close } = await rig.open({ statuses: [429, 503] });
     try {
-      // The budget block of GET /api/v1/usage, added to the server's real answer.
-      let budget: Record<string, unknown> | null = null;
-      await page.route("**/api/v1/usage", async (route) => {
-        const res = await route.fetch();
-        const json = { ...(await res.json()), budget };
-        await route.fulfill({ response: res, json });
-      });
+      const budget = page.locator("#budget");
+      const leftMicro = async () => Number(await budget.getAttribute("data-left-micro"));
+      // The server's own answer (BUDGET_ANON_DAILY_USD, 0.05 by default), nothing spent yet.
+      expect(await budget.textContent()).toMatch(
+        /^Budget: \$0\.05 of \$0\.05 left today · renews in (\d+ h( \d+ min)?|\d+ min)$/,
+      );
       const refresh = () =>
         page.evaluate(() =>
           (
             window as unknown as { magicBox: { clearSession(): Promise<void> } }
           ).magicBox.clearSession(),
         );
-      await refresh();
-      expect(await page.locator("#budget").isHidden()).toBe(true);
 
-      const reset = Math.floor(Date.now() / 1000) + 3 * 3600 + 120;
-      budget = {
-        limit_usd: 0.05,
-        spent_usd: 0.0125,
-        held_usd: 0,
-        left_usd: 0.0375,
-        reset,
-        window: "day",
-      };
-      await refresh();
-      expect(await page.locator("#budget").textContent()).toMatch(
-        /^Budget: \$0\.0375 of \$0\.05 left today · renews in 3 h [12] min$/,
-      );
-      // A real answer: what it cost comes off what is left, exactly (µUSD).
-      await ask(page, "Spend a little");
-      await waitForState(page, ["done"]);
-      const cost = Number(
-        ((await lastTurn(page).locator('[data-metric="cost"]').textContent()) ?? "").slice(1),
-      );
-      expect(cost).toBeGreaterThan(0);
-      expect(Number(await page.locator("#budget").getAttribute("data-left-micro"))).toBe(
-        37_500 - Math.round(cost * 1e6),
-      );
-
-      // The refusals, as the server sends them before a stream (JSON with Retry-After).
-      const refusals = [
-        { status: 429, code: "budget_exceeded", detail: "daily budget of $0.05 reached", wait: 3 },
-        {
+      // A shared budget spent (as the server answers it): the banner says whose, and counts down.
+      await page.route("**/api/v1/stream", (route) =>
+        route.fulfill({
           status: 503,
-          code: "budget_exhausted",
-          detail: "the hourly budget for anonymous use is spent",
-          wait: 2,
-        },
-      ];
-      let served = 0;
-      await page.route("**/api/v1/stream", (route) => {
-        const r = refusals[served++];
-        if (!r) return route.abort();
-        return route.fulfill({
-          status: r.status,
-          headers: { "Retry-After": String(r.wait) },
-          json: { error_code: r.code, detail: r.detail, retry_after: r.wait },
-        });
-      });
-      budget = { ...budget, spent_usd: 0.05, left_usd: 0 };
-      await ask(page, "Over budget");
+          headers: { "Retry-After": "2" },
+          json: {
+            error_code: "budget_exhausted",
+            detail: "the hourly budget for anonymous use is spent",
+            retry_after: 2,
+          },
+        }),
+      );
+      await ask(page, "While the service is at its limit");
       await waitForState(page, ["failed"]);
-      expect(await lastTurn(page).getAttribute("data-error-code")).toBe("budget_exceeded");
-      const noticeText = (await page.locator("#notice-text").textContent()) ?? "";
-      expect(noticeText).toContain("Your budget is used up.");
-      expect(noticeText).toContain("Daily budget of $0.05 reached.");
+      expect(await lastTurn(page).getAttribute("data-error-code")).toBe("budget_exhausted");
+      expect(await page.locator("#notice-text").textContent()).toBe(
+        "The service's spending limit is reached. The hourly budget for anonymous use is spent. That budget is shared by everyone using the service; you can send again when the countdown ends.",
+      );
       expect(await page.locator("#countdown").textContent()).toMatch(
-        /^Send is available again in [123] s\.$/,
+        /^Send is available again in [12] s\.$/,
       );
       expect(await page.locator("#send").isDisabled()).toBe(true);
-      await expect
-        .poll(() => page.locator("#budget").textContent())
-        .toMatch(/^Budget: \$0\.00 of \$0\.05 left today/);
-      await screenshot(page, "chat-budget-exceeded.png");
+      await page.unroute("**/api/v1/stream");
       await page.waitForFunction(
         () => !(document.getElementById("send") as HTMLButtonElement).disabled,
         undefined,
         { timeout: 5_000 },
       );
-      expect(await page.locator("#notice").isHidden()).toBe(true);
 
-      await page.locator("#send").click();
-      await waitForState(page, ["failed"]);
-      expect(await lastTurn(page).getAttribute("data-error-code")).toBe("budget_exhausted");
-      expect(await page.locator("#notice-text").textContent()).toContain(
-        "The service's spending limit is reached.",
-      );
+      // Expensive answers for real (the upstream reports up to 30,000 output tokens, never more
+      // than the max_tokens it was sent), until the caller's own budget refuses.
+      let refused = false;
+      for (let i = 1; i <= 8 && !refused; i++) {
+        const before = await leftMicro();
+        rig
+          .upstream()
+          .script(`Expensive answer ${i}`, { text: "A costly answer.", completionTokens: 30_000 });
+        await ask(page, `Expensive answer ${i}`);
+        await waitForState(page, ["done", "failed"]);
+        refused = (await lastTurn(page).getAttribute("data-state")) === "failed";
+        if (refused) break;
+        const after = await leftMicro();
+        expect(after).toBeLessThan(before);
+        // What the page took off is exactly what the server counted.
+        await refresh();
+        expect(await leftMicro()).toBe(after);
+      }
+      expect(refused).toBe(true);
+      expect(await lastTurn(page).getAttribute("data-error-code")).toBe("budget_exceeded");
+      const noticeText = (await page.locator("#notice-text").textContent()) ?? "";
+      expect(noticeText.startsWith("Your budget is used up.")).toBe(true);
+      expect(noticeText.endsWith("You can send again when the countdown ends.")).toBe(true);
+      // The window is the UTC day: the wait is shown as h:mm:ss or m:ss.
       expect(await page.locator("#countdown").textContent()).toMatch(
-        /^Send is available again in [12] s\.$/,
+        /^Send is available again in (\d+:)?\d+:\d\d\.$/,
       );
-      expect(served).toBe(2);
+      expect(await page.locator("#send").isDisabled()).toBe(true);
+      expect(await leftMicro()).toBeLessThan(1_000);
+      await screenshot(page, "chat-budget-exceeded.png");
       expect(problems).toEqual([]);
     } finally {
       await close();
     }
-  });
+  }, 60_000);
 
   it("keeps most of a 390x844 screen for the conversation, even with a limit banner", async () => {
     // The hourly quota's buckets end on the hour: start well before it ends.

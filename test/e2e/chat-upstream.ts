@@ -14,6 +14,8 @@ export interface Scripted {
   chunk?: number;
   /** ms between chunks (default 5). */
   delayMs?: number;
+  /** The output tokens reported in `usage` (default: one per chunk), at most the request's max_tokens, as a real upstream. */
+  completionTokens?: number;
 }
 
 /** One request the gateway made. */
@@ -88,7 +90,11 @@ export async function startChatUpstream(): Promise<ChatUpstream> {
       await sleep(answer.delayMs ?? 5);
     }
     res.write(frame({}, "stop"));
-    const usage = { prompt_tokens: 20, completion_tokens: chunks.length, total_tokens: 0 };
+    const reported = Math.min(
+      answer.completionTokens ?? chunks.length,
+      Number(maxTokens) || Infinity,
+    );
+    const usage = { prompt_tokens: 20, completion_tokens: reported, total_tokens: 0 };
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
     res.write(`data: ${JSON.stringify({ id: "chatcmpl-e2e", choices: [], usage })}\n\n`);
     res.end("data: [DONE]\n\n");

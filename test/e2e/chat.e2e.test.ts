@@ -118,7 +118,7 @@ describe("Magic Box conversations", () => {
 
   it("renders markdown (heading, list, table, code) while it streams; Copy puts the code and the answer on the clipboard", async () => {
     const { page, problems, close } = await rig.open({
-      context: { ...CLIPBOARD, viewport: { width: 1000, height: 1100 } },
+      context: { ...CLIPBOARD, viewport: { width: 1000, height: 1180 } },
     });
     try {
       rig.upstream().script("How does the gateway keep costs down?", {

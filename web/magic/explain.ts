@@ -60,9 +60,9 @@ export function explain(e: { code: string; detail?: string }, source?: Source): 
     case "too_many_sessions":
       return detail || "A usage limit was reached.";
     case "budget_exceeded":
-      return `${detail || "Your spending budget is used up."} It pays for your answers; you can send again when the countdown ends.`;
+      return `${detail || "Your spending budget is used up."} You can send again when the countdown ends.`;
     case "budget_exhausted":
-      return `${detail || "A shared spending budget is used up."} The service has spent what it allows for everyone for now; you can send again when the countdown ends.`;
+      return `${detail || "A shared spending budget is used up."} That budget is shared by everyone using the service; you can send again when the countdown ends.`;
     case "model_not_allowed":
       return "This model is not available to you. Choose another model in the menu.";
     case "limits_unavailable":
