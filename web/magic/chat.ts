@@ -134,6 +134,7 @@ export function createChat(host: ChatHost) {
     host.say(leftOut ? "Sending (the oldest messages are left out)…" : "Sending…");
     let source: Source = "anonymous";
     let stick = true;
+    let scrollQueued = false;
     try {
       const sent = await openStream(messages, host.model(), controller.signal);
       source = sent.source;
@@ -156,7 +157,14 @@ export function createChat(host: ChatHost) {
           turn.reasoning += data.content;
         } else return;
         view.schedule();
-        if (stick) requestAnimationFrame(() => stick && scrollDown());
+        // Once per frame, after the render: many chunks arrive within one frame.
+        if (stick && !scrollQueued) {
+          scrollQueued = true;
+          requestAnimationFrame(() => {
+            scrollQueued = false;
+            if (stick) scrollDown();
+          });
+        }
         if (Date.now() - savedAt > SAVE_EVERY_MS) save();
       });
       finishStream(turn, outcome, source);
