@@ -497,7 +497,15 @@ describe("one gate for both routes", () => {
     const records = await ledgerOf(key);
     expect(records).toHaveLength(2);
     const [first, second] = records.map(
-      ({ recordId: _r, streamId: _s, startedAt: _t, ttftMs: _f, durationMs: _d, ...rest }) => rest,
+      ({
+        recordId: _r,
+        streamId: _s,
+        startedAt: _t,
+        ttftMs: _f,
+        durationMs: _d,
+        hold: _h,
+        ...rest
+      }) => rest,
     );
     expect(second).toEqual(first);
     expect(first).toMatchObject({

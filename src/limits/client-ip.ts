@@ -23,3 +23,9 @@ export function ipKey(raw: string | undefined | null): string | null {
   const prefix = ipaddr.fromByteArray([...parts, 0, 0, 0, 0, 0, 0, 0, 0]) as ipaddr.IPv6;
   return `${prefix.toNormalizedString().split(":").slice(0, 4).join(":")}::/64`;
 }
+
+/** The /48 an IPv6 /64 key lies in (`2001:db8:1::/48`), counted at a wider limit; null for IPv4. */
+export function wideIpKey(key: string): string | null {
+  if (!key.endsWith("::/64")) return null;
+  return `${key.slice(0, -"::/64".length).split(":").slice(0, 3).join(":")}::/48`;
+}

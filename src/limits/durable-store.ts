@@ -8,12 +8,14 @@ import {
   applicableBudgets,
   type BudgetSpec,
   budgetWindow,
+  decideHold,
   type HoldDecision,
   isShared,
   sharedBudgets,
 } from "./budget";
 import type { BudgetEntry } from "./durable-budgets";
 import type { LimitsStore } from "./durable-object";
+import { tighter } from "./sliding-window";
 import type {
   Admission,
   AdmissionRequest,
@@ -65,14 +67,22 @@ export function durableStore(
         r.anonymous ? specs.anonHourly : null,
         r.at,
       ),
-    ip: (r: AdmissionRequest) => ip(r.ipKey).cancelAdmission(r.id, "rate:ip", specs.ip, null, r.at),
+    // The /64's object and the /48's: a cancel of what counted nothing only marks it.
+    ip: (r: AdmissionRequest) =>
+      Promise.all([
+        ip(r.ipKey).cancelAdmission(r.id, "rate:ip", specs.ip, null, r.at),
+        r.wideIpKey
+          ? ip(r.wideIpKey).cancelAdmission(r.id, "rate:ip", specs.ipWide, null, r.at)
+          : null,
+      ]),
   };
 
   /**
    * Holds against the shared budgets in one shard, `first` (picked at random). Only when that
-   * shard cannot pay for one token are the others asked, all at once, and the lowest-numbered
-   * one that can is kept; the other holds are dropped. So a refusal means that no shard could
-   * pay for one token: what the budget leaves unused is less than one token per shard.
+   * shard cannot pay for one token are the others read (all at once, read only) and the one
+   * with the most left is asked, and so on until one holds or none can pay: so a refusal means
+   * that no shard could pay for one token, and what the budget leaves unused is less than one
+   * token (and the prompt) per shard. Reading before holding never holds twice, even briefly.
    */
   async function holdShared(r: AdmissionRequest, list: BudgetSpec[], first: number) {
     const ask = (i: number) =>
@@ -83,19 +93,23 @@ export function durableStore(
         r.at,
         r.at + specs.holdTtlMs,
       );
-    const decision = await ask(first);
-    if (decision.ok || shards === 1) return { decision, shard: first };
-    const others = Array.from({ length: shards - 1 }, (_, k) => (first + 1 + k) % shards);
-    const answers = await Promise.all(others.map(ask));
-    const kept = answers.findIndex((d) => d.ok);
-    const extra = answers
-      .map((d, k) =>
-        d.ok && k !== kept ? shardObject(others[k] as number).releaseHold(r.id) : null,
-      )
-      .filter((p) => p !== null);
-    await Promise.all(extra);
-    if (kept === -1) return { decision, shard: first };
-    return { decision: answers[kept] as HoldDecision, shard: others[kept] as number };
+    const refused = await ask(first);
+    if (refused.ok) return { decision: refused, shard: first };
+    const untried = new Set(Array.from({ length: shards }, (_, k) => k).filter((k) => k !== first));
+    while (untried.size > 0) {
+      const candidates = [...untried];
+      const states = await Promise.all(
+        candidates.map((k) => shardObject(k).readBudgets(shardEntries(list, r.at, k))),
+      );
+      const free = states.map((s) => Math.min(...s.map((b) => b.limit - b.spent - b.held)));
+      const best = free.indexOf(Math.max(...free));
+      const shard = candidates[best] as number;
+      if (!decideHold(r.price, states[best] ?? []).ok) break;
+      untried.delete(shard);
+      const decision = await ask(shard);
+      if (decision.ok) return { decision, shard };
+    }
+    return { decision: refused, shard: first };
   }
 
   return {
@@ -113,13 +127,16 @@ export function durableStore(
         price: r.price,
         expiresAt: r.at + specs.holdTtlMs,
       };
-      const [u, i, s] = await Promise.all([
+      const [u, narrow, wide, s] = await Promise.all([
         user(r.userKey).admit(r.id, "rate:user", specs.user, quota, r.at, ownHold),
         ip(r.ipKey).admit(r.id, "rate:ip", specs.ip, null, r.at),
+        r.wideIpKey ? ip(r.wideIpKey).admit(r.id, "rate:ip", specs.ipWide, null, r.at) : null,
         sharedList.length > 0
           ? holdShared(r, sharedList, Math.floor(Math.random() * shards))
           : null,
       ]);
+      // The address's answer is the tighter of its /64's and (IPv6) its /48's.
+      const i = { window: wide ? tighter(narrow.window, wide.window) : narrow.window };
       const sharedOk = s === null || s.decision.ok;
       const windowsOk = u.window.success && i.window.success;
       // A quota refusal counts in the rate windows; any other refusal counts nothing.
@@ -130,7 +147,7 @@ export function durableStore(
         if (!quotaRefused) {
           // An own-budget refusal was already undone inside the user's object.
           if (u.window.success && u.budget?.ok !== false) undo.push(cancelIn.user(r));
-          if (i.window.success) undo.push(cancelIn.ip(r));
+          if (narrow.window.success || wide?.window.success) undo.push(cancelIn.ip(r));
         }
         await Promise.all(undo);
       }
@@ -185,7 +202,14 @@ export function durableStore(
       await Promise.all([cancelIn.user(r), cancelIn.ip(r), ...releases]);
     },
     refundQuota: (userKey, spentAt) => user(userKey).refundQuota(specs.anonHourly, spentAt),
-    hitSessionMint: (ipKey) => ip(ipKey).hit("mint", specs.sessionsPerIp),
+    async hitSessionMint(ipKey, wideKey) {
+      // Per /64 and, for IPv6, per /48, at once; a refusal by one still counts in the other.
+      const [a, b] = await Promise.all([
+        ip(ipKey).hit("mint", specs.sessionsPerIp),
+        wideKey ? ip(wideKey).hit("mint", specs.sessionsPerIpWide) : null,
+      ]);
+      return b ? tighter(a, b) : a;
+    },
     hitUsageRead: (userKey) => user(userKey).hit("usage", specs.usageReads),
     async usage(userKey, ipKey, anonymous): Promise<UsageSnapshot> {
       const u = user(userKey);

@@ -1,4 +1,5 @@
 /** @module The limit stage: client IP, rate limits, then anonymous quotas, in contract order. */
+import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { AppError, type ErrorCode } from "../errors";
@@ -7,7 +8,8 @@ import { annotate } from "../observe/request";
 import { withRetries } from "../retry";
 import { holdPrice } from "../stream/cost";
 import { type BudgetName, type HoldTicket, isShared } from "./budget";
-import { DEV_LOOPBACK, ipKey } from "./client-ip";
+import { DEV_LOOPBACK, ipKey, wideIpKey } from "./client-ip";
+import { denyCacheFor } from "./deny-cache";
 import { storeFor } from "./select-store";
 import type {
   Admission,
@@ -89,9 +91,41 @@ export function passWindow(
 ): Record<string, string> {
   const headers = rateLimitHeaders([window], now);
   if (!window.success) {
-    throw new AppError(code, detail, { retryAfter: seconds(window.reset - now), headers });
+    const retryAt = window.retryAt ?? window.reset;
+    throw new AppError(code, detail, { retryAfter: seconds(retryAt - now), headers });
   }
   return headers;
+}
+
+/**
+ * The minting gate: one anonymous session more from this address (its /64 and, for IPv6, its
+ * /48), or 429 `too_many_sessions`. A refused address is remembered by the isolate until its
+ * Retry-After, so a flood of mints costs the store one call. Returns the RateLimit-* headers.
+ */
+export async function passMintLimit(c: Context<AppEnv>): Promise<Record<string, string>> {
+  const [config, ip] = [c.get("config"), c.get("clientIp")];
+  const now = Date.now();
+  const keys = [`mint:ip:${ip}`, wideOf(ip) && `mint:${wideOf(ip)}`];
+  const denials = denyCacheFor(config);
+  denials.refuseIfDenied(keys, now);
+  const window = await storeFor(config, c.env).hitSessionMint(`ip:${ip}`, wideOf(ip));
+  const detail = `at most ${window.limit} anonymous sessions per hour from one address`;
+  try {
+    return passWindow(window, now, "too_many_sessions", detail);
+  } catch (e) {
+    const wide = window.limit !== config.anonSessionsPerIpHourly;
+    const key = wide ? keys[1] : keys[0];
+    const retryAt = window.retryAt ?? window.reset;
+    if (key)
+      denials.remember(key, retryAt, "too_many_sessions", detail, rateLimitHeaders([window], now));
+    throw e;
+  }
+}
+
+/** The store key of the /48 an IPv6 client's /64 lies in; null for IPv4. */
+export function wideOf(ip: string): string | null {
+  const wide = wideIpKey(ip);
+  return wide ? `ip:${wide}` : null;
 }
 
 /** Sets `clientIp` from CF-Connecting-IP only; without one, production refuses the request. */
@@ -134,11 +168,16 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
   const input = c.get("streamInput");
   const store = storeFor(config, c.env);
   const now = Date.now();
+  const denials = denyCacheFor(config);
+  const ipKeys = [`ip:${ip}`, wideOf(ip)];
+  // A caller refused a moment ago is refused again here, without a store round trip.
+  denials.refuseIfDenied([principal.key, ...ipKeys], now);
   const started = performance.now();
   const admission: AdmissionRequest = {
     id: crypto.randomUUID(),
     userKey: principal.key,
-    ipKey: `ip:${ip}`,
+    ipKey: ipKeys[0] as string,
+    wideIpKey: ipKeys[1] ?? null,
     at: now,
     anonymous: principal.isAnonymous,
     price: holdPrice(input.model, input.prompt, input.capMicroUsd, input.maxTokens),
@@ -156,25 +195,35 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
   if (decided.pending) c.executionCtx.waitUntil(decided.pending.catch(() => {}));
   annotate(c.req.raw, { store_ms: Math.round(performance.now() - started) });
   const headers = rateLimitHeaders([user, ipWindow], now);
+  /** Refuses, and remembers the refusal for `keys` until the same request would pass. */
+  const refuse = (keys: (string | null)[], retryAt: number, code: ErrorCode, detail: string) => {
+    for (const key of keys) if (key) denials.remember(key, retryAt, code, detail, headers);
+    return new AppError(code, detail, { retryAfter: (retryAt - now) / 1000, headers });
+  };
   const refused = [user, ipWindow].find((w) => !w.success);
   if (refused) {
-    const spec = refused === user ? config.rateLimitUser : config.rateLimitIp;
-    const which = refused === user ? "per-user" : "per-IP";
-    throw new AppError(
+    const byUser = refused === user;
+    const spec = byUser ? config.rateLimitUser : config.rateLimitIp;
+    // The /48 of an IPv6 address has a wider limit of its own.
+    const wide = !byUser && refused.limit !== spec.limit;
+    const which = byUser ? "per-user" : wide ? "per-IP (/48)" : "per-IP";
+    throw refuse(
+      byUser ? [admission.userKey] : wide ? [admission.wideIpKey] : [admission.ipKey],
+      refused.retryAt ?? refused.reset,
       "rate_limited",
-      `${which} rate limit reached: ${spec.limit} requests per ${spec.windowMs / 1000} s`,
-      { retryAfter: seconds(refused.reset - now), headers },
+      `${which} rate limit reached: ${refused.limit} requests per ${spec.windowMs / 1000} s`,
     );
   }
   if (quota && !quota.success) {
     const hourly = quota.exhausted === "hourly";
-    throw new AppError(
+    throw refuse(
+      [admission.userKey],
+      // The total quota never comes back; an hour is an honest "not before".
+      hourly ? (quota.hourly.retryAt ?? quota.hourly.reset) : now + 3_600_000,
       "quota_exceeded",
       hourly
         ? `anonymous hourly quota reached: ${config.anonQuotaHourly} streams per hour`
         : `anonymous total quota reached: ${config.anonQuotaTotal} streams; sign in to continue`,
-      // The total quota never comes back; an hour is an honest "not before".
-      { retryAfter: hourly ? seconds(quota.hourly.reset - now) : 3600, headers },
     );
   }
 

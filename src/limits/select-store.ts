@@ -9,14 +9,22 @@ import { upstashStore } from "./upstash-store";
 /** Seconds a client is told to wait when the store is down. */
 export const STORE_DOWN_RETRY_AFTER_S = 5;
 
+/** An IPv6 /48 may use this many times a /64's limits (one host easily holds a whole /48). */
+export const WIDE_FACTOR = 4;
+
 /** The limits the config asks for. */
 export function limitSpecs(config: Config): LimitSpecs {
   return {
     user: config.rateLimitUser,
     ip: config.rateLimitIp,
+    ipWide: { ...config.rateLimitIp, limit: config.rateLimitIp.limit * WIDE_FACTOR },
     anonHourly: { limit: config.anonQuotaHourly, windowMs: 3_600_000 },
     anonTotal: config.anonQuotaTotal,
     sessionsPerIp: { limit: config.anonSessionsPerIpHourly, windowMs: 3_600_000 },
+    sessionsPerIpWide: {
+      limit: config.anonSessionsPerIpHourly * WIDE_FACTOR,
+      windowMs: 3_600_000,
+    },
     usageReads: config.rateLimitUsage,
     budgets: config.budgets,
     budgetShards: config.budgetShards,

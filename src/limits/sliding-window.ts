@@ -46,7 +46,8 @@ export function decide(
   const weighted = weightedPrevious(previous, now, spec);
   const reset = windowEnd(now, spec);
   if (rate > 0 && weighted + current >= spec.limit) {
-    return { result: { success: false, limit: spec.limit, remaining: 0, reset }, current };
+    const retryAt = passesAt(current, previous, now, spec);
+    return { result: { success: false, limit: spec.limit, remaining: 0, reset, retryAt }, current };
   }
   const next = current + rate;
   const remaining = Math.max(0, spec.limit - (next + weighted));
@@ -67,4 +68,38 @@ export function peek(
     remaining: Math.max(0, spec.limit - used),
     reset: windowEnd(now, spec),
   };
+}
+
+/**
+ * The earliest unix ms at which one more hit would pass a window holding `current` and
+ * `previous` at `now`, by the same arithmetic as `decide`: within a bucket only the previous
+ * bucket's weight falls (so "it passes" only turns true as time goes on, and a binary search
+ * finds the first ms); at the bucket's end the current count becomes the previous one. `now`
+ * itself when one would pass already.
+ */
+export function passesAt(current: number, previous: number, now: number, spec: WindowSpec): number {
+  const fits = (cur: number, prev: number, t: number) =>
+    cur + weightedPrevious(prev, t, spec) < spec.limit;
+  /** The first ms in [from, to) at which `ok` holds, or `to`. */
+  const first = (from: number, to: number, ok: (t: number) => boolean) => {
+    let [lo, hi] = [from, to];
+    while (lo < hi) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (ok(mid)) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+  const end = windowEnd(now, spec);
+  if (current < spec.limit) {
+    const t = first(now, end, (x) => fits(current, previous, x));
+    if (t < end) return t;
+  }
+  return first(end, end + spec.windowMs, (x) => fits(0, current, x));
+}
+
+/** Of two windows' answers to one request, the one that binds: a refusal, else fewer left. */
+export function tighter(a: WindowResult, b: WindowResult): WindowResult {
+  if (!a.success || !b.success) return a.success ? b : a;
+  return b.remaining < a.remaining ? b : a;
 }

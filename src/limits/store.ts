@@ -12,6 +12,8 @@ export interface WindowResult {
   remaining: number;
   /** Unix ms when the current window ends. */
   reset: number;
+  /** When refused: the earliest unix ms at which the same request would pass this window. */
+  retryAt?: number;
 }
 
 /** The outcome of spending one anonymous quota unit (hourly and total, all or nothing). */
@@ -59,6 +61,8 @@ export interface AdmissionRequest {
   id: string;
   userKey: string;
   ipKey: string;
+  /** For IPv6 the /48 the /64 of `ipKey` lies in, counted at four times the limit; else null. */
+  wideIpKey: string | null;
   /** Unix ms: the buckets it counts in. */
   at: number;
   anonymous: boolean;
@@ -94,9 +98,12 @@ export interface SpendSummary {
 export interface LimitSpecs {
   user: WindowSpec;
   ip: WindowSpec;
+  /** An IPv6 /48: four times the /64's limit. */
+  ipWide: WindowSpec;
   anonHourly: WindowSpec;
   anonTotal: number;
   sessionsPerIp: WindowSpec;
+  sessionsPerIpWide: WindowSpec;
   usageReads: WindowSpec;
   budgets: BudgetSpecs;
   /** Shards per shared budget (Durable Object store only). */
@@ -125,8 +132,8 @@ export interface LimitStore {
   cancelAdmission(request: AdmissionRequest): Promise<void>;
   /** Gives back one quota unit spent by `admit` at `spentAt` (unix ms) to the bucket it came from. */
   refundQuota(userKey: string, spentAt: number): Promise<void>;
-  /** Counts one anonymous session minted from this IP. */
-  hitSessionMint(ipKey: string): Promise<WindowResult>;
+  /** Counts one anonymous session minted from this IP (and, for IPv6, its /48). */
+  hitSessionMint(ipKey: string, wideIpKey: string | null): Promise<WindowResult>;
   /** Counts one read of the user's usage (its own window, apart from the stream windows). */
   hitUsageRead(userKey: string): Promise<WindowResult>;
   /** Reads the caller's windows, quotas and spend without changing them. */

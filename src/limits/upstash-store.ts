@@ -17,7 +17,7 @@ import {
   isShared,
   sharedBudgets,
 } from "./budget";
-import { peek, windowEnd, windowKeys } from "./sliding-window";
+import { passesAt, peek, tighter, windowEnd, windowKeys } from "./sliding-window";
 import type {
   Admission,
   AdmissionRequest,
@@ -54,14 +54,17 @@ end`;
 
 /**
  * The whole admission in one atomic EVAL, in contract order: the user's and the IP's sliding
- * windows (ratelimit's arithmetic and key layout), for anonymous callers the hourly and total
- * quotas (KEYS 6-8), then each applicable budget (a hash and a sorted set per budget, after
- * the quota keys). Everything is decided before anything is counted, so a refusal counts
- * nothing. The hold is `decideHold` of src/limits/budget.ts, line for line. KEYS[5] marks what
- * this admission counted ("1:<hold>" windows, "2:<hold>" windows and quota; "0" once cancelled,
- * when the script counts nothing). Returns {refused, user left, ip left, hourly left, total
- * left, max_tokens, hold, refusing budget's index, settled out}; refused: 0 none, 1 user, 2 ip,
- * 3 hourly quota, 4 total quota, 5 cancelled, 6 a budget.
+ * windows (ratelimit's arithmetic and key layout; for IPv6 also the /48's window, KEYS 6-7, at
+ * its own limit in ARGV[18], 0 for none), for anonymous callers the hourly and total
+ * quotas (KEYS 8-10), then each applicable budget (a hash and a sorted set per budget, after
+ * the quota keys). The windows count once they all pass (a quota refusal still counts in
+ * them); nothing else counts unless everything passes. The hold is `decideHold` of
+ * src/limits/budget.ts, line for line. KEYS[5] marks what this admission counted
+ * ("1:<hold>" windows, "2:<hold>" windows and quota; "0" once cancelled, when the script
+ * counts nothing). Returns {refused, user left, ip left, hourly left, total left, max_tokens,
+ * hold, refusing budget's index, settled out, refusing window's current and previous count};
+ * refused: 0 none, 1 user, 2 ip, 3 hourly quota, 4 total quota, 5 cancelled, 6 a budget, 7 the
+ * IPv6 /48.
  */
 const ADMIT = `${BUDGET_STATE}
 if redis.call("EXISTS", KEYS[5]) == 1 then return {5, 0, 0} end
@@ -74,50 +77,67 @@ local function count(key, window)
   if redis.call("INCR", key) == 1 then redis.call("PEXPIRE", key, window * 2 + 1000) end
 end
 local ul, uw, il, iw = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local wl = tonumber(ARGV[18])
 local uu, iu = used(KEYS[1], KEYS[2], uw), used(KEYS[3], KEYS[4], iw)
-if uu >= ul then return {1, 0, math.max(0, il - iu)} end
-if iu >= il then return {2, ul - uu, 0} end
-local anon, first = ARGV[7] == "1", 6
+local function refuse(code, a, b, c, d, k)
+  return {code, a, b, c, d, 0, 0, 0, 0, num(KEYS[k]), num(KEYS[k + 1])}
+end
+if uu >= ul then return refuse(1, 0, math.max(0, il - iu), 0, 0, 1) end
+if iu >= il then return refuse(2, ul - uu, 0, 0, 0, 3) end
+if wl > 0 and used(KEYS[6], KEYS[7], iw) >= wl then return refuse(7, ul - uu, 0, 0, 0, 6) end
+local function countWindows()
+  count(KEYS[1], uw)
+  count(KEYS[3], iw)
+  if wl > 0 then count(KEYS[6], iw) end
+  redis.call("SET", KEYS[5], "1:0", "PX", markTtl)
+end
+local anon, first = ARGV[7] == "1", 8
 local hl, hw, qcap, hu, total = 0, 1, 0, 0, 0
+local left = {ul - uu - 1, il - iu - 1, -1, -1}
 if anon then
   hl, hw, qcap = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-  hu, total = used(KEYS[6], KEYS[7], hw), num(KEYS[8])
-  if total >= qcap then return {4, ul - uu - 1, il - iu - 1, math.max(0, hl - hu), 0} end
-  if hu >= hl then return {3, ul - uu - 1, il - iu - 1, 0, qcap - total} end
-  first = 9
+  hu, total = used(KEYS[8], KEYS[9], hw), num(KEYS[10])
+  left[3], left[4] = hl - hu - 1, qcap - total - 1
+  if total >= qcap then
+    countWindows()
+    return refuse(4, left[1], left[2], math.max(0, hl - hu), 0, 8)
+  end
+  if hu >= hl then
+    countWindows()
+    return refuse(3, left[1], left[2], 0, qcap - total, 8)
+  end
+  first = 11
 end
 local cap, inCost, outPico, ceiling = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
 local function tokensFor(micro) return math.floor((micro - inCost) * 1000000 / outPico) end
-local left = {ul - uu - 1, il - iu - 1, hl - hu - 1, qcap - total - 1}
 local budgets = (#KEYS - first + 1) / 2
 for i = 0, budgets - 1 do
-  local limit = tonumber(ARGV[18 + 2 * i])
+  local limit = tonumber(ARGV[19 + 2 * i])
   local spent, held = budgetState(KEYS[first + 2 * i], KEYS[first + 2 * i + 1], now)
   local free = limit - spent - held
   if tokensFor(free) < 1 then
     local out = tokensFor(limit - spent) < 1 and 1 or 0
-    return {6, left[1], left[2], left[3], left[4], 0, 0, i, out}
+    return {6, left[1], left[2], left[3], left[4], 0, 0, i, out, 0, 0}
   end
   if free < cap then cap = free end
 end
 local maxTokens = math.min(ceiling, tokensFor(cap))
 local hold = inCost + math.ceil(maxTokens * outPico / 1000000)
-count(KEYS[1], uw)
-count(KEYS[3], iw)
+countWindows()
 if anon then
-  count(KEYS[6], hw)
-  redis.call("INCR", KEYS[8])
-  redis.call("PEXPIRE", KEYS[8], ARGV[11])
+  count(KEYS[8], hw)
+  redis.call("INCR", KEYS[10])
+  redis.call("PEXPIRE", KEYS[10], ARGV[11])
 end
 for i = 0, budgets - 1 do
   local h, z = KEYS[first + 2 * i], KEYS[first + 2 * i + 1]
   redis.call("HINCRBY", h, "held", hold)
   redis.call("ZADD", z, now + tonumber(ARGV[16]), ARGV[17] .. ":" .. hold)
-  redis.call("PEXPIRE", h, ARGV[19 + 2 * i])
-  redis.call("PEXPIRE", z, ARGV[19 + 2 * i])
+  redis.call("PEXPIRE", h, ARGV[20 + 2 * i])
+  redis.call("PEXPIRE", z, ARGV[20 + 2 * i])
 end
 redis.call("SET", KEYS[5], (anon and "2:" or "1:") .. hold, "PX", markTtl)
-return {0, left[1], left[2], left[3], left[4], maxTokens, hold, 0, 0}
+return {0, left[1], left[2], left[3], left[4], maxTokens, hold, 0, 0, 0, 0}
 `;
 
 /** Lua: takes one back from a counter, never below zero (DECR keeps the counter's TTL). */
@@ -129,7 +149,8 @@ end`;
 /**
  * Cancels an admission (the keys of ADMIT): undoes what its mark says it counted, never below
  * zero, releases its hold in every budget, and leaves the mark "0" so that the admission, should
- * it arrive later, counts nothing. ARGV: mark TTL, the quota keys' flag, the admission id.
+ * it arrive later, counts nothing. ARGV: mark TTL, the quota keys' flag, the admission id, the
+ * /48 window's flag.
  */
 const CANCEL_ADMISSION = `${UNCOUNT}
 local counted = redis.call("GET", KEYS[5]) or ""
@@ -138,11 +159,12 @@ local kind, hold = string.match(counted, "^(%d):(%d+)$")
 if kind ~= "1" and kind ~= "2" then return 0 end
 uncount(KEYS[1])
 uncount(KEYS[3])
+if ARGV[4] == "1" then uncount(KEYS[6]) end
 if kind == "2" then
-  uncount(KEYS[6])
   uncount(KEYS[8])
+  uncount(KEYS[10])
 end
-local first = ARGV[2] == "1" and 9 or 6
+local first = ARGV[2] == "1" and 11 or 8
 for i = first, #KEYS - 1, 2 do
   if redis.call("ZREM", KEYS[i + 1], ARGV[3] .. ":" .. hold) == 1 then
     redis.call("HINCRBY", KEYS[i], "held", -tonumber(hold))
@@ -205,12 +227,19 @@ return 1
 `;
 
 /** One window's result from what the admission script said was left in it. */
-function windowResult(success: boolean, left: number, spec: WindowSpec, now: number): WindowResult {
+function windowResult(
+  success: boolean,
+  left: number,
+  spec: WindowSpec,
+  now: number,
+  counts: [number, number] = [0, 0],
+): WindowResult {
   return {
     success,
     limit: spec.limit,
     remaining: success ? Math.max(0, left) : 0,
     reset: windowEnd(now, spec),
+    ...(success ? {} : { retryAt: passesAt(counts[0], counts[1], now, spec) }),
   };
 }
 
@@ -268,10 +297,25 @@ export function upstashStore(
       };
     };
   };
+  /**
+   * Minting per /64 and, for IPv6, per /48: both asked at once (one round trip in time); the
+   * tighter answer stands. A refusal by one still counts in the other: it can only refuse more.
+   */
+  const both =
+    (
+      narrow: (key: string) => Promise<WindowResult>,
+      wide: (key: string) => Promise<WindowResult>,
+    ) =>
+    async (ipKey: string, wideKey: string | null): Promise<WindowResult> => {
+      const [a, b] = await Promise.all([narrow(ipKey), wideKey ? wide(wideKey) : null]);
+      return b ? tighter(a, b) : a;
+    };
   const userWindow = (userKey: string, now: number) =>
     windowKeys(`${PREFIX}:rl:user:${userKey}`, specs.user, now);
   const ipWindow = (ipKey: string, now: number) =>
     windowKeys(`${PREFIX}:rl:ip:${ipKey}`, specs.ip, now);
+  const wideWindow = (wideKey: string, now: number) =>
+    windowKeys(`${PREFIX}:rl:ip48:${wideKey}`, specs.ipWide, now);
   const quotaKeys = (userKey: string, now: number) => {
     const base = `${PREFIX}:quota:${userKey}`;
     return [...windowKeys(`${base}:hourly`, specs.anonHourly, now), `${base}:total`];
@@ -283,11 +327,15 @@ export function upstashStore(
     return [`${base}:${id}`, `${base}:${id}:holds`];
   };
   const budgetsOf = (anonymous: boolean) => applicableBudgets(specs.budgets, anonymous);
-  /** ADMIT's keys: the two windows, the admission's mark, (anonymous) the quotas, the budgets. */
+  /**
+   * ADMIT's keys: the user's and the IP's windows, the admission's mark, the /48's window (for
+   * IPv4 a pair nothing touches), (anonymous) the quotas, the budgets.
+   */
   const admissionKeys = (r: AdmissionRequest) => [
     ...userWindow(r.userKey, r.at),
     ...ipWindow(r.ipKey, r.at),
     `${PREFIX}:admission:${r.id}`,
+    ...(r.wideIpKey ? wideWindow(r.wideIpKey, r.at) : ipWindow(r.ipKey, r.at)),
     ...(r.anonymous ? quotaKeys(r.userKey, r.at) : []),
     ...budgetsOf(r.anonymous).flatMap((b) => budgetKeys(b, r.userKey, r.at)),
   ];
@@ -325,20 +373,28 @@ export function upstashStore(
       args.push(TOTAL_QUOTA_TTL_MS, price.capMicroUsd, price.inputMicroUsd, price.outputPicoUsd);
       args.push(price.maxTokensCeiling, specs.holdTtlMs);
       const argv = [...args.map(String), request.id];
+      argv.push(String(request.wideIpKey ? specs.ipWide.limit : 0));
       for (const b of budgets) argv.push(String(b.limitMicroUsd), String(budgetTtl(b, now)));
       const answer = (await scripts.admit.exec(admissionKeys(request), argv)) as number[];
       const [refused, userLeft = 0, ipLeft = 0, hourlyLeft = 0, totalLeft = 0] = answer;
       const [maxTokens = 0, hold = 0, refusedBy = 0, settledOut = 0] = answer.slice(5);
+      const counts: [number, number] = [answer[9] ?? 0, answer[10] ?? 0];
       if (refused === 5) throw new Error("the admission was cancelled before it reached the store");
-      const user = windowResult(refused !== 1, userLeft, specs.user, now);
-      const ip = windowResult(refused !== 2, ipLeft, specs.ip, now);
-      if (refused === 1 || refused === 2) return { user, ip, quota: null, budget: null };
+      const user = windowResult(refused !== 1, userLeft, specs.user, now, counts);
+      // The /48's refusal is the address's: per-IP, with its own wider limit.
+      const ip =
+        refused === 7
+          ? windowResult(false, 0, specs.ipWide, now, counts)
+          : windowResult(refused !== 2, ipLeft, specs.ip, now, counts);
+      if (refused === 1 || refused === 2 || refused === 7) {
+        return { user, ip, quota: null, budget: null };
+      }
       const quota = anonymous
         ? {
             success: refused !== 3 && refused !== 4,
             exhausted:
               refused === 3 ? ("hourly" as const) : refused === 4 ? ("total" as const) : null,
-            hourly: windowResult(refused !== 3, hourlyLeft, specs.anonHourly, now),
+            hourly: windowResult(refused !== 3, hourlyLeft, specs.anonHourly, now, counts),
             total: { limit: specs.anonTotal, remaining: totalLeft, success: refused !== 4 },
           }
         : null;
@@ -361,6 +417,7 @@ export function upstashStore(
         String(ADMISSION_MARK_TTL_MS),
         request.anonymous ? "1" : "0",
         request.id,
+        request.wideIpKey ? "1" : "0",
       ]);
     },
     async refundQuota(userKey, spentAt) {
@@ -368,7 +425,10 @@ export function upstashStore(
       const [hourly = "", , total = ""] = quotaKeys(userKey, spentAt);
       await scripts.refundQuota.exec([hourly, total], []);
     },
-    hitSessionMint: single("mint", specs.sessionsPerIp),
+    hitSessionMint: both(
+      single("mint", specs.sessionsPerIp),
+      single("mint48", specs.sessionsPerIpWide),
+    ),
     hitUsageRead: single("usage", specs.usageReads),
     async usage(userKey, ipKey, anonymous): Promise<UsageSnapshot> {
       const now = Date.now();

@@ -5,8 +5,7 @@ import { mintAnonToken } from "../auth/anon-token";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { invalidInput, limitBody } from "../input/validate";
-import { clientIp, passWindow } from "../limits/middleware";
-import { storeFor } from "../limits/select-store";
+import { clientIp, passMintLimit } from "../limits/middleware";
 
 const MIN_TTL_SECONDS = 60;
 
@@ -92,13 +91,7 @@ export const anonSessionRoutes = new Hono<AppEnv>().post("/", limitBody, clientI
     );
   }
 
-  const now = Date.now();
-  const headers = passWindow(
-    await storeFor(config, c.env).hitSessionMint(`ip:${c.var.clientIp}`),
-    now,
-    "too_many_sessions",
-    `at most ${config.anonSessionsPerIpHourly} anonymous sessions per hour from one address`,
-  );
+  const headers = await passMintLimit(c);
   const minted = await mintAnonToken(config.anonKey.key, ttl.data);
   for (const [k, v] of Object.entries(headers)) c.header(k, v);
   c.header("Cache-Control", "no-store");

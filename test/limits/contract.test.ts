@@ -48,6 +48,7 @@ const anonymousAdmission = (userKey: string, ipKey: string, at: number) => ({
   id: crypto.randomUUID(),
   userKey,
   ipKey,
+  wideIpKey: null,
   at,
   anonymous: true,
   price: holdPrice(MODELS["gpt-4o-mini"], [{ role: "user", content: "hello" }], 20_000),
