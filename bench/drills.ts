@@ -112,7 +112,7 @@ async function redisDrill(stack: Stack, dev: WranglerDev, tokens: string[]): Pro
   // While it is down, minting a session must fail closed too.
   const mint = await getJson<{ error_code?: string }>(`${dev.url}/api/v1/anon_session`, {
     method: "POST",
-    headers: { "cf-connecting-ip": "198.19.51.1" },
+    headers: { "content-type": "application/json", "cf-connecting-ip": "198.19.51.1" },
   });
   await sleep(3_000);
   const restartAt = nowMs() - start;

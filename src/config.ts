@@ -46,6 +46,8 @@ export interface Config {
   /** Origins allowed to call /api/v1/* and /v1/* from a browser (issue 14); empty: same origin only. */
   corsOrigins: readonly string[];
   metricsToken: string | undefined;
+  /** Cloudflare Turnstile on minting, when both keys are set. */
+  turnstile: { secretKey: string; siteKey: string; verifyUrl: string } | undefined;
   /** Metric counters are batched per isolate and written this often (0: every request). */
   metricsFlushMs: number;
   /** Namespace of every key in the store, so deployments can share one database. */
@@ -62,6 +64,8 @@ export class ConfigError extends Error {
 }
 
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** Cloudflare's siteverify, the default of TURNSTILE_VERIFY_URL. */
+const TURNSTILE_SITEVERIFY = "https://challenges.cloudflare.com/turnstile/v0/siteverify";
 /** Minimum length of the anonymous-token HMAC key, in bytes. */
 export const MIN_SECRET_BYTES = 32;
 
@@ -160,6 +164,16 @@ const schema = z.object({
         }),
     ),
   METRICS_TOKEN: optionalText,
+  ADMIN_TOKEN: optionalText,
+  TURNSTILE_SECRET_KEY: optionalText,
+  // Rendered into the page's HTML, so only the characters Cloudflare's keys are made of.
+  TURNSTILE_SITE_KEY: optionalText.pipe(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,128}$/)
+      .optional(),
+  ),
+  TURNSTILE_VERIFY_URL: optionalText.pipe(z.url({ protocol: /^https?$/ }).optional()),
   METRICS_FLUSH_MS: int(0, 20_000).default(1_000),
   STORE_PREFIX: z
     .string()
@@ -199,6 +213,35 @@ function anonKey(secret: string | undefined, production: boolean): AnonKey {
   return { ok: true, key: crypto.getRandomValues(new Uint8Array(32)), generated: true };
 }
 
+/** Shortest METRICS_TOKEN / ADMIN_TOKEN accepted in production. */
+export const MIN_TOKEN_CHARS = 32;
+
+/**
+ * In production every address is https (a key set or store over plain http lets anyone on the
+ * path forge users or limits) and every operator token long enough not to be guessed.
+ */
+function productionChecks(v: z.infer<typeof schema>, jwks: string | undefined): void {
+  const urls = {
+    OPENAI_BASE_URL: v.OPENAI_BASE_URL,
+    SUPABASE_URL: v.SUPABASE_URL,
+    SUPABASE_JWKS_URL: jwks,
+    UPSTASH_REDIS_REST_URL: v.UPSTASH_REDIS_REST_URL,
+    TURNSTILE_VERIFY_URL: v.TURNSTILE_VERIFY_URL,
+  };
+  for (const [name, url] of Object.entries(urls)) {
+    if (url && !url.startsWith("https:"))
+      throw new ConfigError(`${name} must be https in production`);
+  }
+  for (const [name, token] of Object.entries({
+    METRICS_TOKEN: v.METRICS_TOKEN,
+    ADMIN_TOKEN: v.ADMIN_TOKEN,
+  })) {
+    if (token && token.length < MIN_TOKEN_CHARS) {
+      throw new ConfigError(`${name} must be at least ${MIN_TOKEN_CHARS} characters in production`);
+    }
+  }
+}
+
 /** Parses the environment into a Config; throws ConfigError naming each bad variable. */
 export function parseConfig(env: Partial<Bindings>): Config {
   const parsed = schema.safeParse(env);
@@ -215,9 +258,10 @@ export function parseConfig(env: Partial<Bindings>): Config {
   if (v.UPSTASH_REDIS_REST_URL && !v.UPSTASH_REDIS_REST_TOKEN) {
     throw new ConfigError("UPSTASH_REDIS_REST_URL is set without UPSTASH_REDIS_REST_TOKEN");
   }
-  if (production && v.OPENAI_BASE_URL.startsWith("http:")) {
-    throw new ConfigError("OPENAI_BASE_URL must be https in production");
+  if (!v.TURNSTILE_SECRET_KEY !== !v.TURNSTILE_SITE_KEY) {
+    throw new ConfigError("TURNSTILE_SECRET_KEY and TURNSTILE_SITE_KEY must be set together");
   }
+  if (production) productionChecks(v, jwks);
   return {
     environment: v.ENVIRONMENT,
     anonKey: anonKey(v.SECRET_KEY, production),
@@ -254,6 +298,14 @@ export function parseConfig(env: Partial<Bindings>): Config {
     },
     corsOrigins: v.CORS_ORIGINS,
     metricsToken: v.METRICS_TOKEN,
+    turnstile:
+      v.TURNSTILE_SECRET_KEY && v.TURNSTILE_SITE_KEY
+        ? {
+            secretKey: v.TURNSTILE_SECRET_KEY,
+            siteKey: v.TURNSTILE_SITE_KEY,
+            verifyUrl: v.TURNSTILE_VERIFY_URL ?? TURNSTILE_SITEVERIFY,
+          }
+        : undefined,
     metricsFlushMs: v.METRICS_FLUSH_MS,
     storePrefix: v.STORE_PREFIX,
     budgets: {

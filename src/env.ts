@@ -17,6 +17,11 @@ export interface Secrets {
   UPSTASH_REDIS_REST_TOKEN?: string;
   OPENAI_API_KEY?: string;
   METRICS_TOKEN?: string;
+  ADMIN_TOKEN?: string;
+  /** Cloudflare Turnstile on minting: both keys or neither; the verify URL defaults to Cloudflare's. */
+  TURNSTILE_SECRET_KEY?: string;
+  TURNSTILE_SITE_KEY?: string;
+  TURNSTILE_VERIFY_URL?: string;
 }
 
 /** Everything the Worker receives as `env`. */

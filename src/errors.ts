@@ -10,6 +10,8 @@ export type ErrorCode =
   | "unsupported_media_type"
   | "invalid_input"
   | "model_not_allowed"
+  | "forbidden"
+  | "challenge_failed"
   | "rate_limited"
   | "quota_exceeded"
   | "too_many_sessions"
@@ -30,6 +32,8 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   unsupported_media_type: 415,
   invalid_input: 422,
   model_not_allowed: 403,
+  forbidden: 403,
+  challenge_failed: 403,
   rate_limited: 429,
   quota_exceeded: 429,
   too_many_sessions: 429,

@@ -9,6 +9,7 @@ import { anonSessionRoutes } from "./routes/anon-session";
 import { metricsRoutes } from "./routes/metrics";
 import { modelRoutes } from "./routes/models";
 import { openAiRoutes } from "./routes/openai";
+import { frameSrc, scriptSrc, serveAsset } from "./routes/page";
 import { streamRoutes } from "./routes/stream";
 import { usageRoutes } from "./routes/usage";
 
@@ -35,10 +36,11 @@ app.use(
   secureHeaders({
     contentSecurityPolicy: {
       defaultSrc: ["'none'"],
-      scriptSrc: ["'self'"],
+      scriptSrc: [scriptSrc],
       styleSrc: ["'self'"],
       imgSrc: ["'self'", "data:"],
       connectSrc: ["'self'"],
+      frameSrc: [frameSrc],
       baseUri: ["'none'"],
       formAction: ["'none'"],
       frameAncestors: ["'none'"],
@@ -80,12 +82,7 @@ app.all("/healthz", () => {
 });
 
 app.get("/", (c) => c.redirect("/magic/", 302));
-// Asset responses have immutable headers; copy them so the security headers and the
-// request id can be added like on every other response.
-app.all("*", async (c) => {
-  const res = await c.env.ASSETS.fetch(c.req.raw);
-  return new Response(res.body, res);
-});
+app.all("*", serveAsset);
 
 app.onError(handleError);
 

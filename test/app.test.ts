@@ -168,7 +168,15 @@ describe("X-Request-Id", () => {
       200,
       async () => request("/api/v1/stream?message=hi", { headers: bearer(await anonToken()) }),
     ],
-    ["a minted session", 200, () => request("/api/v1/anon_session", { method: "POST" })],
+    [
+      "a minted session",
+      200,
+      () =>
+        request("/api/v1/anon_session", {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+        }),
+    ],
     ["the redirect from /", 302, () => request("/", { redirect: "manual" })],
     ["the chat page", 200, () => request("/magic/")],
     [
@@ -363,7 +371,10 @@ describe("an invalid configuration", () => {
             body: JSON.stringify({ message: "hi" }),
           }),
         ],
-        ["POST /api/v1/anon_session", async () => ({ method: "POST" })],
+        [
+          "POST /api/v1/anon_session",
+          async () => ({ method: "POST", headers: { "Content-Type": "application/json" } }),
+        ],
         ["GET /api/v1/nope", async () => ({})],
       ];
       for (const [route, init] of apiCalls) {
@@ -401,7 +412,7 @@ describe("an invalid configuration", () => {
     expectError(
       await request(
         "/api/v1/anon_session",
-        { method: "POST" },
+        { method: "POST", headers: { "Content-Type": "application/json" } },
         testEnv({ RATE_LIMIT_USER: "lots" }),
       ),
       500,
@@ -409,7 +420,7 @@ describe("an invalid configuration", () => {
     );
     const { res } = await request(
       "/api/v1/anon_session",
-      { method: "POST" },
+      { method: "POST", headers: { "Content-Type": "application/json" } },
       testEnv({ RATE_LIMIT_USER: "30/30s" }),
     );
     expect(res.status).toBe(200);

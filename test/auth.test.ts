@@ -616,7 +616,7 @@ describe("accepted tokens", () => {
     const env = testEnv();
     const { res, settled } = await call(
       "/api/v1/anon_session",
-      { method: "POST", ip: freshIp() },
+      { method: "POST", headers: { "Content-Type": "application/json" }, ip: freshIp() },
       env,
     );
     await settled();
@@ -824,11 +824,14 @@ describe("anonymous session key configuration", () => {
       ENVIRONMENT: "production",
       SECRET_KEY: secret,
       OPENAI_BASE_URL: "https://api.openai.com/v1",
+      // Production refuses plain-http addresses; the test env's point at loopback servers.
+      SUPABASE_URL: "https://abcdefghijklmnop.supabase.co",
+      SUPABASE_JWKS_URL: undefined,
     });
   const mint = async (env: Bindings) => {
     const { res, settled } = await call(
       "/api/v1/anon_session",
-      { method: "POST", ip: freshIp() },
+      { method: "POST", headers: { "Content-Type": "application/json" }, ip: freshIp() },
       env,
     );
     await settled();
@@ -878,7 +881,9 @@ describe("anonymous session key configuration", () => {
   });
 
   it("still accepts Supabase tokens in production without SECRET_KEY", async () => {
-    const usage = await usageOf(await supabaseAsymmetric("ES256"), production(undefined));
+    // HS256: production takes its key set over https only, and the local JWKS server is http.
+    const claims = supabaseClaims({ iss: "https://abcdefghijklmnop.supabase.co/auth/v1" });
+    const usage = await usageOf(await supabaseHs256(claims), production(undefined));
     expect(usage.anonymous).toBe(false);
   });
 

@@ -75,7 +75,11 @@ describe("redis-server killed and restarted (Upstash store)", () => {
     await down.settled();
 
     // Minting fails closed as well: a new identity cannot be had while limits cannot apply.
-    const mint = await call("/api/v1/anon_session", { method: "POST", ip }, env);
+    const mint = await call(
+      "/api/v1/anon_session",
+      { method: "POST", headers: { "Content-Type": "application/json" }, ip },
+      env,
+    );
     expect(mint.res.status).toBe(503);
     expect((await json<{ error_code: string }>(mint.res)).error_code).toBe("limits_unavailable");
 

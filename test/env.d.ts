@@ -23,5 +23,7 @@ declare module "vitest" {
      * restarts that redis (same token as `upstashToken`).
      */
     drillUpstashUrl: string;
+    /** The Turnstile siteverify stand-in (test/support/siteverify-server.ts). */
+    siteverifyUrl: string;
   }
 }

@@ -88,7 +88,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("metrics in the %s store
     const text = await res.text();
     expect(text).toContain('magicbox_requests{window="minute",status="401"} 1');
     expect(text).toContain('magicbox_errors{window="day",error_code="unauthorized"} 1');
-    expect(text).toMatch(/# TYPE magicbox_store_ms_bucket gauge/);
+    expect(text).toMatch(/# TYPE magicbox_store_latency_seconds histogram/);
   });
 });
 

@@ -418,7 +418,7 @@ describe("runSession", () => {
     // An upstream that has sent 20 tokens and is still open.
     const events = new ReadableStream<UpstreamEvent>({
       start(controller) {
-        for (let i = 0; i < 20; i++) controller.enqueue({ type: "delta", text: `t${i}` });
+        for (let i = 0; i < 20; i++) controller.enqueue({ type: "delta", text: " word" });
       },
     });
     const session = runSession(

@@ -885,8 +885,10 @@ describe("demo provider", () => {
       OPENAI_API_KEY: undefined,
       ENVIRONMENT: "production",
       SECRET_KEY,
-      // Production refuses a plain-http upstream address; the test env's points at the fake.
       OPENAI_BASE_URL: "https://api.openai.com/v1",
+      // Production refuses plain-http addresses; the test env's point at loopback servers.
+      SUPABASE_URL: "https://abcdefghijklmnop.supabase.co",
+      SUPABASE_JWKS_URL: undefined,
     });
     const token = await anonToken();
     const before = await usage(token, bindings);

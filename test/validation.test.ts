@@ -594,8 +594,14 @@ describe("a good stream request", () => {
 });
 
 describe("POST /api/v1/anon_session ttl_seconds", () => {
+  // Minting requires the JSON content type even without a body (test/hardening/mint-guard.test.ts).
   const mint = async (init: Init, query = "") => {
-    const { res, settled } = await call(`${ANON_SESSION}${query}`, { ...init, ip: freshIp() });
+    const headers = { "Content-Type": "application/json", ...(init.headers as object) };
+    const { res, settled } = await call(`${ANON_SESSION}${query}`, {
+      ...init,
+      headers,
+      ip: freshIp(),
+    });
     await settled();
     return res;
   };
@@ -718,10 +724,10 @@ describe("POST /api/v1/anon_session ttl_seconds", () => {
     const bad = await call(ANON_SESSION, { ...postJson({ ttl_seconds: 59 }), ip }, env);
     await bad.settled();
     await expectError(bad.res, 422, "invalid_input", ["ttl_seconds"]);
-    const good = await call(ANON_SESSION, { method: "POST", ip }, env);
+    const good = await call(ANON_SESSION, { ...postJson(""), ip }, env);
     await good.settled();
     expect(good.res.status).toBe(200);
-    const third = await call(ANON_SESSION, { method: "POST", ip }, env);
+    const third = await call(ANON_SESSION, { ...postJson(""), ip }, env);
     await third.settled();
     await expectError(third.res, 429, "too_many_sessions");
   });

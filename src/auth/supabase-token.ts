@@ -31,6 +31,8 @@ interface CachedKeySet {
   startedAt: number;
   /** When a fetch last failed, unix ms. */
   failedAt: number;
+  /** The fetch in flight, shared by every request that needs it meanwhile. */
+  inflight: Promise<JWTVerifyGetKey> | undefined;
 }
 
 const keySets = new Map<string, CachedKeySet>();
@@ -57,20 +59,29 @@ async function fetchKeySet(url: URL): Promise<JWTVerifyGetKey> {
 function keySet(url: URL): JWTVerifyGetKey {
   let cache = keySets.get(url.href);
   if (!cache) {
-    cache = { keys: undefined, fetchedAt: 0, startedAt: 0, failedAt: 0 };
+    cache = { keys: undefined, fetchedAt: 0, startedAt: 0, failedAt: 0, inflight: undefined };
     keySets.set(url.href, cache);
   }
   const state = cache;
   const coolingDown = () => Date.now() - state.startedAt < JWKS_COOLDOWN_MS;
-  const refresh = async (): Promise<JWTVerifyGetKey> => {
-    state.startedAt = Date.now();
-    const keys = await fetchKeySet(url).catch((e: unknown) => {
-      state.failedAt = Date.now();
-      throw e;
-    });
-    state.keys = keys;
-    state.fetchedAt = Date.now();
-    return keys;
+  // One fetch at a time: a burst on a cold isolate (20 forged tokens at once) waits on the
+  // same fetch instead of starting one each.
+  const refresh = (): Promise<JWTVerifyGetKey> => {
+    state.inflight ??= (async () => {
+      state.startedAt = Date.now();
+      try {
+        const keys = await fetchKeySet(url);
+        state.keys = keys;
+        state.fetchedAt = Date.now();
+        return keys;
+      } catch (e) {
+        state.failedAt = Date.now();
+        throw e;
+      } finally {
+        state.inflight = undefined;
+      }
+    })();
+    return state.inflight;
   };
   return async (header, input) => {
     const stale = state.keys;

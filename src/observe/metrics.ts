@@ -134,30 +134,39 @@ export function prometheus(windows: Record<string, Counters>): string {
       series("magicbox_streams_finished", { window: w, finish_reason: reason }, n);
     }
   }
+  // Each family's HELP, TYPE and samples together: the exposition format requires it.
   gauge("magicbox_streams_started", "Streams started in the window");
-  gauge("magicbox_tokens", "Tokens metered in the window");
-  gauge("magicbox_cost_usd", "Cost metered in the window, USD");
   for (const [w, c] of Object.entries(windows)) {
     series("magicbox_streams_started", { window: w }, c.streams_started ?? 0);
+  }
+  gauge("magicbox_tokens", "Tokens metered in the window");
+  for (const [w, c] of Object.entries(windows)) {
     series("magicbox_tokens", { window: w, kind: "input" }, c.input_tokens ?? 0);
     series("magicbox_tokens", { window: w, kind: "output" }, c.output_tokens ?? 0);
+  }
+  gauge("magicbox_cost_usd", "Cost metered in the window, USD");
+  for (const [w, c] of Object.entries(windows)) {
     series("magicbox_cost_usd", { window: w }, (c.cost_micro_usd ?? 0) / 1e6);
   }
-  for (const [name, help] of [
-    ["store_ms", "Limits store round trip (ms), histogram buckets"],
-    ["upstream_ttfb_ms", "Upstream time to response headers (ms), histogram buckets"],
+  // Real histograms (promtool rejects `_bucket` and `le` on a gauge, and `ms` in a name):
+  // seconds, cumulative buckets and a count, per window. No `_sum`: only buckets are counted.
+  for (const [name, family, help] of [
+    ["store_ms", "magicbox_store_latency_seconds", "Limits store round trip, histogram"],
+    [
+      "upstream_ttfb_ms",
+      "magicbox_upstream_ttfb_seconds",
+      "Upstream time to response headers, histogram",
+    ],
   ] as const) {
-    gauge(`magicbox_${name}_bucket`, help);
+    lines.push(`# HELP ${family} ${help}`, `# TYPE ${family} histogram`);
     for (const [w, c] of Object.entries(windows)) {
       let cumulative = 0;
       for (const b of histogram(c, name).buckets) {
         cumulative += b.count;
-        series(
-          `magicbox_${name}_bucket`,
-          { window: w, le: b.le === "inf" ? "+Inf" : b.le },
-          cumulative,
-        );
+        const le = b.le === "inf" ? "+Inf" : String(Number(b.le) / 1000);
+        series(`${family}_bucket`, { window: w, le }, cumulative);
       }
+      series(`${family}_count`, { window: w }, cumulative);
     }
   }
   return `${lines.join("\n")}\n`;

@@ -78,7 +78,9 @@ export const requestContext = createMiddleware<AppEnv>(async function requestCon
     const parsed = configFor(c.env);
     if ("error" in parsed) {
       if (parsed.fresh) writeLog("error", "misconfigured", { detail: parsed.error.message });
-      if (c.req.path !== "/healthz") {
+      // Only the API needs the config: the page and /healthz keep serving (the page then says
+      // what the API answers), so an operator's typo does not take the whole site down.
+      if (/^\/(api|v1)\//.test(c.req.path)) {
         c.res = handleError(new AppError("misconfigured", "the service is misconfigured"), c);
         return;
       }

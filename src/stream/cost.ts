@@ -13,9 +13,55 @@ import type { PromptMessage } from "./prompt";
  */
 export const CHAT_OVERHEAD_TOKENS = 8;
 
-/** Estimated tokens of `text` when the upstream reports none: about 4 characters a token. */
+/**
+ * o200k's pre-tokenizer (without its contractions, which only split pieces further): no token
+ * crosses these pieces, so a bound for each piece bounds the whole text.
+ */
+const PIECE =
+  /[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+/gu;
+const NON_ASCII = /\P{ASCII}/u;
+/** A word BPE vocabularies know well: some vowel, some lower case, no run of 4 consonants. */
+const PLAIN_WORD = /^(?=.*[aeiouAEIOU])(?=.*[a-z])(?!.*[^aeiouyAEIOUY]{4})/;
+
+function utf8Bytes(text: string): number {
+  let bytes = 0;
+  for (const ch of text) {
+    const cp = ch.codePointAt(0) ?? 0;
+    bytes += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+  }
+  return bytes;
+}
+
+/** Tokens one ASCII piece may take: a plain word up to 6 characters a token, anything else far fewer. */
+function asciiPieceTokens(piece: string): number {
+  const letters = piece.replace(/[^A-Za-z]/g, "");
+  if (letters) {
+    // A leading punctuation mark ("_usd", "(xyz") is a token of its own more often than not.
+    const lead = /^[^A-Za-z ]/.test(piece) ? 1 : 0;
+    const perToken = PLAIN_WORD.test(letters) ? 6 : 1.5;
+    return lead + Math.ceil((piece.length - lead) / perToken);
+  }
+  if (/^(\s+|\d+)$/.test(piece)) return 1;
+  const mark = piece.trimEnd();
+  return Math.ceil(mark.trim().length / 1.5) + (mark.length < piece.length ? 1 : 0);
+}
+
+/**
+ * Estimated tokens of `text` when the upstream reports none; meant never to be lower than a
+ * byte-level BPE's count (checked against o200k in test/hardening/estimator.test.ts). Non-ASCII
+ * text counts as its UTF-8 bytes, a hard bound (every token holds at least one byte), since a
+ * rare CJK or astral character takes up to one token per byte; ASCII pieces count by the rule
+ * of asciiPieceTokens, about a quarter over o200k for English prose. Never above the bytes.
+ */
 export function estimateTokens(text: string): number {
-  return text.length === 0 ? 0 : Math.ceil(text.length / 4);
+  let tokens = 0;
+  let covered = 0;
+  for (const [piece] of text.matchAll(PIECE)) {
+    covered += piece.length;
+    tokens += NON_ASCII.test(piece) ? utf8Bytes(piece) : asciiPieceTokens(piece);
+  }
+  // Every character falls in some piece; should one ever not, it counts as its bytes.
+  return covered === text.length ? tokens : Math.max(tokens, utf8Bytes(text));
 }
 
 /** Estimated tokens of the whole prompt: every message and its framing. */

@@ -50,12 +50,14 @@ export function openAiChunks(includeUsage: boolean): WireFormat {
     buffered: false,
     encoder(request, startedAt): Encoder {
       const base = head(request, startedAt, "chat.completion.chunk");
+      // Every chunk starts the same: its JSON is built once, so a token costs one small stringify.
+      const prefix = `data: ${JSON.stringify(base).slice(0, -1)},"choices":[{"index":0,"delta":`;
       let first = true;
       const chunk = (delta: Record<string, string>, finish: string | null = null) => {
         // The first delta names the role, as OpenAI's does.
         const d = first ? { role: "assistant", ...delta } : delta;
         first = false;
-        return data({ ...base, choices: [{ index: 0, delta: d, finish_reason: finish }] });
+        return `${prefix}${JSON.stringify(d)},"finish_reason":${JSON.stringify(finish)}}]}\n\n`;
       };
       return (frames: Frame[]) => {
         let text = "";

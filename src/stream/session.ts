@@ -148,8 +148,10 @@ export function runSession(
       for (;;) {
         const events = await upstream.events.read();
         lastRead = Date.now();
-        if (events === null || stop !== null) break;
+        if (events === null) break;
         const frames: Frame[] = [];
+        // Metered (and sent, if anyone is listening) even when a stop came during the read: the
+        // upstream produced it and bills it.
         for (const event of events) {
           const frame = meter.take(event);
           if (frame) frames.push(frame);
@@ -158,6 +160,7 @@ export function runSession(
         // keeps up. A client that stops reading (but stays connected) is cut off once it is
         // MAX_QUEUED_FRAMES behind, so memory stays bounded and nothing waits on it.
         send(frames);
+        if (stop !== null) break;
         if (state.capped) {
           halt("cost_cap");
           break;

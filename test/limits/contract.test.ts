@@ -304,7 +304,11 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const statuses = [];
     let last: Response | undefined;
     for (let i = 0; i < 4; i++) {
-      const { res } = await call("/api/v1/anon_session", { method: "POST", ip }, env);
+      const { res } = await call(
+        "/api/v1/anon_session",
+        { method: "POST", headers: { "Content-Type": "application/json" }, ip },
+        env,
+      );
       statuses.push(res.status);
       last = res;
     }
@@ -313,7 +317,13 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     expect(Number(last?.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
     // Another address still mints.
     expect(
-      (await call("/api/v1/anon_session", { method: "POST", ip: randomIp() }, env)).res.status,
+      (
+        await call(
+          "/api/v1/anon_session",
+          { method: "POST", headers: { "Content-Type": "application/json" }, ip: randomIp() },
+          env,
+        )
+      ).res.status,
     ).toBe(200);
   });
 
@@ -368,6 +378,9 @@ describe("the client address", () => {
     const env = storeEnv("durable_object", {
       ENVIRONMENT: "production",
       OPENAI_BASE_URL: "https://api.openai.com/v1",
+      // Production refuses plain-http addresses; the test env's point at loopback servers.
+      SUPABASE_URL: "https://abcdefghijklmnop.supabase.co",
+      SUPABASE_JWKS_URL: undefined,
     });
     const token = await anonToken();
     const message = encodeURIComponent("hi [[fake tokens=1]]");

@@ -142,7 +142,7 @@ describe("the Upstash store fails closed", () => {
     await scope.fault("error500");
     const { res } = await call(
       "/api/v1/anon_session",
-      { method: "POST" },
+      { method: "POST", headers: { "Content-Type": "application/json" } },
       storeEnv("upstash", {}, scope),
     );
     await expectLimitsUnavailable(res);

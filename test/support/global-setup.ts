@@ -1,8 +1,9 @@
-/** @module Starts the loopback servers the tests need (redis, Upstash REST, JWKS, fake upstream) and stops them. */
+/** @module Starts the loopback servers the tests need (redis, Upstash REST, JWKS, fake upstream, siteverify) and stops them. */
 import type { TestProject } from "vitest/node";
 import { startFakeUpstream } from "./fake-upstream";
 import { startJwksServer } from "./jwks-server";
 import { startRedis } from "./redis";
+import { startSiteverifyServer } from "./siteverify-server";
 import { LATE_ANSWER_MS, startUpstashServer } from "./upstash-server";
 
 const UPSTASH_TOKEN = "local-upstash-token";
@@ -25,6 +26,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const upstash = await startUpstashServer({ redisPort: redis.port, token: UPSTASH_TOKEN });
   const jwks = await startJwksServer();
   const upstream = await startFakeUpstream();
+  const siteverify = await startSiteverifyServer();
   // A second, private redis + Upstash server for test/drills.test.ts, which kills and restarts
   // its redis: the shared one above must stay up for the files that run in parallel.
   const drillRedis = await startRedis();
@@ -43,10 +45,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("jwksPrivateKeys", jwks.privateKeys);
   project.provide("upstreamUrl", `${upstream.url}/v1`);
   project.provide("drillUpstashUrl", drillUpstash.url);
+  project.provide("siteverifyUrl", siteverify.url);
 
   return async () => {
     await Promise.allSettled([
       upstream.close(),
+      siteverify.close(),
       jwks.close(),
       upstash.close(),
       drillUpstash.close(),

@@ -4,6 +4,7 @@
  * the page makes (models, usage, stream). Tokens only ever travel in the Authorization header.
  */
 import { createSseParser, parseObject } from "./sse";
+import { turnstileToken } from "./turnstile";
 
 const ANON_KEY = "magicBox.anonSession";
 /** Renew an anonymous token when less than this many seconds of it are left. */
@@ -123,10 +124,12 @@ export function setSignedIn(token: string | null): void {
 
 /**
  * The one call of POST /api/v1/anon_session: the place where a challenge token (Turnstile)
- * joins the body. JSON content type always, as the server requires for minting.
+ * joins the body (when the server asks for one). JSON content type always, as the server
+ * requires for minting.
  */
 async function requestSession(): Promise<Response> {
-  const body: Record<string, unknown> = {};
+  const turnstile_token = await turnstileToken();
+  const body = turnstile_token ? { turnstile_token } : {};
   return fetch("/api/v1/anon_session", {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "application/json" },

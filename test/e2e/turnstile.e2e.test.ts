@@ -1,0 +1,180 @@
+/**
+ * @module The page with Turnstile on, in Chromium against `wrangler dev`: the page learns the
+ * site key, renders the widget (a local stand-in for Cloudflare's script, served by
+ * page.route), mints with the widget's token, which the worker checks at a siteverify stand-in
+ * on loopback. Every request that would leave the machine is aborted and counted.
+ */
+import { existsSync } from "node:fs";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type SiteverifyServer, startSiteverifyServer } from "../support/siteverify-server";
+import { TURNSTILE_TEST_SECRET, TURNSTILE_TEST_SITE_KEY } from "../support/siteverify-tokens";
+import { type DevServer, startWranglerDev } from "./dev-server";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+
+/**
+ * Stands in for https://challenges.cloudflare.com/turnstile/v0/api.js: `render` draws a box
+ * that records its options and "solves" at once with a token the siteverify stand-in accepts
+ * for this page's hostname and the action the page asked for (or `window.__standInAction`).
+ */
+const STAND_IN = `(() => {
+  const widgets = new Map();
+  let n = 0;
+  const solve = (id) => {
+    const o = widgets.get(id);
+    const action = window.__standInAction ?? o.action;
+    const token = "v:" + JSON.stringify({ success: true, hostname: location.hostname, action, n: ++n });
+    setTimeout(() => o.callback(token), 0);
+  };
+  window.turnstile = {
+    render(el, o) {
+      const id = "w" + widgets.size;
+      widgets.set(id, o);
+      const box = document.createElement("div");
+      box.className = "stand-in-widget";
+      box.dataset.sitekey = o.sitekey;
+      box.dataset.action = o.action;
+      el.append(box);
+      solve(id);
+      return id;
+    },
+    reset(id) { solve(id); },
+    remove(id) { widgets.delete(id); },
+  };
+})();`;
+
+let server: DevServer | undefined;
+let siteverify: SiteverifyServer | undefined;
+let browser: Browser | undefined;
+let setupError: Error | undefined;
+/** Requests to anywhere but this machine: aborted, and each test expects none but the widget's. */
+const offMachine: string[] = [];
+
+beforeAll(async () => {
+  try {
+    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}`);
+    siteverify = await startSiteverifyServer();
+    const [dev, launched] = await Promise.allSettled([
+      startWranglerDev({
+        TURNSTILE_SECRET_KEY: TURNSTILE_TEST_SECRET,
+        TURNSTILE_SITE_KEY: TURNSTILE_TEST_SITE_KEY,
+        TURNSTILE_VERIFY_URL: siteverify.url,
+      }),
+      chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
+    ]);
+    if (dev.status === "fulfilled") server = dev.value;
+    if (launched.status === "fulfilled") browser = launched.value;
+    if (dev.status === "rejected") throw dev.reason;
+    if (launched.status === "rejected") throw launched.reason;
+  } catch (e) {
+    setupError = e instanceof Error ? e : new Error(String(e));
+  }
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close().catch(() => {});
+  await server?.stop();
+  await siteverify?.close();
+});
+
+interface Opened {
+  page: Page;
+  problems: string[];
+  /** "METHOD /path status" of each API response. */
+  api: string[];
+  /** The JSON bodies the page sent to /api/v1/anon_session. */
+  mints: unknown[];
+  close(): Promise<void>;
+}
+
+async function openPage(action?: string): Promise<Opened> {
+  if (setupError) throw setupError;
+  if (!browser || !server) throw new Error("setup did not finish");
+  const context = await browser.newContext();
+  await context.route("**/*", (route) => {
+    const url = new URL(route.request().url());
+    if (url.hostname === "127.0.0.1") return route.continue();
+    if (url.href.startsWith("https://challenges.cloudflare.com/turnstile/v0/api.js")) {
+      return route.fulfill({ contentType: "text/javascript", body: STAND_IN });
+    }
+    offMachine.push(url.href);
+    return route.abort();
+  });
+  if (action)
+    await context.addInitScript((a) => Object.assign(window, { __standInAction: a }), action);
+  const page = await context.newPage();
+  const problems: string[] = [];
+  const api: string[] = [];
+  const mints: unknown[] = [];
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error" && /Content Security Policy|Refused to/i.test(m.text()))
+      problems.push(`console: ${m.text()}`);
+  });
+  page.on("request", (r) => {
+    if (new URL(r.url()).pathname === "/api/v1/anon_session") mints.push(r.postDataJSON());
+  });
+  page.on("response", (r) => {
+    const path = new URL(r.url()).pathname;
+    if (path.startsWith("/api/")) api.push(`${r.request().method()} ${path} ${r.status()}`);
+  });
+  await page.goto(`${server.url}/magic/`);
+  return { page, problems, api, mints, close: () => context.close() };
+}
+
+describe("the page with Turnstile on", () => {
+  it("renders the widget, mints with its token and streams an answer", async () => {
+    const before = siteverify?.calls() ?? 0;
+    const { page, problems, api, mints, close } = await openPage();
+    try {
+      await page.locator('#quota[data-loaded="true"]').waitFor({ timeout: 10_000 });
+      const widget = page.locator("#turnstile .stand-in-widget");
+      expect(await widget.getAttribute("data-sitekey")).toBe(TURNSTILE_TEST_SITE_KEY);
+      expect(await widget.getAttribute("data-action")).toBe("anon_session");
+      expect(api).toContain("POST /api/v1/anon_session 200");
+      expect(mints).toHaveLength(1);
+      expect((mints[0] as { turnstile_token?: string }).turnstile_token).toMatch(/^v:/);
+      expect((siteverify?.calls() ?? 0) - before).toBe(1);
+
+      await page.locator("#prompt").fill("hello there");
+      await page.locator("#prompt").press("Enter");
+      await page.waitForFunction(
+        () => document.querySelector(".turn:last-of-type")?.getAttribute("data-state") === "done",
+        undefined,
+        { timeout: 15_000 },
+      );
+      expect(api).toContain("POST /api/v1/stream 200");
+      expect(problems).toEqual([]);
+      expect(offMachine).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
+  it("gets no session when the widget's token is for another action", async () => {
+    const { page, api, close } = await openPage("login");
+    try {
+      await page.waitForFunction(() => document.querySelector("#turnstile .stand-in-widget"));
+      await expect
+        .poll(() => api.filter((a) => a.startsWith("POST /api/v1/anon_session")), {
+          timeout: 10_000,
+        })
+        .toContain("POST /api/v1/anon_session 403");
+      expect(api).not.toContain("POST /api/v1/anon_session 200");
+      expect(offMachine).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+});
