@@ -1,10 +1,10 @@
 /** @module Vitest in workerd: the Worker under test plus the loopback servers of test/support. */
-import { cloudflareTest } from "@cloudflare/vitest-pool-workers";
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   plugins: [
-    cloudflareTest(({ inject }) => ({
+    cloudflareTest(async ({ inject }) => ({
       main: "./src/index.ts",
       wrangler: { configPath: "./wrangler.toml" },
       miniflare: {
@@ -23,7 +23,11 @@ export default defineConfig({
           // two rules (test/conversation.test.ts) run with their defaults.
           ANON_MODELS: "gpt-4o-mini,gpt-4o,gpt-4.1-mini,o4-mini,gpt-5-mini",
           ANON_COST_CAP_MAX_USD: "1",
+          // The ledger's schema, applied to the local D1 by test/helpers/apply-migrations.ts.
+          TEST_MIGRATIONS: await readD1Migrations("./migrations"),
         },
+        // Deliver ledger batches at once, so a record reaches D1 soon after its stream.
+        queueConsumers: { "magic-ledger": { maxBatchTimeout: 0.05, maxRetries: 2 } },
       },
     })),
   ],
@@ -31,6 +35,7 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     exclude: ["test/e2e/**"],
     globalSetup: ["./test/support/global-setup.ts"],
+    setupFiles: ["./test/helpers/apply-migrations.ts"],
     testTimeout: 20_000,
     // The worker logs a JSON line per request; show them only for failing tests.
     silent: "passed-only",

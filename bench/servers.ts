@@ -9,7 +9,7 @@
  * `{"url": ...}` when listening; SIGTERM stops it.
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { startFakeUpstream } from "../test/support/fake-upstream";
@@ -103,7 +103,7 @@ async function main(): Promise<void> {
     const entry = `${(/^main\s*=\s*"([^"]+)"/m.exec(toml)?.[1] ?? "index.ts").replace(/^.*\//, "").replace(/\.[cm]?[jt]s$/, "")}.js`;
     const limitsClass = /class_name\s*=\s*"(\w+)"/.exec(toml)?.[1];
     const { Miniflare } = createRequire(join(o.root, "package.json"))("miniflare") as {
-      Miniflare: new (options: unknown) => { ready: Promise<URL>; dispose(): Promise<void> };
+      Miniflare: new (options: unknown) => LocalRuntime;
     };
     const mf = new Miniflare({
       modules: true,
@@ -118,11 +118,21 @@ async function main(): Promise<void> {
             durableObjectsPersist: join(o.persist, "do"),
           }
         : {}),
+      // The ledger's D1 and Queue, as wrangler.toml declares them (the consumer is this Worker).
+      ...(toml.includes("[[d1_databases]]")
+        ? {
+            d1Databases: { LEDGER_DB: "ledger" },
+            d1Persist: join(o.persist, "d1"),
+            queueProducers: { LEDGER_QUEUE: { queueName: "magic-ledger" } },
+            queueConsumers: { "magic-ledger": { maxBatchSize: 100, maxBatchTimeout: 2 } },
+          }
+        : {}),
       host: "127.0.0.1",
       port: o.port,
       inspectorPort: o.inspectorPort,
     });
     const url = await mf.ready;
+    if (toml.includes("[[d1_databases]]")) await migrateLedger(mf, o.root);
     close = () => mf.dispose();
     console.log(JSON.stringify({ url: url.href.replace(/\/$/, "") }));
   } else {
@@ -133,6 +143,25 @@ async function main(): Promise<void> {
   };
   process.once("SIGTERM", stop);
   process.once("SIGINT", stop);
+}
+
+/** The part of a Miniflare instance this script uses. */
+interface LocalRuntime {
+  ready: Promise<URL>;
+  dispose(): Promise<void>;
+  getD1Database(name: string): Promise<{ exec(sql: string): Promise<unknown> }>;
+}
+
+/** Applies migrations/*.sql to the fresh local D1 (D1's exec wants one statement line). */
+async function migrateLedger(mf: LocalRuntime, root: string): Promise<void> {
+  const db = await mf.getD1Database("LEDGER_DB");
+  const dir = join(root, "migrations");
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith(".sql"))
+    .sort()) {
+    const sql = readFileSync(join(dir, file), "utf8");
+    await db.exec(sql.replace(/--[^\n]*\n/g, "").replace(/\s*\n\s*/g, " "));
+  }
 }
 
 main().catch((error: unknown) => {

@@ -48,6 +48,8 @@ export interface Config {
   metricsToken: string | undefined;
   /** Cloudflare Turnstile on minting, when both keys are set. */
   turnstile: { secretKey: string; siteKey: string; verifyUrl: string } | undefined;
+  /** Bearer of the operator API (/api/v1/admin/*); without it those paths answer 404. */
+  adminToken: string | undefined;
   /** Metric counters are batched per isolate and written this often (0: every request). */
   metricsFlushMs: number;
   /** Namespace of every key in the store, so deployments can share one database. */
@@ -164,7 +166,7 @@ const schema = z.object({
         }),
     ),
   METRICS_TOKEN: optionalText,
-  ADMIN_TOKEN: optionalText,
+  ADMIN_TOKEN: optionalText.pipe(z.string().min(32, "at least 32 characters").optional()),
   TURNSTILE_SECRET_KEY: optionalText,
   // Rendered into the page's HTML, so only the characters Cloudflare's keys are made of.
   TURNSTILE_SITE_KEY: optionalText.pipe(
@@ -306,6 +308,7 @@ export function parseConfig(env: Partial<Bindings>): Config {
             verifyUrl: v.TURNSTILE_VERIFY_URL ?? TURNSTILE_SITEVERIFY,
           }
         : undefined,
+    adminToken: v.ADMIN_TOKEN,
     metricsFlushMs: v.METRICS_FLUSH_MS,
     storePrefix: v.STORE_PREFIX,
     budgets: {

@@ -1,10 +1,13 @@
 /** @module The app: middleware order, routes, errors, and the Worker export. */
 import { type Context, Hono } from "hono";
 import { secureHeaders } from "hono/secure-headers";
-import type { AppEnv } from "./env";
+import type { AppEnv, Bindings } from "./env";
 import { AppError } from "./errors";
+import { consumeLedger } from "./ledger/consume";
+import { D1LedgerBook } from "./ledger/d1-book";
 import { allowListedOrigins } from "./observe/cors";
 import { handleError, requestContext } from "./observe/request";
+import { adminRoutes } from "./routes/admin";
 import { anonSessionRoutes } from "./routes/anon-session";
 import { metricsRoutes } from "./routes/metrics";
 import { modelRoutes } from "./routes/models";
@@ -27,6 +30,8 @@ const API_METHODS: Record<string, string[]> = {
   "/api/v1/models": ["GET", "HEAD"],
   "/v1/chat/completions": ["POST"],
   "/v1/models": ["GET", "HEAD"],
+  "/api/v1/admin/spend": ["GET", "HEAD"],
+  "/api/v1/admin/ledger": ["GET", "HEAD", "POST"],
 };
 
 const app = new Hono<AppEnv>();
@@ -59,6 +64,7 @@ app.route("/api/v1/usage", usageRoutes);
 app.route("/api/v1/metrics", metricsRoutes);
 app.route("/api/v1/models", modelRoutes);
 app.route("/v1", openAiRoutes);
+app.route("/api/v1/admin", adminRoutes);
 
 /** Unknown paths of the APIs are 404; a known path with a wrong method is 405 with `Allow`. */
 function unknownOrWrongMethod(c: Context<AppEnv>): Response {
@@ -86,4 +92,10 @@ app.all("*", serveAsset);
 
 app.onError(handleError);
 
-export default app;
+/** The Worker: the app answers requests; the ledger queue's batches are written to D1. */
+export default {
+  fetch: app.fetch,
+  async queue(batch: MessageBatch<unknown>, env: Bindings): Promise<void> {
+    await consumeLedger(batch, new D1LedgerBook(env.LEDGER_DB));
+  },
+} satisfies ExportedHandler<Bindings>;

@@ -3,6 +3,8 @@
  * `--var`, every call home off; its JSON log lines counted as they arrive; its workerd found by
  * process group so its memory can be read.
  */
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -66,6 +68,23 @@ export async function startWranglerDev(o: WranglerOptions): Promise<WranglerDev>
   const persist = await mkdtemp(join(tmpdir(), `magic-bench-${o.name}-`));
   onCleanup(() => rm(persist, { recursive: true, force: true }));
   const runtime = o.runtime ?? "wrangler-dev";
+  const configPath = resolve(o.root, o.config ?? "wrangler.toml");
+  if (runtime !== "miniflare" && readFileSync(configPath, "utf8").includes("[[d1_databases]]")) {
+    // The ledger's schema in the fresh local D1, as `npm run dev` applies it (the miniflare
+    // runtime applies it itself, in bench/servers.ts).
+    const migrated = spawnSync(
+      process.execPath,
+      [
+        join(o.root, "node_modules/wrangler/bin/wrangler.js"),
+        ...["d1", "migrations", "apply", "LEDGER_DB", "--local", "--persist-to", persist],
+        ...["-c", configPath],
+      ],
+      { cwd: o.root, env: { ...process.env, ...OFFLINE_WRANGLER_ENV }, encoding: "utf8" },
+    );
+    if (migrated.status !== 0) {
+      throw new Error(`d1 migrations (${o.name}) failed:\n${migrated.stderr}${migrated.stdout}`);
+    }
+  }
   const cliArgs = [
     join(o.root, "node_modules/wrangler/bin/wrangler.js"),
     ...wranglerDevArgs({ port, inspectorPort, persist, vars: o.vars, config: o.config }),

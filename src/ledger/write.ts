@@ -1,22 +1,71 @@
 /** @module Writes a stream's ledger record after the response, retrying, and logging what a replay needs. */
+import { env } from "cloudflare:workers";
 import type { LimitStore } from "../limits/store";
 import { describeError, type Logger } from "../observe/log";
 import { withRetries } from "../retry";
+import type { LedgerSink } from "./ports";
+import { QueueLedgerSink } from "./queue-sink";
 import type { LedgerRecord } from "./record";
 
 /** Pauses before the 2nd and 3rd attempts. */
 export const LEDGER_RETRY_DELAYS_MS = [100, 500];
 
+/** The log event whose `replay` field `npm run ledger:replay` writes to the ledger book. */
+export const SEND_FAILED_EVENT = "ledger_send_failed";
+
+const sinks = new WeakMap<object, LedgerSink>();
+
+/**
+ * The worker's own queue. Taken from the module env (`cloudflare:workers`) so that every
+ * surface that writes a ledger record sends it too, without passing bindings down.
+ */
+function queueSink(): LedgerSink {
+  let sink = sinks.get(env.LEDGER_QUEUE);
+  if (!sink) {
+    sink = new QueueLedgerSink(env.LEDGER_QUEUE);
+    sinks.set(env.LEDGER_QUEUE, sink);
+  }
+  return sink;
+}
+
+/**
+ * Sends `record` to the ledger queue, retrying; when every attempt fails, logs it whole under
+ * SEND_FAILED_EVENT, so a replay can write it later (the book ignores a record id it has).
+ */
+export async function sendLedger(
+  record: LedgerRecord,
+  log: Logger,
+  delays = LEDGER_RETRY_DELAYS_MS,
+  sink?: LedgerSink,
+): Promise<"sent" | "failed"> {
+  try {
+    const target = sink ?? queueSink();
+    await withRetries(() => target.send(record), delays);
+    return "sent";
+  } catch (e) {
+    log.error(SEND_FAILED_EVENT, {
+      attempts: delays.length + 1,
+      sink: sink?.kind ?? "queue",
+      cause: describeError(e),
+      replay: JSON.stringify(record),
+    });
+    return "failed";
+  }
+}
+
 /**
  * Writes `record`, retrying on failure. The write is idempotent by `recordId`, so a retry
  * after a lost answer never counts twice. If every attempt fails, the record is logged in full.
+ * Alongside, the record is sent to the ledger queue (the durable ledger in D1).
  */
 export async function writeLedger(
   store: LimitStore,
   record: LedgerRecord,
   log: Logger,
   delays = LEDGER_RETRY_DELAYS_MS,
+  sink?: LedgerSink,
 ): Promise<"written" | "duplicate" | "failed"> {
+  const sent = sendLedger(record, log, delays, sink);
   try {
     return await withRetries(() => store.writeLedger(record), delays);
   } catch (e) {
@@ -27,5 +76,7 @@ export async function writeLedger(
       replay: JSON.stringify(record),
     });
     return "failed";
+  } finally {
+    await sent;
   }
 }

@@ -1,9 +1,10 @@
 /** @module Runs `wrangler dev` offline for the browser tests: free ports, fresh state, captured stdout. */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { freePort } from "../support/ports";
 import { OFFLINE_WRANGLER_ENV, wranglerDevArgs } from "../support/wrangler-dev";
 
@@ -47,6 +48,15 @@ async function killGroup(child: ChildProcess): Promise<void> {
   if (!done) await Promise.race([exited(child), sleep(2_000)]);
 }
 
+/** `wrangler d1 migrations apply --local` into `persist` (the directory wrangler dev will use). */
+async function applyLocalMigrations(persist: string, env: NodeJS.ProcessEnv): Promise<void> {
+  await promisify(execFile)(
+    "npx",
+    ["wrangler", "d1", "migrations", "apply", "LEDGER_DB", "--local", "--persist-to", persist],
+    { cwd: ROOT, env, timeout: 60_000 },
+  );
+}
+
 /**
  * Starts `npx wrangler dev` on 127.0.0.1 with `vars` passed as `--var KEY:VALUE` and a fresh
  * `--persist-to` directory (Durable Object state starts empty), without OPENAI_API_KEY so the
@@ -70,6 +80,8 @@ export async function startWranglerDev(
   ];
   const env: NodeJS.ProcessEnv = { ...process.env, ...OFFLINE_WRANGLER_ENV };
   delete env.OPENAI_API_KEY;
+  // The ledger's schema in the fresh local D1, as `npm run dev` applies it.
+  await applyLocalMigrations(persist, env);
   // detached: its own process group, so stop() reaches wrangler's workerd child too.
   const child = spawn("npx", args, { cwd: ROOT, env, detached: true, stdio: "pipe" });
   child.stdin?.end();

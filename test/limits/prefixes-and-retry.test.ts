@@ -19,8 +19,17 @@ const slash48 = () => `2001:db8:${r16()}`;
 const inSlash64 = (prefix: string, n: number) => `${prefix}:${n.toString(16)}::${r16()}`;
 const JSON_TYPE = { "Content-Type": "application/json" };
 
-const mint = (env: Bindings, ip: string) =>
-  call("/api/v1/anon_session", { method: "POST", headers: JSON_TYPE, body: "{}", ip }, env);
+/** Mints, and waits for the request's after-response work (its metrics write). */
+async function mint(env: Bindings, ip: string) {
+  const called = await call(
+    "/api/v1/anon_session",
+    { method: "POST", headers: JSON_TYPE, body: "{}", ip },
+    env,
+  );
+  await called.res.arrayBuffer();
+  await called.settled();
+  return called;
+}
 
 async function streamStatus(env: Bindings, ip: string): Promise<number> {
   const token = await supabaseHs256(supabaseClaims());
