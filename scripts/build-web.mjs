@@ -11,7 +11,10 @@ import { fileURLToPath } from "node:url";
 import { build, context } from "esbuild";
 
 /** One line per page: its entry module and the bundle it becomes (gitignored: *.bundle.js, *.bundle.css). */
-const ENTRIES = [{ entry: "web/ops/main.ts", outfile: "public/magic/ops/ops.bundle.js" }];
+const ENTRIES = [
+  { entry: "web/magic/main.ts", outfile: "public/magic/magic.bundle.js" },
+  { entry: "web/ops/main.ts", outfile: "public/magic/ops/ops.bundle.js" },
+];
 
 const options = (e) => ({
   entryPoints: [e.entry],

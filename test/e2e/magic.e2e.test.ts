@@ -179,7 +179,9 @@ async function metric(page: Page, key: string): Promise<string> {
 function recordApiStatuses(page: Page, into: string[]): void {
   page.on("response", (r) => {
     const path = new URL(r.url()).pathname;
-    if (path.startsWith("/api/")) into.push(`${r.request().method()} ${path} ${r.status()}`);
+    // The model registry is read once at load, without a token: not part of the session's story.
+    if (path.startsWith("/api/") && path !== "/api/v1/models")
+      into.push(`${r.request().method()} ${path} ${r.status()}`);
   });
 }
 

@@ -1,22 +1,6 @@
-/** @module The page's SSE parser (public/magic/magic.js) in Node: line ends, multi-line data, comments, any split. */
-import { join } from "node:path";
-import { pathToFileURL } from "node:url";
-import { beforeAll, describe, expect, it } from "vitest";
-import { ROOT } from "./dev-server";
-
-interface SseEvent {
-  event: string;
-  data: string;
-  id: string;
-}
-type Parser = { feed(text: string): void };
-let createSseParser: (onEvent: (e: SseEvent) => void) => Parser;
-
-beforeAll(async () => {
-  // The page script is plain JS without types; it only boots when a document exists.
-  const mod = await import(pathToFileURL(join(ROOT, "public/magic/magic.js")).href);
-  createSseParser = mod.createSseParser;
-});
+/** @module The page's SSE parser (web/magic/sse.ts) in Node: line ends, multi-line data, comments, any split. */
+import { describe, expect, it } from "vitest";
+import { createSseParser, type SseEvent } from "../../web/magic/sse";
 
 function parse(pieces: string[]): SseEvent[] {
   const events: SseEvent[] = [];

@@ -7,18 +7,38 @@
 const SCRIPT = "https://challenges.cloudflare.com/turnstile/v0/api.js?render=explicit";
 const ACTION = "anon_session";
 
-let loading = null;
-let widgetId = null;
+/** The part of Cloudflare's widget API the page uses. */
+interface Turnstile {
+  render(
+    box: HTMLElement,
+    options: {
+      sitekey: string;
+      action: string;
+      callback: (token: string) => void;
+      "error-callback": () => void;
+      "expired-callback": () => void;
+    },
+  ): string;
+  reset(widgetId: string | null): void;
+}
+declare global {
+  interface Window {
+    turnstile?: Turnstile;
+  }
+}
+
+let loading: Promise<Turnstile> | null = null;
+let widgetId: string | null = null;
 /** The settle functions of the token being waited for (tokens are single-use: one per mint). */
-let waiting = null;
+let waiting: { resolve: (token: string) => void; reject: (e: Error) => void } | null = null;
 
 /** The site key the server gave the page, or null when Turnstile is off. */
-export function turnstileSiteKey() {
+export function turnstileSiteKey(): string | null {
   const meta = document.querySelector('meta[name="turnstile-site-key"]');
   return meta?.getAttribute("content") || null;
 }
 
-function loadScript() {
+function loadScript(): Promise<Turnstile> {
   loading ??= new Promise((resolve, reject) => {
     const script = document.createElement("script");
     script.src = SCRIPT;
@@ -35,7 +55,7 @@ function loadScript() {
 }
 
 /** The widget's box, above the composer, made once. */
-function widgetBox() {
+function widgetBox(): HTMLElement {
   let box = document.getElementById("turnstile");
   if (!box) {
     box = document.createElement("div");
@@ -52,22 +72,23 @@ function widgetBox() {
  * A fresh Turnstile token for one mint, or null when the server asks for none. Rejects when
  * the widget cannot load or reports an error; the mint then fails like any refused one.
  */
-export async function turnstileToken() {
+export async function turnstileToken(): Promise<string | null> {
   const sitekey = turnstileSiteKey();
   if (!sitekey) return null;
   const turnstile = await loadScript();
-  return new Promise((resolve, reject) => {
+  return new Promise<string>((resolve, reject) => {
     waiting = { resolve, reject };
-    const settle = (fn, value) => {
+    const settle = (fn: "resolve" | "reject", value: string | Error) => {
       const w = waiting;
       waiting = null;
-      w?.[fn](value);
+      if (fn === "resolve") w?.resolve(value as string);
+      else w?.reject(value as Error);
     };
     if (widgetId === null) {
       widgetId = turnstile.render(widgetBox(), {
         sitekey,
         action: ACTION,
-        callback: (token) => settle("resolve", token),
+        callback: (token: string) => settle("resolve", token),
         "error-callback": () => settle("reject", new Error("turnstile")),
         "expired-callback": () => turnstile.reset(widgetId),
       });

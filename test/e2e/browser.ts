@@ -1,0 +1,111 @@
+/** @module Chromium for the browser tests: launch it, open the page in a fresh profile, collect its problems. */
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { type Browser, type BrowserContextOptions, chromium, type Page } from "playwright-core";
+import { ROOT } from "./dev-server";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const CHROMIUM_ARGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
+/** Where screenshots go (gitignored). */
+export const ARTIFACTS = join(ROOT, "test/artifacts");
+
+/** Launches Debian's Chromium, or fails with how to install it. */
+export async function launchChromium(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `Chromium not found at ${CHROMIUM}. Install it with: apt-get update && apt-get install -y chromium`,
+    );
+  }
+  mkdirSync(ARTIFACTS, { recursive: true });
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}
+
+/** A page in its own profile, and what went wrong on it. */
+export interface Opened {
+  page: Page;
+  /** Console errors, CSP violations and uncaught page errors; each test expects none. */
+  problems: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * Opens `url` in a fresh profile (empty storage, unless `storage` seeds it before the page's
+ * script runs) and waits until the page has asked who the caller is.
+ */
+export async function openPage(
+  browser: Browser,
+  url: string,
+  options: {
+    storage?: Record<string, string>;
+    context?: BrowserContextOptions;
+    /** HTTP statuses the test provokes: Chromium logs each failed load as a console error. */
+    statuses?: number[];
+  } = {},
+): Promise<Opened> {
+  const context = await browser.newContext({
+    viewport: { width: 960, height: 720 },
+    ...options.context,
+  });
+  if (options.storage) {
+    // Runs before the page's own script, once per new document (not again on reload).
+    await context.addInitScript((entries: Record<string, string>) => {
+      try {
+        if (sessionStorage.getItem("seeded")) return;
+        sessionStorage.setItem("seeded", "1");
+        for (const [k, v] of Object.entries(entries)) localStorage.setItem(k, v);
+      } catch {
+        // about:blank has no storage.
+      }
+    }, options.storage);
+  }
+  // The page reports CSP violations itself; a blocked inline handler would show here.
+  await context.addInitScript(() => {
+    document.addEventListener("securitypolicyviolation", (e) => {
+      console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    const status = /^Failed to load resource: the server responded with a status of (\d+)/.exec(
+      m.text(),
+    );
+    if (status && options.statuses?.includes(Number(status[1]))) return;
+    if (m.type() === "error") problems.push(`console: ${m.text()}`);
+  });
+  await page.goto(url);
+  await page.locator('#quota[data-loaded="true"]').waitFor({ timeout: 10_000 });
+  return { page, problems, close: () => context.close() };
+}
+
+/** Waits until the newest answer is in one of `states` (sending, streaming, done, stopped, incomplete, failed). */
+export async function waitForState(page: Page, states: string[], timeout = 10_000): Promise<void> {
+  await page.waitForFunction(
+    (wanted) =>
+      wanted.includes(
+        document.querySelector(".turn:last-of-type")?.getAttribute("data-state") ?? "",
+      ),
+    states,
+    { timeout },
+  );
+}
+
+/** Types `message` and sends it with Enter. */
+export async function ask(page: Page, message: string): Promise<void> {
+  await page.locator("#prompt").fill(message);
+  await page.locator("#prompt").press("Enter");
+}
+
+/** A screenshot of the viewport into test/artifacts/ (the page is a fixed frame; only the conversation scrolls). */
+export const screenshot = (page: Page, name: string) =>
+  page.screenshot({ path: join(ARTIFACTS, name) });

@@ -1,0 +1,154 @@
+/**
+ * @module The conversation store: turns kept in localStorage (restored after a reload, cleared
+ * by New chat), and the history each send carries, fitted to the stream API's bounds.
+ */
+import type { ChatMessage } from "./api";
+
+const KEY = "magicBox.conversation";
+
+/** How an answer ended (or that it is still on its way). */
+export type TurnState = "sending" | "streaming" | "done" | "stopped" | "incomplete" | "failed";
+
+/** One exchange: the question and the answer as far as it got, with how it ended. */
+export interface Turn {
+  user: string;
+  answer: string;
+  reasoning: string;
+  state: TurnState;
+  /** The sentence shown under an answer that did not end normally (or was cut short). */
+  note: string;
+  badge: string;
+  /** [key, label, value] rows shown under the answer. */
+  metrics: [string, string, string][];
+  streamId: string;
+  errorCode: string;
+  /** Older messages the model did not see for this turn (they no longer fit the limits). */
+  leftOut: number;
+}
+
+/** The stream API's bounds on a conversation (its defaults, MAX_MESSAGES and MAX_PROMPT_CHARS). */
+export const LIMITS = { maxMessages: 50, maxPromptChars: 32768, maxContentChars: 8192 };
+
+const STATES: TurnState[] = ["sending", "streaming", "done", "stopped", "incomplete", "failed"];
+
+/** A new turn for `user`, waiting for its answer. */
+export function newTurn(user: string, leftOut: number): Turn {
+  return {
+    user,
+    answer: "",
+    reasoning: "",
+    state: "sending",
+    note: "",
+    badge: "",
+    metrics: [],
+    streamId: "",
+    errorCode: "",
+    leftOut,
+  };
+}
+
+const str = (v: unknown, max = 200_000) => (typeof v === "string" ? v.slice(0, max) : "");
+
+/** A stored turn, checked field by field: storage is another tab's or a tamperer's text. */
+function readTurn(v: unknown): Turn | null {
+  if (!v || typeof v !== "object") return null;
+  const o = v as Record<string, unknown>;
+  if (typeof o.user !== "string") return null;
+  const t = newTurn(str(o.user), typeof o.leftOut === "number" ? o.leftOut : 0);
+  t.answer = str(o.answer);
+  t.reasoning = str(o.reasoning);
+  t.state = STATES.includes(o.state as TurnState) ? (o.state as TurnState) : "done";
+  t.note = str(o.note, 1000);
+  t.badge = str(o.badge, 40);
+  t.streamId = str(o.streamId, 64);
+  t.errorCode = str(o.errorCode, 64);
+  if (Array.isArray(o.metrics))
+    t.metrics = o.metrics
+      .filter((m): m is unknown[] => Array.isArray(m) && m.length === 3)
+      .map((m) => [str(m[0], 40), str(m[1], 40), str(m[2], 80)]);
+  if (t.state === "sending" || t.state === "streaming") {
+    // The page was closed or reloaded while this answer streamed.
+    t.state = t.answer ? "incomplete" : "failed";
+    t.badge = t.answer ? "Incomplete" : "Not answered";
+    t.note = "The page was closed before this answer finished.";
+  }
+  return t;
+}
+
+/** The stored conversation, oldest turn first (empty when none or unreadable). */
+export function loadConversation(): Turn[] {
+  try {
+    const v: unknown = JSON.parse(localStorage.getItem(KEY) ?? "null");
+    const turns = (v as { turns?: unknown } | null)?.turns;
+    if (!Array.isArray(turns)) return [];
+    return turns.flatMap((t) => readTurn(t) ?? []);
+  } catch {
+    return [];
+  }
+}
+
+/** Stores the conversation; false when storage refused it (full, disabled). */
+export function saveConversation(turns: Turn[]): boolean {
+  try {
+    localStorage.setItem(KEY, JSON.stringify({ v: 1, turns }));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Forgets the stored conversation. */
+export function clearConversation(): void {
+  try {
+    localStorage.removeItem(KEY);
+  } catch {}
+}
+
+/** Length in code points, as the server counts characters. */
+const chars = (s: string) => {
+  let n = 0;
+  for (const _ of s) n++;
+  return n;
+};
+
+/** `s` cut to at most `max` code points, an ellipsis marking the cut. */
+function clip(s: string, max: number): string {
+  if (chars(s) <= max) return s;
+  return `${[...s].slice(0, max - 1).join("")}…`;
+}
+
+/**
+ * The messages for a send: each earlier turn that has an answer (a stopped or broken-off one
+ * too, as far as it got), then `next`. When they do not fit the bounds, the oldest turns are
+ * left out whole, so the conversation still starts with a question; `leftOut` counts the
+ * messages dropped. Turns without any answer are not history: nothing was said back.
+ */
+export function buildMessages(
+  turns: Turn[],
+  next: string,
+  limits = LIMITS,
+): { messages: ChatMessage[]; leftOut: number } {
+  const pairs: ChatMessage[][] = [];
+  for (const t of turns) {
+    if (t.answer.trim() === "" || t.user.trim() === "") continue;
+    pairs.push([
+      { role: "user", content: clip(t.user, limits.maxContentChars) },
+      { role: "assistant", content: clip(t.answer, limits.maxContentChars) },
+    ]);
+  }
+  const last: ChatMessage = { role: "user", content: next };
+  let count = 1;
+  let total = chars(next);
+  let kept = 0;
+  // Newest first: keep pairs while both bounds still hold.
+  for (let i = pairs.length - 1; i >= 0; i--) {
+    const pair = pairs[i] as ChatMessage[];
+    const size = pair.reduce((n, m) => n + chars(m.content), 0);
+    if (count + 2 > limits.maxMessages || total + size > limits.maxPromptChars) break;
+    count += 2;
+    total += size;
+    kept++;
+  }
+  const messages = [...pairs.slice(pairs.length - kept).flat(), last];
+  return { messages, leftOut: (pairs.length - kept) * 2 };
+}
