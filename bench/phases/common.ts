@@ -42,7 +42,7 @@ export const PLAN = {
   concurrentStreams: 200,
   /** Admissions of the Durable Object store: closed loops at these concurrencies, this long each. */
   admissionConcurrencies: [32, 64],
-  admissionRunMs: QUICK ? 1_000 : 3_000,
+  admissionRunMs: QUICK ? 1_000 : 5_000,
   admissionReps: QUICK ? 1 : 2,
   admissionIdentities: QUICK ? 64 : 256,
 };

@@ -8,7 +8,11 @@ const at = (x: number | null | undefined) =>
   x === null || x === undefined ? "never" : `${Math.round(x * 100)} %`;
 
 /** Markdown for the budget runs. */
-export function budgetMarkdown(runs: BudgetRunResult[], streams: number, concurrency: number) {
+export function budgetMarkdown(
+  runs: (BudgetRunResult & { worker_warnings?: Record<string, number> })[],
+  streams: number,
+  concurrency: number,
+) {
   if (runs.length === 0) return [];
   const out: string[] = [
     "## Spend budgets",
@@ -100,6 +104,27 @@ export function budgetMarkdown(runs: BudgetRunResult[], streams: number, concurr
               .join(", ")})`,
       ]),
     ),
+    "",
+    ...runs.map((r) => {
+      const over = Object.entries(r.shared).filter(([, b]) => b.over_per_shard_bound);
+      const fails = r.failures.map(
+        (f) =>
+          `${f.stream_id} (${f.plan}, ${f.anonymous ? "anonymous" : "signed-in"}): ${f.status || ""} ${f.error_code ?? f.failure ?? ""} after ${f.tokens} tokens`,
+      );
+      return (
+        `- ${r.store}: ${r.load.aborted_after_headers} left by their client after the headers, ${r.load.aborted_before_headers} before; ` +
+        `ledger records ${r.ledger.records} (${r.ledger.source}); stream_end lines ${r.ledger.stream_end_lines}; ledger_write_failed lines ${r.ledger.ledger_write_failed_lines}` +
+        (over.length
+          ? `; over the per-shard bound (allowed up to 2 % of the budget): ${over.map(([n, b]) => `${n} ${b.gap_micro_usd} > ${b.gap_bound_micro_usd} µUSD`).join(", ")}`
+          : "") +
+        (fails.length ? `; failures: ${fails.join("; ")}` : "") +
+        (r.worker_warnings && Object.keys(r.worker_warnings).length
+          ? `; worker warn/error lines: ${Object.entries(r.worker_warnings)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(", ")}`
+          : "")
+      );
+    }),
     "",
   ];
   return out;

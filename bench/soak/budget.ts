@@ -126,7 +126,12 @@ export async function budgetSoak(stack: Stack, store: "upstash" | "do", o: Budge
   const startedAt = new Date().toISOString();
   const ledgerFailures: string[] = [];
   const ends = new Map<string, { lines: number; costMicro: number }>();
+  const warnings: Record<string, number> = {};
   dev.onLine((line) => {
+    if (line.level === "error" || line.level === "warn") {
+      const k = `${line.level} ${line.event}`;
+      warnings[k] = (warnings[k] ?? 0) + 1;
+    }
     if (line.event === "ledger_write_failed") ledgerFailures.push(String(line.cause));
     if (line.event === "stream_end" && typeof line.stream_id === "string") {
       const e = ends.get(line.stream_id) ?? { lines: 0, costMicro: 0 };
@@ -179,7 +184,7 @@ export async function budgetSoak(stack: Stack, store: "upstash" | "do", o: Budge
       store === "upstash"
         ? (await readUpstashRecords(stack, prefix)).filter((r) => r.streamId.startsWith(label))
         : null;
-    return judgeBudgetRun({
+    const verdict = judgeBudgetRun({
       store,
       startedAt,
       shards: store === "do" ? 8 : 1,
@@ -196,6 +201,7 @@ export async function budgetSoak(stack: Stack, store: "upstash" | "do", o: Budge
       refusedBy,
       addresses: ADDRESSES.length,
     });
+    return { ...verdict, worker_warnings: warnings };
   } finally {
     await dev.stop();
     target.agent.destroy();
