@@ -133,6 +133,20 @@ export function judgeBudgetRun(d: BudgetRunData) {
       ];
     }),
   );
+  const small = (name: "anon_hourly" | "global_hourly") => {
+    const b = shared[name];
+    if (!b || b.gap_micro_usd === null) return false;
+    return b.gap_micro_usd <= Math.max(b.gap_bound_micro_usd, SMALL_GAP * b.limit_micro_usd);
+  };
+  const globalExhausted = small("global_hourly");
+  for (const name of ["anon_hourly", "global_hourly"] as const) {
+    const b = shared[name];
+    if (!b) continue;
+    Object.assign(b, {
+      shut_out_by_global: name === "anon_hourly" && globalExhausted && !small(name),
+      small: small(name) || (name === "anon_hourly" && globalExhausted),
+    });
+  }
   const ownOf = (name: "anon_daily" | "user_daily") => {
     const idx = d.callers.map((c, i) => ((name === "anon_daily") === c.anonymous ? i : -1));
     const rows = idx.filter((i) => i >= 0).map((i) => final.own[i] as CallerReading);
@@ -153,7 +167,7 @@ export function judgeBudgetRun(d: BudgetRunData) {
     };
   };
   const own = { anon_daily: ownOf("anon_daily"), user_daily: ownOf("user_daily") };
-  const sharedRows = Object.values(shared);
+  const sharedRows = Object.values(shared) as ((typeof shared)[string] & { small?: boolean })[];
   const checks = {
     spend_within_every_budget:
       sharedRows.every((b) => (b.spent_micro_usd ?? Infinity) <= b.limit_micro_usd) &&
@@ -163,16 +177,11 @@ export function judgeBudgetRun(d: BudgetRunData) {
     every_budget_bound_in_the_load: Object.keys(LIMITS_MICRO).every(
       (n) => firstRefusal[n] !== null,
     ),
-    // Small: within the per-shard bound, or at most SMALL_GAP of the budget (see gapBound: in
-    // the Durable Object store the two shared budgets share shards, so a shard whose global part
-    // is spent strands its anonymous part).
-    exhausted_budgets_leave_little:
-      d.drainExhausted &&
-      sharedRows.every(
-        (b) =>
-          (b.gap_micro_usd ?? Infinity) <=
-          Math.max(b.gap_bound_micro_usd, SMALL_GAP * b.limit_micro_usd),
-      ),
+    // Exhausted and small: the drain ended with every request refused for settled spend, and
+    // each shared budget left at most its per-shard bound, or SMALL_GAP of itself (the Durable
+    // Object store's shards hold both shared budgets, so a shard whose global part is spent
+    // strands its anonymous part), or was shut out by the global budget, which was exhausted.
+    exhausted_budgets_leave_little: d.drainExhausted && sharedRows.every((b) => b.small),
     settled_spend_equals_the_ledger:
       sharedRows.every((b) => b.spent_micro_usd === b.ledger_micro_usd) &&
       own.anon_daily.settled_not_ledger === 0 &&

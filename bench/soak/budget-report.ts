@@ -42,7 +42,7 @@ export function budgetMarkdown(
           name,
           String(b.limit_micro_usd),
           `${b.spent_micro_usd}, ${b.ledger_micro_usd}`,
-          `${b.gap_micro_usd}, ${pct(b.gap_fraction)}`,
+          `${b.gap_micro_usd}, ${pct(b.gap_fraction)}${(b as { shut_out_by_global?: boolean }).shut_out_by_global ? " (shut out: global_hourly exhausted first)" : ""}`,
           `≤ ${b.gap_bound_micro_usd}`,
           at(b.first_refusal_at),
           `${b.held_after_load} / ${b.held_at_end}`,
@@ -106,7 +106,10 @@ export function budgetMarkdown(
     ),
     "",
     ...runs.map((r) => {
-      const over = Object.entries(r.shared).filter(([, b]) => b.over_per_shard_bound);
+      const over = Object.entries(r.shared).filter(
+        ([, b]) =>
+          b.over_per_shard_bound && !(b as { shut_out_by_global?: boolean }).shut_out_by_global,
+      );
       const fails = r.failures.map(
         (f) =>
           `${f.stream_id} (${f.plan}, ${f.anonymous ? "anonymous" : "signed-in"}): ${f.status || ""} ${f.error_code ?? f.failure ?? ""} after ${f.tokens} tokens`,

@@ -127,10 +127,15 @@ export async function budgetSoak(stack: Stack, store: "upstash" | "do", o: Budge
   const ledgerFailures: string[] = [];
   const ends = new Map<string, { lines: number; costMicro: number }>();
   const warnings: Record<string, number> = {};
+  const causes: Record<string, string[]> = {};
   dev.onLine((line) => {
     if (line.level === "error" || line.level === "warn") {
-      const k = `${line.level} ${line.event}`;
+      const k = `${line.level} ${line.event}${line.error_code ? ` ${line.error_code}` : ""}`;
       warnings[k] = (warnings[k] ?? 0) + 1;
+      const seen = causes[k] ?? [];
+      if (line.cause && seen.length < 3 && !seen.includes(String(line.cause))) {
+        causes[k] = [...seen, String(line.cause).slice(0, 200)];
+      }
     }
     if (line.event === "ledger_write_failed") ledgerFailures.push(String(line.cause));
     if (line.event === "stream_end" && typeof line.stream_id === "string") {
@@ -201,7 +206,7 @@ export async function budgetSoak(stack: Stack, store: "upstash" | "do", o: Budge
       refusedBy,
       addresses: ADDRESSES.length,
     });
-    return { ...verdict, worker_warnings: warnings };
+    return { ...verdict, worker_warnings: warnings, worker_warning_causes: causes };
   } finally {
     await dev.stop();
     target.agent.destroy();
