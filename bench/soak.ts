@@ -18,7 +18,8 @@
  * Flags: --store upstash|do|both (default both), --streams N (2000), --concurrency N (64),
  * --warmup N (800), --no-floor (skip the control), --floor-only (only the control),
  * --wrangler-dev or --no-inspector (run on that dev server instead; memory is then RSS only),
- * --out <dir>.
+ * --out <dir>. The budget run (bench/soak/budget.ts) follows, per store: --budget-streams N
+ * (2000), --budget-concurrency N (64), --no-budget (skip it), --budget-only (only it).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -38,6 +39,9 @@ import {
 } from "./lib/stack";
 import { round, summarize, table } from "./lib/stats";
 import { type Runtime, startWranglerDev, steadyRss, type WranglerDev } from "./lib/wrangler";
+import { budgetSoak } from "./soak/budget";
+import type { BudgetRunResult } from "./soak/budget-judge";
+import { budgetMarkdown } from "./soak/budget-report";
 
 installCleanupHandlers();
 
@@ -51,12 +55,13 @@ const CONCURRENCY = Number(flag("--concurrency", "64"));
 /** Warm-up streams before the baseline is read. */
 const WARMUP = Number(flag("--warmup", "800"));
 const FLOOR_ONLY = argv.includes("--floor-only");
-const WITH_FLOOR = FLOOR_ONLY || !argv.includes("--no-floor");
-const STORES = FLOOR_ONLY
-  ? []
-  : flag("--store", "both") === "both"
-    ? ["upstash", "do"]
-    : [flag("--store", "both")];
+const BUDGET_ONLY = argv.includes("--budget-only");
+const WITH_FLOOR = FLOOR_ONLY || (!BUDGET_ONLY && !argv.includes("--no-floor"));
+const SELECTED = flag("--store", "both") === "both" ? ["upstash", "do"] : [flag("--store", "both")];
+const STORES = FLOOR_ONLY || BUDGET_ONLY ? [] : SELECTED;
+const BUDGET_STORES = FLOOR_ONLY || argv.includes("--no-budget") ? [] : SELECTED;
+const BUDGET_STREAMS = Number(flag("--budget-streams", "2000"));
+const BUDGET_CONCURRENCY = Number(flag("--budget-concurrency", "64"));
 const RUNTIME: Runtime = argv.includes("--wrangler-dev")
   ? "wrangler-dev"
   : argv.includes("--no-inspector")
@@ -550,6 +555,19 @@ async function main() {
     runs.push(await soakOne(stack, store));
     log(`${store}: ${JSON.stringify(runs[runs.length - 1]?.checks)}`);
   }
+  const budgetRuns: BudgetRunResult[] = [];
+  for (const store of BUDGET_STORES) {
+    if (store !== "upstash" && store !== "do") throw new Error(`unknown store ${store}`);
+    const r = await budgetSoak(stack, store, {
+      streams: BUDGET_STREAMS,
+      concurrency: BUDGET_CONCURRENCY,
+      runtime: RUNTIME,
+      run: RUN,
+      log,
+    });
+    budgetRuns.push(r);
+    log(`budget ${store}: ${JSON.stringify(r.checks)}`);
+  }
   machine.loadavg_at_end = os.loadavg().map((x) => Math.round(x * 100) / 100);
   await cleanupAll();
   const results = {
@@ -591,7 +609,11 @@ async function main() {
         gateway_minus_floor_kib: gw !== null && fl !== null ? round(gw - fl, 1) : null,
       };
     }),
-    passed: runs.every((r) => Object.values(r.checks).every(Boolean)),
+    /** The budget runs (bench/soak/budget.ts): spend against every budget, settlements. */
+    budget_runs: budgetRuns,
+    passed:
+      runs.every((r) => Object.values(r.checks).every(Boolean)) &&
+      budgetRuns.every((r) => Object.values(r.checks).every(Boolean)),
   };
   mkdirSync(OUT_DIR, { recursive: true });
   writeFileSync(join(OUT_DIR, "soak-latest.json"), `${JSON.stringify(results, null, 2)}\n`);
@@ -663,6 +685,7 @@ async function main() {
         ]
       : []),
     "",
+    ...budgetMarkdown(budgetRuns, BUDGET_STREAMS, BUDGET_CONCURRENCY),
   ].join("\n");
   writeFileSync(join(OUT_DIR, "soak-latest.md"), `${md}\n`);
   console.log(`\n${md}`);

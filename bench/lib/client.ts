@@ -25,6 +25,10 @@ export interface StreamOptions {
   /** CF-Connecting-IP to send (worker). */
   ip?: string;
   streamId?: string;
+  /** Model to ask for (worker; the gateway's default when absent). */
+  model?: string;
+  /** `cost_cap_usd` to send (worker; the gateway's default when absent). */
+  costCapUsd?: number;
   /** Abort once this many tokens arrived (0: right at the headers). */
   abortAfterTokens?: number;
   /** Abort this long after the headers arrived. */
@@ -49,6 +53,8 @@ export interface StreamResult {
   terminal: "done" | "error" | null;
   /** error_code of a JSON error body or of the error frame. */
   errorCode: string | null;
+  /** `detail` of a JSON error body (which budget refused, say). */
+  errorDetail: string | null;
   /** A transport problem (reset, timeout); null when the exchange completed or we aborted it. */
   failure: string | null;
   /** We aborted it on purpose. */
@@ -92,6 +98,8 @@ function requestFor(
   if (o.ip) headers["cf-connecting-ip"] = o.ip;
   const input: Record<string, unknown> = { message: o.message };
   if (o.streamId) input.stream_id = o.streamId;
+  if (o.model) input.model = o.model;
+  if (o.costCapUsd !== undefined) input.cost_cap_usd = o.costCapUsd;
   return { path: "/api/v1/stream", headers, body: JSON.stringify(input) };
 }
 
@@ -107,6 +115,7 @@ export function streamRequest(t: Target, o: StreamOptions): Promise<StreamResult
     tokens: 0,
     terminal: null,
     errorCode: null,
+    errorDetail: null,
     failure: null,
     aborted: null,
     heartbeats: 0,
@@ -169,6 +178,7 @@ export function streamRequest(t: Target, o: StreamOptions): Promise<StreamResult
           r.endMs = nowMs() - start;
           const m = /"error_code":"([a-z_]+)"/.exec(text);
           r.errorCode = m?.[1] ?? null;
+          r.errorDetail = /"detail":"((?:[^"\\]|\\.)*)"/.exec(text)?.[1] ?? null;
           finish();
         });
         res.on("error", (e) => {
