@@ -145,8 +145,9 @@ describe.each<StoreKind>(["durable_object", "upstash"])(
       await awayFromBoundary(3_600_000, 60_000);
       const tokens = await Promise.all(Array.from({ length: 100 }, () => anonToken()));
       const started = await Promise.all(tokens.map((t) => startStream(env, t, randomIp(), SILENT)));
-      const admitted = started.filter((s) => s.res.status === 200);
-      const refused = started.filter((s) => s.res.status !== 200);
+      // Admitted by the budget: a 200, or (on a loaded machine) an upstream that failed to connect.
+      const admitted = started.filter((s) => s.res.status !== 503);
+      const refused = started.filter((s) => s.res.status === 503);
       expect(admitted).toHaveLength(8);
       for (const r of refused) {
         expect(r.res.status).toBe(503);
