@@ -6,7 +6,7 @@ import { describe, expect, inject, it } from "vitest";
 import { parseConfig } from "../../src/config";
 import type { Bindings } from "../../src/env";
 import { ledgerRecord } from "../../src/ledger/record";
-import { decideHold } from "../../src/limits/budget";
+import { decideHold, type HoldTicket } from "../../src/limits/budget";
 import { storeFor } from "../../src/limits/select-store";
 import type { AdmissionRequest } from "../../src/limits/store";
 import { holdPrice } from "../../src/stream/cost";
@@ -42,6 +42,23 @@ const BUDGET = 7 * FULL_HOLD + Math.floor(FULL_HOLD / 2);
 const usd = (micro: number) => (micro / 1e6).toFixed(6);
 /** No other test's traffic in these budgets: each test its own key space. */
 const isolated = () => `b${crypto.randomUUID().slice(0, 8)}`;
+
+/** The ledger record of a stream that cost 21 µUSD, settling `hold`. */
+const settling = (userKey: string, startedAt: number, hold: HoldTicket, streamId = "s1") => ({
+  ...ledgerRecord(
+    {
+      finishReason: "stop",
+      inputTokens: 20,
+      outputTokens: 30,
+      costMicroUsd: 21,
+      usageSource: "upstream",
+      ttftMs: 5,
+      durationMs: 9,
+    },
+    { streamId, userKey, model: MODEL.id, provider: "openai", startedAt },
+  ),
+  hold,
+});
 
 interface BudgetBody {
   limit_usd: number;
@@ -253,19 +270,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])(
         price: PRICE,
       });
       if (!decided.budget?.ok) throw new Error("admission refused");
-      const record = ledgerRecord(
-        {
-          finishReason: "stop",
-          inputTokens: 20,
-          outputTokens: 30,
-          costMicroUsd: 21,
-          usageSource: "upstream",
-          ttftMs: 5,
-          durationMs: 9,
-        },
-        { streamId: "s1", userKey, model: MODEL.id, provider: "openai", startedAt: now },
-      );
-      const withHold = { ...record, hold: decided.budget.ticket };
+      const withHold = settling(userKey, now, decided.budget.ticket);
       expect(await store.writeLedger(withHold)).toBe("written");
       expect(await store.writeLedger(withHold)).toBe("duplicate");
       const u = await usageOf(env, token);
@@ -316,25 +321,7 @@ describe("shared budgets over Durable Object shards", () => {
       decided.map(async (d, i) => {
         if (!d.budget?.ok) return;
         const r = requests[i] as AdmissionRequest;
-        const record = ledgerRecord(
-          {
-            finishReason: "stop",
-            inputTokens: 20,
-            outputTokens: 30,
-            costMicroUsd: 21,
-            usageSource: "upstream",
-            ttftMs: 5,
-            durationMs: 9,
-          },
-          {
-            streamId: `s${i}`,
-            userKey: r.userKey,
-            model: MODEL.id,
-            provider: "openai",
-            startedAt: r.at,
-          },
-        );
-        await store.writeLedger({ ...record, hold: d.budget.ticket });
+        await store.writeLedger(settling(r.userKey, r.at, d.budget.ticket, `s${i}`));
       }),
     );
     const [after] = await store.sharedBudgets(Date.now());
@@ -363,21 +350,7 @@ describe("spend budgets when the store fails between admission and settlement", 
     });
     const first = await store.admit(admission());
     if (!first.budget?.ok) throw new Error("admission refused");
-    const record = {
-      ...ledgerRecord(
-        {
-          finishReason: "stop",
-          inputTokens: 20,
-          outputTokens: 30,
-          costMicroUsd: 21,
-          usageSource: "upstream",
-          ttftMs: 5,
-          durationMs: 9,
-        },
-        { streamId: "s1", userKey, model: MODEL.id, provider: "openai", startedAt: Date.now() },
-      ),
-      hold: first.budget.ticket,
-    };
+    const record = settling(userKey, Date.now(), first.budget.ticket);
     await scope.fault("error500");
     await expect(store.writeLedger(record)).rejects.toThrow();
     await scope.fault("none");
