@@ -105,16 +105,17 @@ export function passWindow(
 export async function passMintLimit(c: Context<AppEnv>): Promise<Record<string, string>> {
   const [config, ip] = [c.get("config"), c.get("clientIp")];
   const now = Date.now();
-  const keys = [`mint:ip:${ip}`, wideOf(ip) && `mint:${wideOf(ip)}`];
+  const wide = wideOf(ip);
+  const keys = [`mint:ip:${ip}`, wide && `mint:${wide}`];
   const denials = denyCacheFor(config);
   denials.refuseIfDenied(keys, now);
-  const window = await storeFor(config, c.env).hitSessionMint(`ip:${ip}`, wideOf(ip));
+  const window = await storeFor(config, c.env).hitSessionMint(`ip:${ip}`, wide);
   const detail = `at most ${window.limit} anonymous sessions per hour from one address`;
   try {
     return passWindow(window, now, "too_many_sessions", detail);
   } catch (e) {
-    const wide = window.limit !== config.anonSessionsPerIpHourly;
-    const key = wide ? keys[1] : keys[0];
+    const byWide = window.limit !== config.anonSessionsPerIpHourly;
+    const key = byWide ? keys[1] : keys[0];
     const retryAt = window.retryAt ?? window.reset;
     if (key)
       denials.remember(key, retryAt, "too_many_sessions", detail, rateLimitHeaders([window], now));
