@@ -28,6 +28,7 @@ import { agentFor } from "./lib/client";
 import { cleanupAll, installCleanupHandlers, runMain } from "./lib/procs";
 import { machineInfo, startStack } from "./lib/stack";
 import { type AdmissionsRow, admissionsPhase } from "./phases/admissions";
+import { budgetsAbPhase } from "./phases/budgets-ab";
 import {
   type BenchTarget,
   log,
@@ -113,6 +114,11 @@ async function main(): Promise<void> {
   recordAccess = false;
   log(`latency: ${latency.rounds} rounds`);
 
+  const abSet = sets.find((s) => s.runtime === "miniflare") ?? primary;
+  log(`budgets on against off: up to ${PLAN.abRounds} paired rounds on the ${abSet.title}`);
+  const budgetsAb = await budgetsAbPhase(abSet);
+  log(`budgets on against off: ${budgetsAb.rounds} rounds`);
+
   log("throughput: closed loops at concurrency 1, 16, 64");
   const throughput = await throughputPhase(loadTargets);
 
@@ -197,6 +203,7 @@ async function main(): Promise<void> {
     longStream,
     concurrent,
     admissions,
+    budgetsAb,
   });
   const results: Results = {
     generated_at: new Date().toISOString(),
@@ -229,6 +236,7 @@ async function main(): Promise<void> {
       concurrent,
       wrangler_dev_relay_probe: relay,
     },
+    budgets_on_against_off: budgetsAb,
     admissions,
     targets: targetsMet,
   };

@@ -315,7 +315,12 @@ async function soakOne(stack: Stack, store: "upstash" | "do") {
 
   // What the clients saw.
   const ok = sent.filter((s) => s.r.status === 200);
-  const startedIds = new Set(ok.map((s) => s.streamId));
+  // A stream whose upstream failed before its first token (502 upstream_error) also leaves a
+  // record: a zero-cost one that settles its budget hold. It is expected, not doubled.
+  const failedUpstream = (s: Sent) => s.r.status === 502 && s.r.errorCode === "upstream_error";
+  const startedIds = new Set(
+    sent.filter((s) => s.r.status === 200 || failedUpstream(s)).map((s) => s.streamId),
+  );
   const preHeader = new Set(
     sent.filter((s) => s.r.aborted === "before_headers").map((s) => s.streamId),
   );
@@ -398,7 +403,8 @@ async function soakOne(stack: Stack, store: "upstash" | "do") {
     let lost = 0;
     let doubled = 0;
     tokens.forEach((_, k) => {
-      const seen = perToken[k] ?? 0;
+      const seen =
+        (perToken[k] ?? 0) + sent.filter((s) => s.token === k && failedUpstream(s)).length;
       const maybe = sent.filter((s) => s.token === k && s.r.aborted === "before_headers").length;
       const server = serverPerToken[k] ?? 0;
       if (server < seen) lost += seen - server;
@@ -433,7 +439,12 @@ async function soakOne(stack: Stack, store: "upstash" | "do") {
     exceeded:
       Math.max(...perIp) > ipBound ||
       Math.max(...perToken) > QUOTA_TOTAL ||
-      Math.max(...serverPerToken) > QUOTA_TOTAL ||
+      // Records of streams whose upstream failed do not count: their quota unit came back.
+      Math.max(
+        ...serverPerToken.map(
+          (n, k) => n - sent.filter((s) => s.token === k && failedUpstream(s)).length,
+        ),
+      ) > QUOTA_TOTAL ||
       ((ledger.quota_used_max as number) ?? 0) > QUOTA_TOTAL,
   };
   const heapBack =

@@ -40,6 +40,9 @@ export const PLAN = {
   probeSamples: QUICK ? 100 : 400,
   longStreamTokens: 10_000,
   concurrentStreams: 200,
+  /** Paired rounds of budgets on against off (Workers runtime alone). */
+  abRounds: QUICK ? 50 : 800,
+  abMaxMs: QUICK ? 10_000 : 100_000,
   /** Admissions of the Durable Object store: closed loops at these concurrencies, this long each. */
   admissionConcurrencies: [32, 64],
   admissionRunMs: QUICK ? 1_000 : 5_000,

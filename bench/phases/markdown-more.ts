@@ -1,6 +1,7 @@
 /** @module The memory and admissions sections of bench/results/latest.md. */
 import { fmt, table } from "../lib/stats";
 import type { AdmissionsRow } from "./admissions";
+import type { BudgetsAb } from "./budgets-ab";
 import { PLAN } from "./common";
 import type { Results } from "./markdown";
 import type { RuntimeSet } from "./runtime-set";
@@ -114,6 +115,39 @@ export function admissionsMarkdown(rows: AdmissionsRow[] | null): string[] {
           ),
         ];
       }),
+    ),
+  ];
+}
+
+/** The paired comparison of budgets on and off. */
+export function abMarkdown(ab: BudgetsAb): string[] {
+  type Q = { n: number; p25: number | null; p50: number | null; p75: number | null };
+  const q = (x: Q) => `${fmt(x.p50, 2)} (${fmt(x.p25, 2)} to ${fmt(x.p75, 2)}, n ${x.n})`;
+  const f = ab.over_floor;
+  return [
+    "",
+    `## Budgets on against off, paired rounds (${ab.runtime}, ${ab.rounds} rounds)`,
+    "",
+    "Each round sends one request to the floor and to the Upstash gateway with the default budgets and with all four " +
+      "BUDGET_* at 0, anonymous and signed-in, in a random order; each figure is the median of the per-round differences " +
+      "(25th to 75th percentile in brackets), so the machine's drift in load cancels out.",
+    "",
+    table(
+      ["caller", "over the floor, budgets on", "over the floor, budgets off", "on − off"],
+      [
+        [
+          "anonymous",
+          q(f.anonymous_budgets_on),
+          q(f.anonymous_budgets_off),
+          q(ab.on_minus_off.anonymous),
+        ],
+        [
+          "signed-in",
+          q(f.signed_in_budgets_on),
+          q(f.signed_in_budgets_off),
+          q(ab.on_minus_off.signed_in),
+        ],
+      ],
     ),
   ];
 }

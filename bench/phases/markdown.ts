@@ -1,8 +1,9 @@
 /** @module bench/results/latest.md from the results: the tables, then the targets. */
 import { fmt, table } from "../lib/stats";
 import type { AdmissionsRow } from "./admissions";
+import type { BudgetsAb } from "./budgets-ab";
 import { type BenchTarget, errorCount, type PLAN, type SummaryJson } from "./common";
-import { admissionsMarkdown, memoryMarkdown } from "./markdown-more";
+import { abMarkdown, admissionsMarkdown, memoryMarkdown } from "./markdown-more";
 import type { concurrentPhase, longStreamPhase, relayProbe } from "./memory";
 import type { PeerStatus } from "./peer";
 import { setTargets } from "./results";
@@ -44,6 +45,8 @@ export interface Results {
     concurrent: Record<string, Awaited<ReturnType<typeof concurrentPhase>>>;
     wrangler_dev_relay_probe: Awaited<ReturnType<typeof relayProbe>> | null;
   };
+  /** Budgets on against off, paired rounds on the Workers runtime alone. */
+  budgets_on_against_off: BudgetsAb;
   /** Admissions per second of the Durable Object store, budgets off / own only / all on. */
   admissions: AdmissionsRow[] | null;
   targets: TargetRow[];
@@ -135,6 +138,7 @@ export function markdown(
       ),
     ),
   );
+  push(...abMarkdown(r.budgets_on_against_off));
   push("", "## Short streams (20 tokens) per second, closed loop, errors counted", "");
   push(
     table(
