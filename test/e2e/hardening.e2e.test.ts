@@ -166,7 +166,9 @@ describe("generated types", () => {
       ]) {
         await copyFile(join(ROOT, f), join(dir, f));
       }
-      for (const d of ["src", "public", "node_modules"]) await symlink(join(ROOT, d), join(dir, d));
+      // Everything wrangler.toml refers to: the worker, its assets, the [build] script and its sources, migrations.
+      for (const d of ["src", "public", "node_modules", "scripts", "web", "migrations"])
+        await symlink(join(ROOT, d), join(dir, d));
       await writeFile(join(dir, ".dev.vars"), "SECRET_KEY=local\nMY_LOCAL_SECRET=hunter2\n");
       const env = { ...process.env, ...OFFLINE_WRANGLER_ENV };
       const check = spawnSync("bash", [".ci/check-types"], { cwd: dir, env, encoding: "utf8" });
