@@ -5,6 +5,7 @@ import { createMiddleware } from "hono/factory";
 import type { z } from "zod";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
+import { handleError } from "../observe/request";
 
 /** Largest request body accepted, checked before parsing (also for chunked bodies). */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -40,19 +41,17 @@ export function zodHook(result: { success: boolean; error?: z.core.$ZodError }, 
   if (!result.success && result.error) throw invalidInput(result.error);
 }
 
-/** After a 413, up to this much more of the body is read (and dropped) before answering. */
-export const DRAIN_MAX_BYTES = 1024 * 1024;
-/** ...and for at most this long, so a body that trickles forever still gets its 413 soon. */
+/** After a 413, up to this much more of the body is read (and dropped)... */
+const DRAIN_MAX_BYTES = 16 * 1024 * 1024;
+/** ...for at most this long, so a body that trickles forever is let go of soon. */
 const DRAIN_MAX_MS = 1_000;
 
 const tooLarge = () =>
   new AppError("payload_too_large", `the body must be at most ${MAX_BODY_BYTES} bytes`);
 
 /**
- * Reads and drops what is left of a refused body, up to DRAIN_MAX_BYTES or DRAIN_MAX_MS, then
- * cancels the rest. Answering with most of a chunked body unread left `wrangler dev` unable to
- * answer the next request ("503 Your worker restarted mid-request"); a body that never ends
- * still meets one of the two bounds, so its 413 stays prompt.
+ * Reads and drops what is left of a refused body until it ends, the client goes away, or
+ * DRAIN_MAX_BYTES or DRAIN_MAX_MS is reached; then cancels the rest.
  */
 async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -74,8 +73,38 @@ async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<v
 }
 
 /**
+ * The 413 for an over-long body, sent the way a careful HTTP server closes such a connection
+ * (a lingering close): the answer goes out at once, complete (it has a Content-Length), and the
+ * connection stays open while `drain` reads the rest of the body, which ends when the client,
+ * having read the 413, stops sending. Closing with the body unread makes the peer's TCP stack
+ * reset the connection, and a reset can destroy the 413 in flight: wrangler dev's proxy then
+ * answered "503 Your worker restarted mid-request" and a raw client saw ECONNRESET.
+ */
+async function refuse(
+  c: Context<AppEnv>,
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+): Promise<Response> {
+  // The open stream of the 413 keeps the request, and so the drain, alive.
+  const drained = drain(reader);
+  const answer = handleError(tooLarge(), c);
+  const bytes = new Uint8Array(await answer.arrayBuffer());
+  const { readable, writable } = new FixedLengthStream(bytes.byteLength);
+  const writer = writable.getWriter();
+  // Not awaited: the 413 is returned now, and its stream ends once the drain has.
+  void writer
+    .write(bytes)
+    .then(() => drained)
+    .then(() => writer.close())
+    .catch(() => {
+      // The client went away before the answer was written: nothing to close.
+    });
+  return new Response(readable, answer);
+}
+
+/**
  * 413 over MAX_BODY_BYTES, before anything is parsed: at once for a declared Content-Length,
- * counted while reading for a chunked body. Either way the rest is drained (within bounds).
+ * counted while reading for a chunked body. Either way the rest is drained (within bounds)
+ * while the 413 is on its way.
  */
 export const limitBody = createMiddleware<AppEnv>(async function limitBody(c, next) {
   const body = c.req.raw.body;
@@ -83,8 +112,7 @@ export const limitBody = createMiddleware<AppEnv>(async function limitBody(c, ne
   const declared = c.req.raw.headers.get("Content-Length");
   if (declared !== null && !c.req.raw.headers.has("Transfer-Encoding")) {
     if (Number(declared) <= MAX_BODY_BYTES) return next();
-    await drain(body.getReader());
-    throw tooLarge();
+    return refuse(c, body.getReader());
   }
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
@@ -93,10 +121,7 @@ export const limitBody = createMiddleware<AppEnv>(async function limitBody(c, ne
     const { done, value } = await reader.read();
     if (done) break;
     size += value.byteLength;
-    if (size > MAX_BODY_BYTES) {
-      await drain(reader);
-      throw tooLarge();
-    }
+    if (size > MAX_BODY_BYTES) return refuse(c, reader);
     chunks.push(value);
   }
   const whole = new Uint8Array(size);

@@ -78,10 +78,11 @@ function postEndless(token: string): Promise<number> {
       `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${token}\r\n` +
         'Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{"m"\r\n',
     );
+    // Writes as fast as the connection takes it, as curl does.
     const pump = () => {
       if (done) return;
-      socket.write(chunk);
-      setImmediate(pump);
+      if (socket.write(chunk)) setImmediate(pump);
+      else socket.once("drain", pump);
     };
     pump();
   });
@@ -133,13 +134,18 @@ describe("under wrangler dev", () => {
     }
   });
 
-  it("answers 413 to a chunked body that never ends, and the next request still works", async () => {
+  it("answers 413 to a chunked body that never ends, and the next request still works, ten times in a row", async () => {
+    // Answering only after the drain, and closing on the unread rest, reset the connection
+    // under the 413 now and then (ECONNRESET here, or the proxy's 503): ten in a row failed 3
+    // runs of 3 that way; with the lingering 413 they pass.
     const token = await anonToken();
-    expect(await postEndless(token)).toBe(413);
-    const next = await fetch(`${server.url}/api/v1/usage`, {
-      headers: { Authorization: `Bearer ${token}` },
-    });
-    expect(next.status, await next.clone().text()).toBe(200);
+    for (let i = 0; i < 10; i++) {
+      expect(await postEndless(token)).toBe(413);
+      const next = await fetch(`${server.url}/api/v1/usage`, {
+        headers: { Authorization: `Bearer ${token}` },
+      });
+      expect(next.status, await next.clone().text()).toBe(200);
+    }
   });
 });
 
