@@ -90,6 +90,14 @@ describe("the Upstash store fails closed", () => {
     const env = storeEnv("upstash", { LIMITS_TIMEOUT_MS: "300", STORE_PREFIX: prefix }, scope);
     const token = await anonToken();
     const ip = randomIp();
+    // On a redis that has not run the admission script yet, the first try is an EVALSHA that
+    // redis answers NOSCRIPT, and the timeout would fall on that answer: the script would never
+    // run. One admission beforehand (under another prefix) loads it, as on any running store.
+    const warm = storeEnv("upstash", { STORE_PREFIX: `${prefix}warm` }, scope);
+    const warmed = await streamOnce(warm, await anonToken());
+    expect(warmed.res.status).toBe(200);
+    await warmed.res.text();
+    await warmed.settled();
     await scope.fault("late");
     const id = crypto.randomUUID();
     const refused = await call(

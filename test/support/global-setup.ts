@@ -5,6 +5,7 @@ import { startJwksServer } from "./jwks-server";
 import { startRedis } from "./redis";
 import { startSiteverifyServer } from "./siteverify-server";
 import { LATE_ANSWER_MS, startUpstashServer } from "./upstash-server";
+import { captureWorkerdLogs } from "./workerd-logs";
 
 const UPSTASH_TOKEN = "local-upstash-token";
 
@@ -22,6 +23,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     console.log(`waiting ${Math.ceil(toHour / 1000)} s for the hour to pass (hourly quota tests)`);
     await new Promise((resolve) => setTimeout(resolve, toHour + 1_000));
   }
+  // Drops workerd's lines for socket failures the tests cause on purpose; fails on any other.
+  const workerdLogs = captureWorkerdLogs();
   const redis = await startRedis();
   const upstash = await startUpstashServer({ redisPort: redis.port, token: UPSTASH_TOKEN });
   const jwks = await startJwksServer();
@@ -56,5 +59,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
       drillUpstash.close(),
     ]);
     await Promise.allSettled([redis.stop(), drillRedis.stop()]);
+    workerdLogs.finish();
   };
 }
