@@ -1,7 +1,7 @@
 /** @module Structured logs: one JSON line per request with its id, and never a token or message text. */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { call } from "./helpers/app";
-import { randomIp } from "./helpers/stores";
+import { randomIp, storeEnv } from "./helpers/stores";
 import { anonToken, bearer } from "./helpers/tokens";
 
 function captureLogs(): { lines: () => Record<string, unknown>[]; raw: () => string } {
@@ -69,5 +69,31 @@ describe("logs", () => {
     const line = logs.lines().find((l) => l.event === "request");
     expect(line).toMatchObject({ status: 401, error_code: "unauthorized", principal: "none" });
     expect(line?.request_id).toBe(called.res.headers.get("X-Request-Id"));
+  });
+});
+
+describe("a spent shared budget", () => {
+  it("is logged on the refused request's access line, not as an error", async () => {
+    const logs = captureLogs();
+    // 1 µUSD an hour for all anonymous callers: not enough for one token of any stream.
+    const env = storeEnv("durable_object", {
+      STORE_PREFIX: `logs${crypto.randomUUID().slice(0, 8)}`,
+      BUDGET_ANON_HOURLY_USD: "0.000001",
+    });
+    const called = await call(
+      "/api/v1/stream?message=hi",
+      { headers: bearer(await anonToken()), ip: randomIp() },
+      env,
+    );
+    expect(called.res.status).toBe(503);
+    expect(((await called.res.json()) as { error_code: string }).error_code).toBe(
+      "budget_exhausted",
+    );
+    await called.settled();
+    const lines = logs.lines();
+    expect(lines.filter((l) => l.level === "error")).toEqual([]);
+    expect(lines.filter((l) => l.event === "request")).toMatchObject([
+      { level: "info", status: 503, error_code: "budget_exhausted" },
+    ]);
   });
 });

@@ -5,7 +5,7 @@ import { HTTPException } from "hono/http-exception";
 import type { Principal } from "../auth/principal";
 import { type Config, configFor } from "../config";
 import type { AppEnv } from "../env";
-import { AppError, renderError, renderOpenAiError } from "../errors";
+import { AppError, type ErrorCode, renderError, renderOpenAiError } from "../errors";
 import { storeFor } from "../limits/select-store";
 import { createLogger, describeError, type LogFields, writeLog } from "./log";
 import { countersFor } from "./metrics";
@@ -142,12 +142,19 @@ export function toAppError(err: unknown): AppError {
 }
 
 /**
+ * 5xx answers that are refusals by design, not faults: a spent shared budget refuses everyone
+ * until it frees, and an error line per refused request would bury the faults. Their access
+ * line carries the error_code, and `budget_refused_<name>` counts them.
+ */
+const REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(["budget_exhausted"]);
+
+/**
  * The app's onError: logs what a client must not see (the cause), annotates the access line
  * with the error code, and renders the contract's error body or SSE frame.
  */
 export function handleError(err: unknown, c: Context<AppEnv>): Response {
   const appError = toAppError(err);
-  if (appError.status >= 500) {
+  if (appError.status >= 500 && !REFUSALS.has(appError.code)) {
     const cause = appError === err ? appError.cause : err;
     c.var.log?.error("error", {
       error_code: appError.code,
