@@ -73,26 +73,32 @@ describe("logs", () => {
 });
 
 describe("a spent shared budget", () => {
-  it("is logged on the refused request's access line, not as an error", async () => {
+  it("is said once per isolate and window as a warning, and logged on each refused request's access line, never as an error", async () => {
     const logs = captureLogs();
     // 1 µUSD an hour for all anonymous callers: not enough for one token of any stream.
     const env = storeEnv("durable_object", {
       STORE_PREFIX: `logs${crypto.randomUUID().slice(0, 8)}`,
       BUDGET_ANON_HOURLY_USD: "0.000001",
     });
-    const called = await call(
-      "/api/v1/stream?message=hi",
-      { headers: bearer(await anonToken()), ip: randomIp() },
-      env,
-    );
-    expect(called.res.status).toBe(503);
-    expect(((await called.res.json()) as { error_code: string }).error_code).toBe(
-      "budget_exhausted",
-    );
-    await called.settled();
+    for (let i = 0; i < 2; i++) {
+      const called = await call(
+        "/api/v1/stream?message=hi",
+        { headers: bearer(await anonToken()), ip: randomIp() },
+        env,
+      );
+      expect(called.res.status).toBe(503);
+      expect(((await called.res.json()) as { error_code: string }).error_code).toBe(
+        "budget_exhausted",
+      );
+      await called.settled();
+    }
     const lines = logs.lines();
     expect(lines.filter((l) => l.level === "error")).toEqual([]);
+    expect(lines.filter((l) => l.level === "warn")).toMatchObject([
+      { event: "budget_exhausted", budget: "anon_hourly" },
+    ]);
     expect(lines.filter((l) => l.event === "request")).toMatchObject([
+      { level: "info", status: 503, error_code: "budget_exhausted" },
       { level: "info", status: 503, error_code: "budget_exhausted" },
     ]);
   });

@@ -5,7 +5,7 @@ import { createMiddleware } from "hono/factory";
 import type { z } from "zod";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
-import { handleError } from "../observe/request";
+import { finishLater, handleError } from "../observe/request";
 
 /** Largest request body accepted, checked before parsing (also for chunked bodies). */
 export const MAX_BODY_BYTES = 64 * 1024;
@@ -42,7 +42,7 @@ export function zodHook(result: { success: boolean; error?: z.core.$ZodError }, 
 }
 
 /** After a 413, up to this much more of the body is read (and dropped)... */
-const DRAIN_MAX_BYTES = 16 * 1024 * 1024;
+export const DRAIN_MAX_BYTES = 16 * 1024 * 1024;
 /** ...for at most this long, so a body that trickles forever is let go of soon. */
 const DRAIN_MAX_MS = 1_000;
 
@@ -51,25 +51,27 @@ const tooLarge = () =>
 
 /**
  * Reads and drops what is left of a refused body until it ends, the client goes away, or
- * DRAIN_MAX_BYTES or DRAIN_MAX_MS is reached; then cancels the rest.
+ * DRAIN_MAX_BYTES or DRAIN_MAX_MS is reached; then cancels the rest. Resolves with the bytes
+ * it read. The timer cancels the reader (a pending read then ends as done) rather than racing
+ * each read against one long-lived promise, which would keep every chunk read reachable until
+ * the timer fired.
  */
-async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const expired = new Promise<"expired">((resolve) => {
-    timer = setTimeout(() => resolve("expired"), DRAIN_MAX_MS);
-  });
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<number> {
+  const timer = setTimeout(() => void reader.cancel().catch(() => {}), DRAIN_MAX_MS);
+  let read = 0;
   try {
-    for (let left = DRAIN_MAX_BYTES; left > 0; ) {
-      const read = await Promise.race([reader.read(), expired]);
-      if (read === "expired" || read.done) return;
-      left -= read.value.byteLength;
+    while (read < DRAIN_MAX_BYTES) {
+      const chunk = await reader.read();
+      if (chunk.done) break;
+      read += chunk.value.byteLength;
     }
   } catch {
     // The client went away: nothing left to drain.
   } finally {
-    if (timer !== undefined) clearTimeout(timer);
+    clearTimeout(timer);
     await reader.cancel().catch(() => {});
   }
+  return read;
 }
 
 /**
@@ -78,14 +80,21 @@ async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<v
  * connection stays open while `drain` reads the rest of the body, which ends when the client,
  * having read the 413, stops sending. Closing with the body unread makes the peer's TCP stack
  * reset the connection, and a reset can destroy the 413 in flight: wrangler dev's proxy then
- * answered "503 Your worker restarted mid-request" and a raw client saw ECONNRESET.
+ * answered "503 Your worker restarted mid-request" and a raw client saw ECONNRESET. The byte
+ * bound is large enough for a client on loopback, the fastest there is, to read its 413 before
+ * the drain stops (at 1 MiB, wrangler dev's proxy often had not yet passed it on).
  */
 async function refuse(
   c: Context<AppEnv>,
   reader: ReadableStreamDefaultReader<Uint8Array>,
 ): Promise<Response> {
-  // The open stream of the 413 keeps the request, and so the drain, alive.
+  // The open stream of the 413 keeps the request, and so the drain, alive. The access line
+  // waits for the drain and says how much it read.
   const drained = drain(reader);
+  finishLater(
+    c.req.raw,
+    drained.then((bytes) => ({ drained_bytes: bytes })),
+  );
   const answer = handleError(tooLarge(), c);
   const bytes = new Uint8Array(await answer.arrayBuffer());
   const { readable, writable } = new FixedLengthStream(bytes.byteLength);

@@ -63,6 +63,22 @@ function budgetRefusal(
   });
 }
 
+/** The shared budgets' windows this isolate has said are spent: `${name}:${endsAt}`. */
+const warnedExhausted = new Set<string>();
+
+/**
+ * One warn line per isolate when a shared budget's window is spent: it refuses everyone until
+ * the window ends, which an operator wants to hear once, not on every refused request (those
+ * carry the error_code on their access line).
+ */
+function warnExhaustedOnce(log: Logger, budget: BudgetName, endsAt: number): void {
+  const key = `${budget}:${endsAt}`;
+  if (warnedExhausted.has(key)) return;
+  if (warnedExhausted.size >= 64) warnedExhausted.clear();
+  warnedExhausted.add(key);
+  log.warn("budget_exhausted", { budget, ends_at: new Date(endsAt).toISOString() });
+}
+
 /** Milliseconds as the whole seconds of a Retry-After or RateLimit-Reset (at least 1). */
 export const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
@@ -231,6 +247,7 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
   if (!budget) throw new Error("the store admitted a stream without deciding its budgets");
   if (!budget.ok) {
     annotate(c.req.raw, { budget_refused: budget.budget });
+    if (isShared(budget.budget)) warnExhaustedOnce(c.get("log"), budget.budget, budget.endsAt);
     throw budgetRefusal(budget, now, headers);
   }
 

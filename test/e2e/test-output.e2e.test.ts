@@ -26,6 +26,8 @@ function runFixture(filter: string, env: Record<string, string> = {}): Promise<R
       cwd: ROOT,
       env: childEnv,
       stdio: ["ignore", "pipe", "pipe"],
+      // Its own process group, so a kill takes its workerd along.
+      detached: true,
     });
     let output = "";
     child.stdout.on("data", (d) => {
@@ -34,8 +36,15 @@ function runFixture(filter: string, env: Record<string, string> = {}): Promise<R
     child.stderr.on("data", (d) => {
       output += String(d);
     });
+    // Within the test's own timeout, so a stuck run is killed rather than left behind.
+    const timer = setTimeout(() => {
+      if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+    }, 50_000);
     child.on("error", reject);
-    child.on("close", (code) => resolve({ code, output }));
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolve({ code, output });
+    });
   });
 }
 

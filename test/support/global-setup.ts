@@ -59,6 +59,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
       drillUpstash.close(),
     ]);
     await Promise.allSettled([redis.stop(), drillRedis.stop()]);
-    workerdLogs.finish();
+    await workerdLogs.finish();
   };
 }

@@ -15,8 +15,9 @@
  * kept and remembered, and `finish` throws with it, so the run fails: vitest itself reports only
  * rejections nobody handles inside the test isolate, not these. The one thing the filter cannot
  * tell apart is a `waitUntil` that rejects with a socket error: workerd prints it as the same
- * pair, so the Worker's background work catches its own errors (src/stream/stage.ts,
- * src/observe/request.ts, src/limits/middleware.ts).
+ * pair. The Worker's background work catches its own errors (src/stream/stage.ts,
+ * src/observe/request.ts, src/limits/middleware.ts), and a test that calls the Worker through
+ * test/helpers/app.ts sees any rejected `waitUntil` at `settled()`, which throws it.
  *
  * `MAGICBOX_WORKERD_LOGS=raw` turns the filter off, to see what workerd prints.
  */
@@ -38,11 +39,15 @@ type Write = typeof process.stdout.write;
 
 export interface WorkerdLogs {
   /**
-   * Throws when workerd printed an uncaught exception that is not noise. The filter stays: the
-   * pool closes its runners, and prints their "WebSocket peer disconnected", after teardown.
+   * Rejects when workerd printed an uncaught exception that is not noise, after a moment for
+   * the last lines to arrive through workerd's pipe. The filter stays: the pool closes its
+   * runners, and prints their "WebSocket peer disconnected", after teardown.
    */
-  finish(): void;
+  finish(): Promise<void>;
 }
+
+/** How long `finish` waits for workerd's last lines. */
+const LAST_LINES_MS = 250;
 
 /** How one chunk written to stdout or stderr is treated. */
 export function classify(chunk: string): "noise" | "uncaught" | "other" {
@@ -55,7 +60,7 @@ export function classify(chunk: string): "noise" | "uncaught" | "other" {
  * workerd message as one chunk, `${message}\n`, so a chunk is judged whole.
  */
 export function captureWorkerdLogs(): WorkerdLogs {
-  if (process.env.MAGICBOX_WORKERD_LOGS === "raw") return { finish() {} };
+  if (process.env.MAGICBOX_WORKERD_LOGS === "raw") return { finish: async () => {} };
   const uncaught: string[] = [];
   const filter = (stream: NodeJS.WriteStream) => {
     const write: Write = stream.write.bind(stream);
@@ -75,7 +80,8 @@ export function captureWorkerdLogs(): WorkerdLogs {
   filter(process.stdout);
   filter(process.stderr);
   return {
-    finish() {
+    async finish() {
+      await new Promise((resolve) => setTimeout(resolve, LAST_LINES_MS));
       if (uncaught.length > 0) {
         // vitest reports a teardown error ("error during close") without failing the run.
         process.exitCode = 1;
