@@ -39,8 +39,10 @@ import {
 } from "./lib/stack";
 import { round, summarize, table } from "./lib/stats";
 import { type Runtime, startWranglerDev, steadyRss, type WranglerDev } from "./lib/wrangler";
-import { budgetSoak } from "./soak/budget";
-import type { BudgetRunResult } from "./soak/budget-judge";
+import { budgetSoak, settle } from "./soak/budget";
+import { type BudgetRunResult, statusCounts } from "./soak/budget-judge";
+import { type AbortPlan, abortPlan } from "./soak/budget-plan";
+import { readLedgerRecords } from "./soak/budget-read";
 import { budgetMarkdown } from "./soak/budget-report";
 
 installCleanupHandlers();
@@ -133,7 +135,7 @@ interface Sent {
   streamId: string;
   token: number;
   ip: number;
-  plan: "full" | "abort_tokens" | "abort_ms" | "abort_before_headers";
+  plan: AbortPlan;
   r: StreamResult;
 }
 
@@ -151,15 +153,7 @@ function soakRequest(
   // Slow enough that most clients leave while the upstream is still producing.
   const delay = 2 + rand(11);
   const streamId = `${label}-${RUN}-${i}`;
-  const roll = Math.random();
-  const plan: Sent["plan"] =
-    roll < 0.03
-      ? "abort_before_headers"
-      : roll < 0.13
-        ? "abort_tokens"
-        : roll < 0.23
-          ? "abort_ms"
-          : "full";
+  const plan = abortPlan(Math.random());
   return streamRequest(t, {
     message: `Soak ${i} [[fake tokens=${n} delay=${delay}]]`,
     token: tokens[token],
@@ -176,26 +170,7 @@ function soakRequest(
 async function readUpstashLedger(stack: Stack, prefix: string, userKeys: string[]) {
   const conn = await connectResp({ port: stack.redis.port });
   try {
-    const keys: string[] = [];
-    let cursor = "0";
-    for (let guard = 0; guard < 10_000; guard++) {
-      const reply = (await conn.send([
-        "SCAN",
-        cursor,
-        "MATCH",
-        `${prefix}:ledger:*`,
-        "COUNT",
-        "1000",
-      ])) as [Buffer, Buffer[]];
-      cursor = reply[0].toString();
-      keys.push(...reply[1].map((k) => k.toString()));
-      if (cursor === "0") break;
-    }
-    const records: { streamId: string; userKey: string; finishReason: string }[] = [];
-    for (let i = 0; i < keys.length; i += 500) {
-      const values = (await conn.send(["MGET", ...keys.slice(i, i + 500)])) as (Buffer | null)[];
-      for (const v of values) if (v) records.push(JSON.parse(v.toString()));
-    }
+    const records = await readLedgerRecords(conn, prefix);
     const counters = (await conn.send([
       "MGET",
       ...userKeys.map((k) => `${prefix}:spend:${k}:streams`),
@@ -282,22 +257,11 @@ async function soakOne(stack: Stack, store: "upstash" | "do") {
   const loadMs = Date.now() - started;
   const crossedDay = Math.floor(Date.now() / 86_400_000) !== dayAtStart;
 
-  // Settle: every stream the worker started ends with a stream_end line and its ledger write.
+  // Settle: every stream the worker started ends with a stream_end line and its ledger write;
+  // then 1.5 s more, so the memory read next is the live heap once every stream's waitUntil work
+  // is over (metrics flush 1 s later), and RSS after a bounded wait.
   log(`${store}: settling`);
-  let lastEnds = -1;
-  let stableSince = Date.now();
-  const settleDeadline = Date.now() + 30_000;
-  while (Date.now() < settleDeadline) {
-    const ends = [...streamEnds.keys()].filter((k) => k.startsWith("soak-")).length;
-    if (ends !== lastEnds) {
-      lastEnds = ends;
-      stableSince = Date.now();
-    } else if (Date.now() - stableSince > 2_500) break;
-    await sleep(250);
-  }
-  // Memory: the live heap once every stream's waitUntil work is over (metrics flush 1 s later);
-  // RSS after a bounded wait.
-  await sleep(1_500);
+  await settle(() => [...streamEnds.keys()].filter((k) => k.startsWith("soak-")).length);
   const end = await probe.read();
   const heapAfter = end.heapMib;
   probe.close();
@@ -324,16 +288,7 @@ async function soakOne(stack: Stack, store: "upstash" | "do") {
   const preHeader = new Set(
     sent.filter((s) => s.r.aborted === "before_headers").map((s) => s.streamId),
   );
-  const statuses: Record<string, number> = {};
-  for (const s of sent) {
-    const k =
-      s.r.aborted === "before_headers"
-        ? "aborted before headers"
-        : s.r.status === 0
-          ? `no answer: ${s.r.failure}`
-          : `${s.r.status}${s.r.errorCode ? ` ${s.r.errorCode}` : ""}`;
-    statuses[k] = (statuses[k] ?? 0) + 1;
-  }
+  const statuses = statusCounts(sent);
   const fiveXx = sent.filter((s) => s.r.status >= 500).length;
   const transport = sent.filter((s) => s.r.failure !== null).length;
   const abortedAfterHeaders = ok.filter((s) => s.r.aborted === "after_headers").length;

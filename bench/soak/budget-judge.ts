@@ -39,10 +39,11 @@ export const SMALL_GAP = 0.02;
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const callerId = (c: Caller) => `${c.anonymous ? "anon" : "user"}${c.index}`;
 
-/** Judges one store's budget run; `checks` all true means it passed. */
-export function judgeBudgetRun(d: BudgetRunData) {
-  const sent = [...d.load, ...d.drain];
-  const admitted = sent.filter((s) => s.r.status === 200);
+/**
+ * How many requests ended how: "aborted before headers", "no answer: <failure>", or the status
+ * with its error code (`429 rate_limited`). Shared with the main soak (bench/soak.ts).
+ */
+export function statusCounts(sent: readonly { r: StreamResult }[]): Record<string, number> {
   const statuses: Record<string, number> = {};
   for (const s of sent) {
     const k =
@@ -53,6 +54,14 @@ export function judgeBudgetRun(d: BudgetRunData) {
           : `${s.r.status}${s.r.errorCode ? ` ${s.r.errorCode}` : ""}`;
     statuses[k] = (statuses[k] ?? 0) + 1;
   }
+  return statuses;
+}
+
+/** Judges one store's budget run; `checks` all true means it passed. */
+export function judgeBudgetRun(d: BudgetRunData) {
+  const sent = [...d.load, ...d.drain];
+  const admitted = sent.filter((s) => s.r.status === 200);
+  const statuses = statusCounts(sent);
   // When each budget first refused in the load, as a fraction of the load.
   const firstRefusal: Record<string, number | null> = {};
   const refusals: Record<string, number> = {};

@@ -86,11 +86,28 @@ export interface Caller {
   index: number;
 }
 
+/** What a soak client does with its stream: read it to the end, or leave at some point. */
+export type AbortPlan = "full" | "abort_tokens" | "abort_ms" | "abort_before_headers";
+
+/**
+ * The soak's abort mix (this run's and the main soak's) from a roll in [0, 1): 3 % leave before
+ * the headers, 10 % after some tokens, 10 % some milliseconds after the headers, the rest stay.
+ */
+export function abortPlan(roll: number): AbortPlan {
+  return roll < 0.03
+    ? "abort_before_headers"
+    : roll < 0.13
+      ? "abort_tokens"
+      : roll < 0.23
+        ? "abort_ms"
+        : "full";
+}
+
 /** One request the soak sent, and what came of it. */
 export interface BudgetSent {
   streamId: string;
   caller: Caller;
-  plan: "full" | "abort_tokens" | "abort_ms" | "abort_before_headers";
+  plan: AbortPlan;
   r: StreamResult;
 }
 
@@ -116,15 +133,7 @@ export function budgetRequest(
   const { text, tokens } = message(i);
   // Anonymous: 50 to 400 µUSD (20 to 650 output tokens); signed-in: 800 to 4,000 µUSD.
   const capUsd = caller.anonymous ? (50 + rand(351)) / 1e6 : (800 + rand(3201)) / 1e6;
-  const roll = aborts ? Math.random() : 1;
-  const plan: BudgetSent["plan"] =
-    roll < 0.03
-      ? "abort_before_headers"
-      : roll < 0.13
-        ? "abort_tokens"
-        : roll < 0.23
-          ? "abort_ms"
-          : "full";
+  const plan = abortPlan(aborts ? Math.random() : 1);
   const streamId = `${label}-${i}`;
   return streamRequest(t, {
     message: text,

@@ -3,7 +3,7 @@
  * /api/v1/metrics, each caller's own budget and ledger spend from /api/v1/usage, and (Upstash
  * store) every ledger record straight from redis.
  */
-import { connectResp } from "../../test/support/resp";
+import { connectResp, type RespConnection } from "../../test/support/resp";
 import { getJson } from "../lib/client";
 import type { Stack } from "../lib/stack";
 import type { Caller } from "./budget-plan";
@@ -86,28 +86,39 @@ export interface StoredRecord {
 export async function readUpstashRecords(stack: Stack, prefix: string): Promise<StoredRecord[]> {
   const conn = await connectResp({ port: stack.redis.port });
   try {
-    const keys: string[] = [];
-    let cursor = "0";
-    for (let guard = 0; guard < 10_000; guard++) {
-      const reply = (await conn.send([
-        "SCAN",
-        cursor,
-        "MATCH",
-        `${prefix}:ledger:*`,
-        "COUNT",
-        "1000",
-      ])) as [Buffer, Buffer[]];
-      cursor = reply[0].toString();
-      keys.push(...reply[1].map((k) => k.toString()));
-      if (cursor === "0") break;
-    }
-    const records: StoredRecord[] = [];
-    for (let i = 0; i < keys.length; i += 500) {
-      const values = (await conn.send(["MGET", ...keys.slice(i, i + 500)])) as (Buffer | null)[];
-      for (const v of values) if (v) records.push(JSON.parse(v.toString()) as StoredRecord);
-    }
-    return records;
+    return await readLedgerRecords(conn, prefix);
   } finally {
     await conn.close();
   }
+}
+
+/**
+ * Every `<prefix>:ledger:*` record on an open redis connection (SCAN, then MGET in batches of
+ * 500). Shared with the main soak (bench/soak.ts), which reads its counters on the same connection.
+ */
+export async function readLedgerRecords(
+  conn: RespConnection,
+  prefix: string,
+): Promise<StoredRecord[]> {
+  const keys: string[] = [];
+  let cursor = "0";
+  for (let guard = 0; guard < 10_000; guard++) {
+    const reply = (await conn.send([
+      "SCAN",
+      cursor,
+      "MATCH",
+      `${prefix}:ledger:*`,
+      "COUNT",
+      "1000",
+    ])) as [Buffer, Buffer[]];
+    cursor = reply[0].toString();
+    keys.push(...reply[1].map((k) => k.toString()));
+    if (cursor === "0") break;
+  }
+  const records: StoredRecord[] = [];
+  for (let i = 0; i < keys.length; i += 500) {
+    const values = (await conn.send(["MGET", ...keys.slice(i, i + 500)])) as (Buffer | null)[];
+    for (const v of values) if (v) records.push(JSON.parse(v.toString()) as StoredRecord);
+  }
+  return records;
 }

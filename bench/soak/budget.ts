@@ -54,8 +54,11 @@ async function sameHour(log: (msg: string) => void): Promise<void> {
   await sleep(left + 2_000);
 }
 
-/** Waits until the worker's stream_end lines stop growing, then for its waitUntil work. */
-async function settle(ends: () => number): Promise<void> {
+/**
+ * Waits until the worker's stream_end lines (`ends()` counts them) stop growing for 2.5 s (at
+ * most 30 s), then 1.5 s for its waitUntil work. Shared with the main soak (bench/soak.ts).
+ */
+export async function settle(ends: () => number): Promise<void> {
   let last = -1;
   let since = Date.now();
   const deadline = Date.now() + 30_000;
