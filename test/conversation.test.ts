@@ -18,30 +18,24 @@ import {
 import { MODELS } from "../src/stream/models";
 import type { PromptMessage } from "../src/stream/prompt";
 import { call, testEnv } from "./helpers/app";
-import { expectNothingSpent, fakeMessage, freshIp, upstreamRecord, usageOf } from "./helpers/gate";
+import {
+  anonCaller,
+  expectNothingSpent,
+  fakeMessage,
+  freshIp,
+  postAs,
+  upstreamRecord,
+  usageOf,
+  type Who,
+} from "./helpers/gate";
 import { readEvents, type SseEvent } from "./helpers/sse";
-import { anonToken, bearer, supabaseHs256 } from "./helpers/tokens";
+import { bearer, supabaseHs256 } from "./helpers/tokens";
 
 type Turn = { role: string; content: unknown } & Record<string, unknown>;
 
-/** A new anonymous caller: its own token and address. */
-async function caller(): Promise<{ token: string; ip: string }> {
-  return { token: await anonToken(), ip: freshIp() };
-}
-
 /** POSTs `body` to the stream endpoint as `who`. */
-function post(who: { token: string; ip: string }, body: unknown, bindings = testEnv()) {
-  return call(
-    "/api/v1/stream",
-    {
-      method: "POST",
-      headers: { ...bearer(who.token), "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-      ip: who.ip,
-    },
-    bindings,
-  );
-}
+const post = (who: Who, body: unknown, bindings = testEnv()) =>
+  postAs(who, "/api/v1/stream", body, bindings);
 
 /** A three-turn history whose last user message carries a fake directive. */
 function history(options: Record<string, string | number> = {}) {
@@ -58,7 +52,7 @@ const doneOf = (events: SseEvent[]) => events.find((e) => e.event === "done")?.d
 
 describe("a conversation", () => {
   it("reaches the upstream as the system prompt, then every turn in order", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const system = "You are terse. Answer in English.";
     const { id, messages } = history();
     const { res, settled } = await post(who, { messages }, testEnv({ SYSTEM_PROMPT: system }));
@@ -70,7 +64,7 @@ describe("a conversation", () => {
   });
 
   it("sends no system message when the operator set none, and one message as one user turn", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const { id, message } = fakeMessage();
     const { res, settled } = await post(who, { message });
     await readEvents(res);
@@ -79,7 +73,7 @@ describe("a conversation", () => {
   });
 
   it("derives max_tokens from the whole prompt: system prompt, every turn and their framing", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const system = "S".repeat(4000);
     const cap = 0.02;
     const { id, messages } = history({ tokens: 2 });
@@ -107,7 +101,7 @@ describe("a conversation", () => {
   });
 
   it("estimates input over the whole prompt when the upstream sends no usage", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const system = "Be brief.";
     const { messages } = history({ usage: 0, tokens: 3 });
     const { res, settled } = await post(who, { messages }, testEnv({ SYSTEM_PROMPT: system }));
@@ -120,7 +114,7 @@ describe("a conversation", () => {
   });
 
   it("refuses a cap the whole prompt cannot fit under, though the last message alone would", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const long = "é".repeat(8000); // 16000 UTF-8 bytes
     const { id, message } = fakeMessage();
     const messages = [
@@ -287,7 +281,7 @@ function badCases(): {
 describe("a bad conversation", () => {
   for (const c of badCases()) {
     it(`is a 422 naming its field for ${c.name}, and spends nothing`, async () => {
-      const who = await caller();
+      const who = await anonCaller();
       const { id, message } = fakeMessage();
       const bindings = testEnv(c.env);
       const { res, settled } = await post(who, c.body(message), bindings);
@@ -303,7 +297,7 @@ describe("a bad conversation", () => {
   }
 
   it("refuses messages in a GET query", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const query = new URLSearchParams({ messages: "[]", message: "hi" });
     const { res } = await call(`/api/v1/stream?${query}`, {
       headers: bearer(who.token),
@@ -319,7 +313,7 @@ describe("anonymous callers (ANON_MODELS, ANON_COST_CAP_MAX_USD at their default
   const defaults = () => testEnv({ ANON_MODELS: undefined, ANON_COST_CAP_MAX_USD: undefined });
 
   it("get 403 model_not_allowed for a model outside ANON_MODELS, after auth, spending nothing", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const bindings = defaults();
     const { id, message } = fakeMessage();
     const { res, settled } = await post(who, { message, model: "gpt-4o" }, bindings);
@@ -335,13 +329,13 @@ describe("anonymous callers (ANON_MODELS, ANON_COST_CAP_MAX_USD at their default
 
   it("run under a cap of at most and by default ANON_COST_CAP_MAX_USD", async () => {
     const bindings = defaults();
-    const over = await caller();
+    const over = await anonCaller();
     const refused = await post(over, { message: "hi", cost_cap_usd: 0.021 }, bindings);
     expect(refused.res.status).toBe(422);
     expect(((await refused.res.json()) as ErrorBody).fields).toEqual(["cost_cap_usd"]);
     await expectNothingSpent(over, bindings);
 
-    const who = await caller();
+    const who = await anonCaller();
     const { id, message } = fakeMessage({ tokens: 1 });
     const { res, settled } = await post(who, { message }, bindings);
     expect(res.status).toBe(200);
@@ -376,7 +370,7 @@ describe("the max-tokens parameter", () => {
     ["gpt-4o-mini", "max_tokens"],
     ["gpt-4.1-mini", "max_tokens"],
   ] as const)("is sent to %s as %s, derived from the cap", async (model, param) => {
-    const who = await caller();
+    const who = await anonCaller();
     const { id, messages } = history({ tokens: 2 });
     const cap = 0.002;
     const { res, settled } = await post(who, { messages, model, cost_cap_usd: cap });
@@ -399,7 +393,7 @@ describe("reasoning", () => {
   it.each(["reasoning_content", "reasoning", "mistral"])(
     "from %s goes out as reasoning_chunk, never in message_chunk, and is billed as output",
     async (rfield) => {
-      const who = await caller();
+      const who = await anonCaller();
       const { messages } = history({ reasoning: 3, tokens: 2, rfield, usage: 0 });
       const { res, settled } = await post(who, { messages, model: "o4-mini" });
       const events = await readEvents(res);
@@ -430,7 +424,7 @@ describe("reasoning", () => {
   );
 
   it("is stopped by the cost cap like any output", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const { messages } = history({ reasoning: 50, tokens: 2, usage: 0, ignoremax: 1 });
     const model = MODELS["o4-mini"];
     // The least cap the worst-case input admits; the meter counts against the estimate.

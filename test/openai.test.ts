@@ -8,51 +8,30 @@ import { maxOutputTokens, usdToMicro } from "../src/stream/cost";
 import { MODELS } from "../src/stream/models";
 import { call, testEnv } from "./helpers/app";
 import {
+  anonCaller,
   expectNothingSpent,
   fakeMessage,
   freshIp,
   ledgerOf,
+  postAs,
   upstreamRecord,
   usageOf,
+  type Who,
 } from "./helpers/gate";
 import { readEvents } from "./helpers/sse";
 import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "./helpers/tokens";
 
-type Who = { token: string; ip: string };
-const caller = async (): Promise<Who> => ({ token: await anonToken(), ip: freshIp() });
-
 /** POSTs a chat-completions body as `who`. */
-function complete(
+const complete = (
   who: Who,
   body: unknown,
   bindings = testEnv(),
   headers: Record<string, string> = {},
-) {
-  return call(
-    "/v1/chat/completions",
-    {
-      method: "POST",
-      headers: { ...bearer(who.token), "Content-Type": "application/json", ...headers },
-      body: typeof body === "string" ? body : JSON.stringify(body),
-      ip: who.ip,
-    },
-    bindings,
-  );
-}
+) => postAs(who, "/v1/chat/completions", body, bindings, headers);
 
 /** POSTs a native stream body as `who`. */
-function nativeStream(who: Who, body: unknown, bindings = testEnv()) {
-  return call(
-    "/api/v1/stream",
-    {
-      method: "POST",
-      headers: { ...bearer(who.token), "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-      ip: who.ip,
-    },
-    bindings,
-  );
-}
+const nativeStream = (who: Who, body: unknown, bindings = testEnv()) =>
+  postAs(who, "/api/v1/stream", body, bindings);
 
 /** The `data:` payloads of an OpenAI stream, and its comment lines. */
 async function dataLines(res: Response): Promise<{ data: string[]; comments: string[] }> {
@@ -70,7 +49,7 @@ interface OpenAiError {
 
 describe("POST /v1/chat/completions, streaming", () => {
   it("sends chat.completion.chunk objects, the usage chunk and [DONE]", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const { id, message } = fakeMessage({ tokens: 3 });
     const { res, settled } = await complete(who, {
       model: "gpt-4o-mini",
@@ -107,7 +86,7 @@ describe("POST /v1/chat/completions, streaming", () => {
   });
 
   it("sends no usage chunk unless asked, and heartbeats as comment lines", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const { message } = fakeMessage({ tokens: 3, delay: 150 });
     const { res, settled } = await complete(
       who,
@@ -122,7 +101,7 @@ describe("POST /v1/chat/completions, streaming", () => {
   });
 
   it("reports a failure mid-stream as a data: {error} line", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const { message } = fakeMessage({ tokens: 5, cut: 2, linger: 50 });
     const { res, settled } = await complete(who, {
       model: "gpt-4o-mini",
@@ -137,7 +116,7 @@ describe("POST /v1/chat/completions, streaming", () => {
   });
 
   it("sends reasoning as reasoning_content deltas, never as content", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const { message } = fakeMessage({ tokens: 2, reasoning: 2 });
     const { res } = await complete(who, {
       model: "o4-mini",
@@ -153,7 +132,7 @@ describe("POST /v1/chat/completions, streaming", () => {
 
 describe("POST /v1/chat/completions, not streaming", () => {
   it("answers one chat.completion with usage", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const { message } = fakeMessage({ tokens: 4 });
     const { res, settled } = await complete(who, {
       model: "gpt-4.1-mini",
@@ -179,7 +158,7 @@ describe("POST /v1/chat/completions, not streaming", () => {
   });
 
   it("answers an upstream failure with its status, not a 200", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const { message } = fakeMessage({ tokens: 5, cut: 2, linger: 50 });
     const { res, settled } = await complete(who, {
       model: "gpt-4o-mini",
@@ -194,7 +173,7 @@ describe("POST /v1/chat/completions, not streaming", () => {
   });
 
   it("says length when the cost cap stopped the answer", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const { message } = fakeMessage({ tokens: 400, ignoremax: 1, usage: 0 });
     const { res } = await complete(who, {
       model: "gpt-4o",
@@ -208,7 +187,7 @@ describe("POST /v1/chat/completions, not streaming", () => {
 
 describe("the prompt and its bounds", () => {
   it("places client system and developer messages after SYSTEM_PROMPT, as system", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const { id, message } = fakeMessage();
     const { res, settled } = await complete(
       who,
@@ -244,7 +223,7 @@ describe("the prompt and its bounds", () => {
   });
 
   it("lowers max_tokens to what the cap allows, never raises it, and passes sampling on", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const cap = 0.001;
     const prompt = (message: string) => [{ role: "user" as const, content: message }];
     const low = fakeMessage();
@@ -308,7 +287,7 @@ describe("errors on the OpenAI surface", () => {
   ])(
     "is a 400 invalid_request_error naming the parameter for %s, spending nothing",
     async (_name, extra, param) => {
-      const who = await caller();
+      const who = await anonCaller();
       const { id, message } = fakeMessage();
       const { res, settled } = await complete(who, {
         model: "gpt-4o-mini",
@@ -331,7 +310,7 @@ describe("errors on the OpenAI surface", () => {
   );
 
   it("is a 400 for a body that is not JSON (415 natively)", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const { res } = await complete(who, "model=x", testEnv(), { "Content-Type": "text/plain" });
     expect(res.status).toBe(400);
     expect((await res.json<OpenAiError>()).error.code).toBe("unsupported_media_type");
@@ -352,7 +331,7 @@ describe("errors on the OpenAI surface", () => {
   });
 
   it("is a 403 permission_error for a model anonymous callers may not use", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const bindings = testEnv({ ANON_MODELS: undefined });
     const { res } = await complete(
       who,
@@ -368,7 +347,7 @@ describe("errors on the OpenAI surface", () => {
   });
 
   it("tells clients not to retry a spent quota, with Retry-After and retry-after-ms", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const bindings = testEnv({ ANON_QUOTA_TOTAL: "1" });
     const body = { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] };
     const first = await complete(who, body, bindings);
@@ -388,7 +367,7 @@ describe("errors on the OpenAI surface", () => {
   });
 
   it("lets clients retry a rate limit (no x-should-retry), with retry-after-ms", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const bindings = testEnv({ RATE_LIMIT_USER: "1/30s" });
     const body = { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] };
     await (await complete(who, body, bindings)).res.text();
@@ -429,7 +408,7 @@ describe("GET /v1/models", () => {
 
 describe("one gate for both routes", () => {
   it("counts one user's requests on both routes against the same rate limit", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const bindings = testEnv({ RATE_LIMIT_USER: "2/30s" });
     const native = await nativeStream(who, { message: "one" }, bindings);
     await readEvents(native.res);
@@ -452,7 +431,7 @@ describe("one gate for both routes", () => {
   });
 
   it("spends one anonymous quota across both routes", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const bindings = testEnv({ ANON_QUOTA_TOTAL: "2" });
     const a = await complete(
       who,

@@ -13,42 +13,18 @@ import type { LimitsStore } from "../src/limits/durable-object";
 import { storeFor } from "../src/limits/select-store";
 import { createLogger } from "../src/observe/log";
 import { estimateInputTokens, maxOutputTokens, usdToMicro } from "../src/stream/cost";
+import type { DoneData } from "../src/stream/frames";
 import { MODELS } from "../src/stream/models";
 import { demoAnswer } from "../src/stream/providers/demo";
 import { MAX_QUEUED_FRAMES } from "../src/stream/session";
 import { call, testEnv } from "./helpers/app";
+import { fakeMessage, freshIp, upstreamRecord as recordOf } from "./helpers/gate";
 import { openEvents, readEvents, type SseEvent } from "./helpers/sse";
 import { anonToken, bearer, SECRET_KEY, supabaseClaims, supabaseHs256 } from "./helpers/tokens";
+import type { UpstreamRecord } from "./support/upstream-record";
 
 /** The fake's own address (without `/v1`), for its `/__test/requests/<id>` records. */
 const UPSTREAM_BASE = inject("upstreamUrl").replace(/\/v1$/, "");
-
-/** What the fake upstream saw of one request (test/support/fake-upstream.ts). */
-interface UpstreamRecord {
-  id: string;
-  model: string;
-  maxTokens: number | null;
-  includeUsage: boolean;
-  authorization: string | null;
-  tokensSent: number;
-  clientAborted: boolean;
-  abortedAfterMs: number | null;
-  finished: boolean;
-}
-
-interface DoneData {
-  stream_id: string;
-  model: string;
-  provider: string;
-  input_tokens: number;
-  output_tokens: number;
-  cost_usd: number;
-  ttft_ms: number | null;
-  duration_ms: number;
-  finish_reason: string;
-  usage_source: "upstream" | "estimated";
-  quota?: { hourly_remaining: number; total_remaining: number };
-}
 
 interface ChunkData {
   content: string;
@@ -66,20 +42,6 @@ interface UsageBody {
   quota: { hourly: { remaining: number }; total: { remaining: number } } | null;
   limits: { user: { limit: number; remaining: number }; ip: { limit: number; remaining: number } };
   spend: { total_usd: number; today_usd: number; streams: number };
-}
-
-const byte = () => Math.floor(Math.random() * 254) + 1;
-/** A fresh client address per test, clear of the per-IP window other tests fill. */
-const randomIp = () => `10.${byte()}.${byte()}.${byte()}`;
-
-/** A message carrying a fresh fake directive; returns the directive id too. */
-function fakeMessage(
-  options: Record<string, string | number> = {},
-  prefix = "Tell me something.",
-): { id: string; message: string } {
-  const id = crypto.randomUUID();
-  const pairs = Object.entries(options).map(([k, v]) => `${k}=${v}`);
-  return { id, message: `${prefix} [[fake id=${id} ${pairs.join(" ")}]]` };
 }
 
 interface StreamOptions {
@@ -103,7 +65,7 @@ function startStream(o: StreamOptions) {
   if (o.cost_cap_usd !== undefined) fields.cost_cap_usd = o.cost_cap_usd;
   const headers: Record<string, string> = { ...bearer(o.token) };
   if (o.accept) headers.Accept = o.accept;
-  const init: RequestInit & { ip?: string } = { headers, ip: o.ip ?? randomIp() };
+  const init: RequestInit & { ip?: string } = { headers, ip: o.ip ?? freshIp() };
   if (o.signal) init.signal = o.signal;
   if (o.method === "POST") {
     headers["Content-Type"] = "application/json";
@@ -121,16 +83,16 @@ function startStream(o: StreamOptions) {
 
 /** GET /api/v1/usage for `token`. */
 async function usage(token: string, bindings = testEnv()): Promise<UsageBody> {
-  const { res } = await call("/api/v1/usage", { headers: bearer(token), ip: randomIp() }, bindings);
+  const { res } = await call("/api/v1/usage", { headers: bearer(token), ip: freshIp() }, bindings);
   expect(res.status).toBe(200);
   return (await res.json()) as UsageBody;
 }
 
-/** What the fake upstream saw for directive `id`. */
+/** What the fake upstream saw for directive `id`, which it must have seen. */
 async function upstreamRecord(id: string): Promise<UpstreamRecord> {
-  const res = await fetch(`${UPSTREAM_BASE}/__test/requests/${id}`);
-  expect(res.status).toBe(200);
-  return (await res.json()) as UpstreamRecord;
+  const record = await recordOf(id);
+  expect(record).not.toBeNull();
+  return record as UpstreamRecord;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -450,7 +412,7 @@ describe("clients that do not read", () => {
     const called = await call(`/api/v1/stream?message=${encodeURIComponent(message)}`, {
       method: "HEAD",
       headers: bearer(token),
-      ip: randomIp(),
+      ip: freshIp(),
     });
     await called.settled();
     expect(called.res.status).toBe(405);
@@ -650,7 +612,7 @@ describe("disconnects", () => {
     const { id, message } = fakeMessage({ tokens: 50, delay: 100 });
     const res = await exports.default.fetch(
       `http://gateway.test/api/v1/stream?${new URLSearchParams({ message })}`,
-      { headers: { ...bearer(token), "CF-Connecting-IP": randomIp() } },
+      { headers: { ...bearer(token), "CF-Connecting-IP": freshIp() } },
     );
     expect(res.status).toBe(200);
     const reader = openEvents(res);

@@ -3,49 +3,19 @@ import { describe, expect, it } from "vitest";
 import type { Bindings } from "../src/env";
 import type { ErrorBody } from "../src/errors";
 import { type Called, call, testEnv } from "./helpers/app";
+import { anonCaller, freshIp, usageOf, type Who } from "./helpers/gate";
 import { parseEvents } from "./helpers/sse";
-import { anonToken, bearer } from "./helpers/tokens";
+import { bearer } from "./helpers/tokens";
 
 const STREAM = "/api/v1/stream";
-const USAGE = "/api/v1/usage";
 const ANON_SESSION = "/api/v1/anon_session";
 const KIB = 1024;
 const MAX_TTL = 604_800;
 const EMOJI = "\u{1F600}";
 
-interface Window {
-  limit: number;
-  remaining: number;
-}
-interface Usage {
-  anonymous: boolean;
-  limits: { user: Window; ip: Window };
-  quota: { hourly: Window; total: Window } | null;
-  spend: { streams: number };
-}
-
-/** A random client address, so per-IP windows never meet another test's. */
-function freshIp(): string {
-  const octet = () => Math.floor(Math.random() * 254) + 1;
-  return `10.${octet()}.${octet()}.${octet()}`;
-}
-
-/** A new anonymous caller: its own token and its own address. */
-async function caller(): Promise<{ token: string; ip: string }> {
-  return { token: await anonToken(), ip: freshIp() };
-}
-
-/** What /api/v1/usage shows for this caller. */
-async function usage(who: { token: string; ip: string }): Promise<Usage> {
-  const { res, settled } = await call(USAGE, { headers: bearer(who.token), ip: who.ip });
-  await settled();
-  expect(res.status).toBe(200);
-  return (await res.json()) as Usage;
-}
-
 /** Asserts that the caller still has every rate-limit hit and every quota unit. */
-async function expectNothingSpent(who: { token: string; ip: string }): Promise<void> {
-  const u = await usage(who);
+async function expectNothingSpent(who: Who): Promise<void> {
+  const u = await usageOf(who);
   expect(u.anonymous).toBe(true);
   expect(u.limits.user.remaining).toBe(u.limits.user.limit);
   expect(u.limits.ip.remaining).toBe(u.limits.ip.limit);
@@ -426,7 +396,7 @@ const BAD: BadCase[] = [
 describe("a bad stream request", () => {
   for (const c of BAD) {
     it(`${c.name}, and spends nothing`, async () => {
-      const who = await caller();
+      const who = await anonCaller();
       const { path, init } = c.request();
       const { res, settled } = await send(who, path, init);
       await expectError(res, c.status, c.code, c.fields);
@@ -436,7 +406,7 @@ describe("a bad stream request", () => {
   }
 
   it("checks the body size before the media type (413 beats 415)", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const body = jsonOfSize(64 * KIB + 1);
     const { res, settled } = await send(who, STREAM, {
       method: "POST",
@@ -455,7 +425,7 @@ describe("a bad stream request", () => {
   });
 
   it("answers a bad input with one SSE error frame when the client accepts text/event-stream", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const { res, settled } = await send(
       who,
       STREAM,
@@ -473,7 +443,7 @@ describe("a bad stream request", () => {
   });
 
   it("rejects a cost cap above a lowered COST_CAP_MAX_USD", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const env = testEnv({ COST_CAP_MAX_USD: "0.25" });
     const { res, settled } = await send(
       who,
@@ -489,21 +459,21 @@ describe("a bad stream request", () => {
 
 describe("a good stream request", () => {
   it("streams for a valid GET and ends with done", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const done = await expectStream(await send(who, `${STREAM}?message=hello`, {}));
     expect(done.model).toBe("gpt-4o-mini");
   });
 
   it("streams for a valid POST and ends with done", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     const done = await expectStream(await send(who, STREAM, postJson({ message: "hello" })));
     expect(done.model).toBe("gpt-4o-mini");
   });
 
   it("spends one request and one quota unit, which the checks above would see", async () => {
-    const who = await caller();
+    const who = await anonCaller();
     await expectStream(await send(who, STREAM, postJson({ message: "hello" })));
-    const u = await usage(who);
+    const u = await usageOf(who);
     expect(u.limits.user.remaining).toBe(u.limits.user.limit - 1);
     expect(u.limits.ip.remaining).toBe(u.limits.ip.limit - 1);
     expect(u.quota?.hourly.remaining).toBe((u.quota?.hourly.limit ?? 0) - 1);
@@ -511,30 +481,32 @@ describe("a good stream request", () => {
   });
 
   it("accepts a message of exactly 8192 ASCII characters", async () => {
-    await expectStream(await send(await caller(), STREAM, postJson({ message: "a".repeat(8192) })));
+    await expectStream(
+      await send(await anonCaller(), STREAM, postJson({ message: "a".repeat(8192) })),
+    );
   });
 
   it("accepts a message of exactly 8192 ASCII characters in the query", async () => {
     const { path } = getQuery([["message", "a".repeat(8192)]]);
-    await expectStream(await send(await caller(), path, {}));
+    await expectStream(await send(await anonCaller(), path, {}));
   });
 
   it("accepts a message of 8192 emoji (16384 UTF-16 code units)", async () => {
     await expectStream(
-      await send(await caller(), STREAM, postJson({ message: EMOJI.repeat(8192) })),
+      await send(await anonCaller(), STREAM, postJson({ message: EMOJI.repeat(8192) })),
     );
   });
 
   it("accepts 8191 ASCII characters plus one emoji", async () => {
     const message = `${"a".repeat(8191)}${EMOJI}`;
-    await expectStream(await send(await caller(), STREAM, postJson({ message })));
+    await expectStream(await send(await anonCaller(), STREAM, postJson({ message })));
   });
 
   it("accepts a stream_id of 64 characters and echoes it", async () => {
     const streamId = `${"A".repeat(30)}_${"z".repeat(30)}-12`;
     expect(streamId).toHaveLength(64);
     const sent = await send(
-      await caller(),
+      await anonCaller(),
       STREAM,
       postJson({ message: "hi", stream_id: streamId }),
     );
@@ -546,7 +518,7 @@ describe("a good stream request", () => {
   it("accepts each registered model", async () => {
     for (const model of ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini"]) {
       const done = await expectStream(
-        await send(await caller(), STREAM, postJson({ message: "hi", model })),
+        await send(await anonCaller(), STREAM, postJson({ message: "hi", model })),
       );
       expect(done.model).toBe(model);
     }
@@ -554,13 +526,13 @@ describe("a good stream request", () => {
 
   it("accepts a cost cap equal to COST_CAP_MAX_USD, in JSON and in the query", async () => {
     await expectStream(
-      await send(await caller(), STREAM, postJson({ message: "hi", cost_cap_usd: 1 })),
+      await send(await anonCaller(), STREAM, postJson({ message: "hi", cost_cap_usd: 1 })),
     );
     const { path } = getQuery([
       ["message", "hi"],
       ["cost_cap_usd", "1.00"],
     ]);
-    await expectStream(await send(await caller(), path, {}));
+    await expectStream(await send(await anonCaller(), path, {}));
   });
 
   it("accepts a decimal cost cap in the query", async () => {
@@ -568,18 +540,18 @@ describe("a good stream request", () => {
       ["message", "hi"],
       ["cost_cap_usd", "0.25"],
     ]);
-    await expectStream(await send(await caller(), path, {}));
+    await expectStream(await send(await anonCaller(), path, {}));
   });
 
   it("accepts application/json with a charset and in any letter case", async () => {
     const init = postJson({ message: "hi" }, { "Content-Type": "Application/JSON; charset=utf-8" });
-    await expectStream(await send(await caller(), STREAM, init));
+    await expectStream(await send(await anonCaller(), STREAM, init));
   });
 
   it("accepts a body of exactly 64 KiB with a Content-Length", async () => {
     const body = jsonOfSize(64 * KIB);
     const init = postJson(body, { "Content-Length": String(body.length) });
-    await expectStream(await send(await caller(), STREAM, init));
+    await expectStream(await send(await anonCaller(), STREAM, init));
   });
 
   it("accepts a chunked body of exactly 64 KiB", async () => {
@@ -589,7 +561,7 @@ describe("a good stream request", () => {
       body: chunked(chunksOf(jsonOfSize(64 * KIB))),
       duplex: "half",
     };
-    await expectStream(await send(await caller(), STREAM, init));
+    await expectStream(await send(await anonCaller(), STREAM, init));
   });
 });
 

@@ -5,21 +5,9 @@ import { parseConfig } from "../../src/config";
 import type { Bindings } from "../../src/env";
 import type { LedgerRecord } from "../../src/ledger/record";
 import type { LimitsStore } from "../../src/limits/durable-object";
+import type { UpstreamRecord } from "../support/upstream-record";
 import { call, testEnv } from "./app";
-import { bearer } from "./tokens";
-
-/** What the fake upstream recorded of one request (test/support/fake-upstream.ts). */
-export interface UpstreamRecord {
-  id: string;
-  model: string;
-  maxTokens: number | null;
-  maxCompletionTokens: number | null;
-  messages: { role: string; content: unknown }[];
-  params: Record<string, unknown>;
-  includeUsage: boolean;
-  tokensSent: number;
-  finished: boolean;
-}
+import { anonToken, bearer } from "./tokens";
 
 const UPSTREAM_BASE = inject("upstreamUrl").replace(/\/v1$/, "");
 
@@ -47,6 +35,34 @@ export function fakeMessage(
 const byte = () => Math.floor(Math.random() * 254) + 1;
 /** A fresh client address per caller, clear of other tests' per-IP windows. */
 export const freshIp = () => `10.${byte()}.${byte()}.${byte()}`;
+
+/** A caller: its token and its client address. */
+export type Who = { token: string; ip: string };
+
+/** A new anonymous caller: its own token and a fresh address. */
+export async function anonCaller(): Promise<Who> {
+  return { token: await anonToken(), ip: freshIp() };
+}
+
+/** POSTs `body` to `path` as `who`: a string is sent as it is, anything else as JSON. */
+export function postAs(
+  who: Who,
+  path: string,
+  body: unknown,
+  bindings: Bindings = testEnv(),
+  headers: Record<string, string> = {},
+) {
+  return call(
+    path,
+    {
+      method: "POST",
+      headers: { ...bearer(who.token), "Content-Type": "application/json", ...headers },
+      body: typeof body === "string" ? body : JSON.stringify(body),
+      ip: who.ip,
+    },
+    bindings,
+  );
+}
 
 interface Window {
   limit: number;

@@ -16,27 +16,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-
-/** What the fake saw of one request, keyed by the directive's `id`. */
-export interface UpstreamRecord {
-  id: string;
-  model: string;
-  maxTokens: number | null;
-  /** `max_completion_tokens`, which the gpt-5 and o families take instead of `max_tokens`. */
-  maxCompletionTokens: number | null;
-  /** The messages as received, in order. */
-  messages: { role: string; content: unknown }[];
-  /** Every other field of the request body (sampling parameters and the like). */
-  params: Record<string, unknown>;
-  includeUsage: boolean;
-  authorization: string | null;
-  tokensSent: number;
-  /** The client went away before the answer ended. */
-  clientAborted: boolean;
-  /** ms since the request arrived when the abort was seen. */
-  abortedAfterMs: number | null;
-  finished: boolean;
-}
+import type { UpstreamRecord } from "./upstream-record";
 
 interface Directive {
   id: string;
