@@ -29,6 +29,23 @@ export async function launchChromium(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
 }
 
+/**
+ * Waits for `server` (already starting) and Chromium, launched meanwhile. If either fails, stops
+ * the other and throws why (the server's failure first).
+ */
+export async function withChromium<S extends { stop(): Promise<void> }>(
+  server: Promise<S>,
+): Promise<[S, Browser]> {
+  const [started, launched] = await Promise.allSettled([server, launchChromium()]);
+  if (started.status === "rejected" || launched.status === "rejected") {
+    if (started.status === "fulfilled") await started.value.stop();
+    if (launched.status === "fulfilled") await launched.value.close().catch(() => {});
+  }
+  if (started.status === "rejected") throw started.reason;
+  if (launched.status === "rejected") throw launched.reason;
+  return [started.value, launched.value];
+}
+
 /** A page in its own profile, and what went wrong on it. */
 export interface Opened {
   page: Page;

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import type { Browser, Page, Request } from "playwright-core";
 import { afterAll, beforeAll } from "vitest";
-import { launchChromium, type Opened, openPage } from "./browser";
+import { type Opened, openPage, withChromium } from "./browser";
 import { type ChatUpstream, startChatUpstream } from "./chat-upstream";
 import { type DevServer, startWranglerDev } from "./dev-server";
 
@@ -34,7 +34,7 @@ export function useChatRig(): ChatRig {
   beforeAll(async () => {
     try {
       upstream = await startChatUpstream();
-      const [dev, launched] = await Promise.allSettled([
+      [server, browser] = await withChromium(
         startWranglerDev({
           OPENAI_API_KEY: "sk-e2e-not-a-real-key",
           OPENAI_BASE_URL: upstream.baseUrl,
@@ -43,12 +43,7 @@ export function useChatRig(): ChatRig {
           // Every test opens a fresh profile and so mints a token; keep room for all of them.
           ANON_SESSIONS_PER_IP_HOURLY: "40",
         }),
-        launchChromium(),
-      ]);
-      if (dev.status === "fulfilled") server = dev.value;
-      if (launched.status === "fulfilled") browser = launched.value;
-      if (dev.status === "rejected") throw dev.reason;
-      if (launched.status === "rejected") throw launched.reason;
+      );
     } catch (e) {
       setupError = e instanceof Error ? e : new Error(String(e));
     }

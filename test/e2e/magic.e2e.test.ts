@@ -3,32 +3,14 @@
  * against a real `wrangler dev` (demo provider, Durable Object limits store, fresh state).
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { SignJWT } from "jose";
-import {
-  type Browser,
-  type BrowserContextOptions,
-  chromium,
-  type Page,
-  type Route,
-} from "playwright-core";
+import type { Browser, BrowserContextOptions, Page, Route } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ARTIFACTS, ask, waitForState, withChromium } from "./browser";
 import { type DevServer, ROOT, startWranglerDev } from "./dev-server";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-const ARTIFACTS = join(ROOT, "test/artifacts");
 const HOURLY_QUOTA = 2;
 const ANON_KEY = "magicBox.anonSession";
 // Per-run secrets: stable for this wrangler dev (tokens survive an isolate restart), never reused.
@@ -60,17 +42,11 @@ beforeAll(async () => {
 }, 60_000);
 
 async function setup(): Promise<void> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `Chromium not found at ${CHROMIUM}. Install it with: apt-get update && apt-get install -y chromium`,
-    );
-  }
-  mkdirSync(ARTIFACTS, { recursive: true });
   // Loaded by URL so the type checker of the Node tests does not pull in Worker sources.
   demoAnswer = (await import(pathToFileURL(join(ROOT, "src/stream/providers/demo.ts")).href))
     .demoAnswer;
 
-  const [dev, launched] = await Promise.allSettled([
+  [server, browser] = await withChromium(
     startWranglerDev({
       SECRET_KEY,
       SUPABASE_JWT_SECRET,
@@ -78,14 +54,9 @@ async function setup(): Promise<void> {
       // Every test opens a fresh browser profile, and so mints a token; keep room for all of them.
       ANON_SESSIONS_PER_IP_HOURLY: "40",
     }),
-    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
-  ]);
-  if (dev.status === "fulfilled") server = dev.value;
-  if (launched.status === "fulfilled") browser = launched.value;
-  if (dev.status === "rejected") throw dev.reason;
-  if (launched.status === "rejected") throw launched.reason;
+  );
 
-  const page = await fetch(`${server?.url}/magic/`);
+  const page = await fetch(`${server.url}/magic/`);
   if (page.status !== 200) {
     throw new Error(
       `GET /magic/ answered ${page.status}, not 200: ${(await page.text()).slice(0, 300)}`,
@@ -153,23 +124,6 @@ async function openPage(
 }
 
 const lastTurn = (page: Page) => page.locator(".turn").last();
-
-/** Waits until the newest answer is in one of `states` (sending, streaming, done, stopped, incomplete, failed). */
-async function waitForState(page: Page, states: string[], timeout = 10_000): Promise<void> {
-  await page.waitForFunction(
-    (wanted) =>
-      wanted.includes(
-        document.querySelector(".turn:last-of-type")?.getAttribute("data-state") ?? "",
-      ),
-    states,
-    { timeout },
-  );
-}
-
-async function ask(page: Page, message: string): Promise<void> {
-  await page.locator("#prompt").fill(message);
-  await page.locator("#prompt").press("Enter");
-}
 
 async function metric(page: Page, key: string): Promise<string> {
   return (await lastTurn(page).locator(`[data-metric="${key}"]`).textContent()) ?? "";

@@ -2,24 +2,12 @@
  * @module Browser test of the operator page (/magic/ops/): Debian's Chromium (playwright-core)
  * against `wrangler dev` with some traffic; the charts show what /api/v1/metrics and the ledger say.
  */
-import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type DevServer, ROOT, startWranglerDev } from "./dev-server";
+import { ARTIFACTS, withChromium } from "./browser";
+import { type DevServer, startWranglerDev } from "./dev-server";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-const ARTIFACTS = join(ROOT, "test/artifacts");
 const METRICS_TOKEN = "ops-e2e-metrics-token-0123456789abcdef";
 const ADMIN_TOKEN = "ops-e2e-admin-token-0123456789abcdef-01";
 const STREAMS = 3;
@@ -35,14 +23,9 @@ interface BarData {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`Chromium not found at ${CHROMIUM}: apt-get install -y chromium`);
-  }
-  mkdirSync(ARTIFACTS, { recursive: true });
-  [dev, browser] = await Promise.all([
+  [dev, browser] = await withChromium(
     startWranglerDev({ METRICS_TOKEN, ADMIN_TOKEN, METRICS_FLUSH_MS: "0" }),
-    chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
-  ]);
+  );
   // Some traffic: streams, two refused tokens, one bad input.
   const minted = await fetch(`${dev.url}/api/v1/anon_session`, {
     method: "POST",

@@ -4,24 +4,12 @@
  * page.route), mints with the widget's token, which the worker checks at a siteverify stand-in
  * on loopback. Every request that would leave the machine is aborted and counted.
  */
-import { existsSync } from "node:fs";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SiteverifyServer, startSiteverifyServer } from "../support/siteverify-server";
 import { TURNSTILE_TEST_SECRET, TURNSTILE_TEST_SITE_KEY } from "../support/siteverify-tokens";
+import { ask, waitForState, withChromium } from "./browser";
 import { type DevServer, startWranglerDev } from "./dev-server";
-
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const CHROMIUM_ARGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
 
 /**
  * Stands in for https://challenges.cloudflare.com/turnstile/v0/api.js: `render` draws a box
@@ -63,20 +51,14 @@ const offMachine: string[] = [];
 
 beforeAll(async () => {
   try {
-    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}`);
     siteverify = await startSiteverifyServer();
-    const [dev, launched] = await Promise.allSettled([
+    [server, browser] = await withChromium(
       startWranglerDev({
         TURNSTILE_SECRET_KEY: TURNSTILE_TEST_SECRET,
         TURNSTILE_SITE_KEY: TURNSTILE_TEST_SITE_KEY,
         TURNSTILE_VERIFY_URL: siteverify.url,
       }),
-      chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS }),
-    ]);
-    if (dev.status === "fulfilled") server = dev.value;
-    if (launched.status === "fulfilled") browser = launched.value;
-    if (dev.status === "rejected") throw dev.reason;
-    if (launched.status === "rejected") throw launched.reason;
+    );
   } catch (e) {
     setupError = e instanceof Error ? e : new Error(String(e));
   }
@@ -147,13 +129,8 @@ describe("the page with Turnstile on", () => {
       expect((mints[0] as { turnstile_token?: string }).turnstile_token).toMatch(/^v:/);
       expect((siteverify?.calls() ?? 0) - before).toBe(1);
 
-      await page.locator("#prompt").fill("hello there");
-      await page.locator("#prompt").press("Enter");
-      await page.waitForFunction(
-        () => document.querySelector(".turn:last-of-type")?.getAttribute("data-state") === "done",
-        undefined,
-        { timeout: 15_000 },
-      );
+      await ask(page, "hello there");
+      await waitForState(page, ["done"], 15_000);
       expect(api).toContain("POST /api/v1/stream 200");
       expect(problems).toEqual([]);
       expect(offMachine).toEqual([]);
