@@ -1,6 +1,7 @@
 /** @module The two limit stores as test envs: the Durable Object, and Upstash through the local server. */
 import { inject } from "vitest";
 import type { Bindings } from "../../src/env";
+import type { AdmissionRequest } from "../../src/limits/store";
 import { testEnv } from "./app";
 
 export type StoreKind = "durable_object" | "upstash";
@@ -62,4 +63,18 @@ export function randomIp(v6 = false): string {
 export async function awayFromBoundary(windowMs: number, marginMs: number): Promise<void> {
   const left = windowMs - (Date.now() % windowMs);
   if (left < marginMs) await new Promise((r) => setTimeout(r, left + 20));
+}
+
+/** An admission request at the store: a fresh id and, unless given, a fresh /64 (no /48), now. */
+export function admissionRequest(
+  r: Pick<AdmissionRequest, "userKey" | "anonymous" | "price"> &
+    Partial<Pick<AdmissionRequest, "ipKey" | "at">>,
+): AdmissionRequest {
+  return {
+    id: crypto.randomUUID(),
+    ipKey: `ip:${randomIp()}`,
+    wideIpKey: null,
+    at: Date.now(),
+    ...r,
+  };
 }

@@ -14,6 +14,7 @@ import { MODELS } from "../../src/stream/models";
 import { call, json } from "../helpers/app";
 import { openEvents, readEvents } from "../helpers/sse";
 import {
+  admissionRequest,
   awayFromBoundary,
   randomIp,
   type StoreKind,
@@ -234,15 +235,8 @@ describe.each<StoreKind>(["durable_object", "upstash"])(
       const store = storeFor(parseConfig(env), env);
       const holdTtl = 1000 + 60_000;
       const userKey = `supabase:${crypto.randomUUID()}`;
-      const admission = (at: number): AdmissionRequest => ({
-        id: crypto.randomUUID(),
-        userKey,
-        ipKey: `ip:${randomIp()}`,
-        wideIpKey: null,
-        at,
-        anonymous: false,
-        price: PRICE,
-      });
+      const admission = (at: number) =>
+        admissionRequest({ userKey, anonymous: false, price: PRICE, at });
       // Admitted long enough ago that its hold has expired, and never settled (its isolate died).
       const stale = await store.admit(admission(Date.now() - holdTtl - 1_000));
       expect(stale.budget?.ok).toBe(true);
@@ -260,15 +254,9 @@ describe.each<StoreKind>(["durable_object", "upstash"])(
       const token = await supabaseHs256(claims);
       const userKey = `supabase:${claims.sub}`;
       const now = Date.now();
-      const decided = await store.admit({
-        id: crypto.randomUUID(),
-        userKey,
-        ipKey: `ip:${randomIp()}`,
-        wideIpKey: null,
-        at: now,
-        anonymous: false,
-        price: PRICE,
-      });
+      const decided = await store.admit(
+        admissionRequest({ userKey, anonymous: false, price: PRICE, at: now }),
+      );
       if (!decided.budget?.ok) throw new Error("admission refused");
       const withHold = settling(userKey, now, decided.budget.ticket);
       expect(await store.writeLedger(withHold)).toBe("written");
@@ -294,14 +282,9 @@ describe("shared budgets over Durable Object shards", () => {
     await awayFromBoundary(3_600_000, 60_000);
     const store = storeFor(parseConfig(env), env);
     // At the store, so only the budgets decide (no upstream, no HTTP under a loaded machine).
-    const requests = Array.from(
-      { length: 30 },
-      (): AdmissionRequest => ({
-        id: crypto.randomUUID(),
+    const requests = Array.from({ length: 30 }, () =>
+      admissionRequest({
         userKey: `anonymous:anon_${crypto.randomUUID()}`,
-        ipKey: `ip:${randomIp()}`,
-        wideIpKey: null,
-        at: Date.now(),
         anonymous: true,
         price: PRICE,
       }),
@@ -339,15 +322,7 @@ describe("spend budgets when the store fails between admission and settlement", 
     );
     const store = storeFor(parseConfig(env), env);
     const userKey = `supabase:${crypto.randomUUID()}`;
-    const admission = (): AdmissionRequest => ({
-      id: crypto.randomUUID(),
-      userKey,
-      ipKey: `ip:${randomIp()}`,
-      wideIpKey: null,
-      at: Date.now(),
-      anonymous: false,
-      price: PRICE,
-    });
+    const admission = () => admissionRequest({ userKey, anonymous: false, price: PRICE });
     const first = await store.admit(admission());
     if (!first.budget?.ok) throw new Error("admission refused");
     const record = settling(userKey, Date.now(), first.budget.ticket);

@@ -7,7 +7,13 @@ import { storeFor } from "../../src/limits/select-store";
 import { holdPrice } from "../../src/stream/cost";
 import { MODELS } from "../../src/stream/models";
 import { call, json } from "../helpers/app";
-import { awayFromBoundary, randomIp, type StoreKind, storeEnv } from "../helpers/stores";
+import {
+  admissionRequest,
+  awayFromBoundary,
+  randomIp,
+  type StoreKind,
+  storeEnv,
+} from "../helpers/stores";
 import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
 
 const upstreamBase = inject("upstreamUrl").replace(/\/v1$/, "");
@@ -44,15 +50,14 @@ async function upstreamSaw(id: string): Promise<boolean> {
 }
 
 /** A fresh admission request of an anonymous caller. */
-const anonymousAdmission = (userKey: string, ipKey: string, at: number) => ({
-  id: crypto.randomUUID(),
-  userKey,
-  ipKey,
-  wideIpKey: null,
-  at,
-  anonymous: true,
-  price: holdPrice(MODELS["gpt-4o-mini"], [{ role: "user", content: "hello" }], 20_000),
-});
+const anonymousAdmission = (userKey: string, ipKey: string, at: number) =>
+  admissionRequest({
+    userKey,
+    ipKey,
+    at,
+    anonymous: true,
+    price: holdPrice(MODELS["gpt-4o-mini"], [{ role: "user", content: "hello" }], 20_000),
+  });
 
 const errorCode = (body: string) => (JSON.parse(body) as { error_code: string }).error_code;
 
