@@ -38,6 +38,8 @@ export interface Config {
   heartbeatIntervalMs: number;
   streamMaxDurationMs: number;
   upstreamIdleTimeoutMs: number;
+  /** Silence allowed before the first upstream event (non-reasoning models; reasoning: the max duration). */
+  upstreamFirstTokenTimeoutMs: number;
   limitsTimeoutMs: number;
   costCapMaxUsd: number;
   /** Conversations (issue 13) and anonymous callers' models and caps (issue 11). */
@@ -132,6 +134,7 @@ const schema = z.object({
   HEARTBEAT_INTERVAL_MS: int(100, 600_000).default(10_000),
   STREAM_MAX_DURATION_MS: int(1_000, 3_600_000).default(120_000),
   UPSTREAM_IDLE_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  UPSTREAM_FIRST_TOKEN_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
   LIMITS_TIMEOUT_MS: int(10, 60_000).default(1_000),
   COST_CAP_MAX_USD: z.coerce.number().positive().max(1_000).default(1),
   MAX_MESSAGES: int(1, 1_000).default(50),
@@ -287,6 +290,7 @@ export function parseConfig(env: Partial<Bindings>): Config {
     heartbeatIntervalMs: v.HEARTBEAT_INTERVAL_MS,
     streamMaxDurationMs: v.STREAM_MAX_DURATION_MS,
     upstreamIdleTimeoutMs: v.UPSTREAM_IDLE_TIMEOUT_MS,
+    upstreamFirstTokenTimeoutMs: v.UPSTREAM_FIRST_TOKEN_TIMEOUT_MS,
     limitsTimeoutMs: v.LIMITS_TIMEOUT_MS,
     costCapMaxUsd: v.COST_CAP_MAX_USD,
     conversation: {

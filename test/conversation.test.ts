@@ -9,7 +9,6 @@ import type { Bindings } from "../src/env";
 import type { ErrorBody } from "../src/errors";
 import {
   costMicroUsd,
-  estimateInputTokens,
   estimateTokens,
   inputTokensUpperBound,
   maxOutputTokens,
@@ -100,7 +99,7 @@ describe("a conversation", () => {
     expect(costMicroUsd(MODELS["gpt-4o"], bytes, expected)).toBeLessThanOrEqual(usdToMicro(cap));
   });
 
-  it("estimates input over the whole prompt when the upstream sends no usage", async () => {
+  it("bounds input over the whole prompt when the upstream sends no usage", async () => {
     const who = await anonCaller();
     const system = "Be brief.";
     const { messages } = history({ usage: 0, tokens: 3 });
@@ -109,8 +108,8 @@ describe("a conversation", () => {
     await settled();
     const prompt: PromptMessage[] = [{ role: "system", content: system }, ...messages];
     expect(done.usage_source).toBe("estimated");
-    expect(done.input_tokens).toBe(estimateInputTokens(prompt));
-    expect(done.input_tokens).toBeGreaterThan(estimateInputTokens(messages.slice(-1)) + 16);
+    expect(done.input_tokens).toBe(inputTokensUpperBound(prompt));
+    expect(done.input_tokens).toBeGreaterThan(inputTokensUpperBound(messages.slice(-1)) + 16);
   });
 
   it("refuses a cap the whole prompt cannot fit under, though the last message alone would", async () => {
@@ -394,7 +393,7 @@ describe("reasoning", () => {
     "from %s goes out as reasoning_chunk, never in message_chunk, and is billed as output",
     async (rfield) => {
       const who = await anonCaller();
-      const { messages } = history({ reasoning: 3, tokens: 2, rfield, usage: 0 });
+      const { id, messages } = history({ reasoning: 3, tokens: 2, rfield, usage: 0 });
       const { res, settled } = await post(who, { messages, model: "o4-mini" });
       const events = await readEvents(res);
       await settled();
@@ -407,16 +406,24 @@ describe("reasoning", () => {
       ]);
       expect(answer.map((e) => e.data.content).join("")).toBe("tok tok");
       const done = doneOf(events);
-      // Estimated (no usage from the upstream): the reasoning's tokens are output tokens.
+      // The running count covers the reasoning's tokens as output tokens...
       let output = 0;
       for (const e of [...reasoning, ...answer]) {
         output += Math.max(1, estimateTokens(e.data.content as string));
       }
       expect(output).toBeGreaterThan(answer.length);
-      expect(done.output_tokens).toBe(output);
       expect(answer.at(-1)?.data.output_tokens).toBe(output);
+      // ...and without usage, a reasoning model is recorded at its max_completion_tokens: only
+      // the final usage could say how much it thought without showing it.
+      const seen = await upstreamRecord(id);
+      expect(seen?.maxCompletionTokens).toBeGreaterThan(output);
+      expect(done).toMatchObject({
+        usage_source: "estimated",
+        output_tokens: seen?.maxCompletionTokens,
+      });
       expect(done.cost_usd).toBe(
-        costMicroUsd(MODELS["o4-mini"], done.input_tokens as number, output) / 1e6,
+        costMicroUsd(MODELS["o4-mini"], done.input_tokens as number, done.output_tokens as number) /
+          1e6,
       );
       const u = await usageOf(who);
       expect(u.spend.total_usd).toBe(done.cost_usd);
@@ -427,10 +434,11 @@ describe("reasoning", () => {
     const who = await anonCaller();
     const { messages } = history({ reasoning: 50, tokens: 2, usage: 0, ignoremax: 1 });
     const model = MODELS["o4-mini"];
-    // The least cap the worst-case input admits; the meter counts against the estimate.
-    const capMicro = costMicroUsd(model, inputTokensUpperBound(messages), 1);
+    // A cap that pays for the worst-case input and 40 output tokens; the meter counts the
+    // input at that bound and the output by its running estimate.
+    const capMicro = costMicroUsd(model, inputTokensUpperBound(messages), 40);
     let allowed = 0;
-    while (costMicroUsd(model, estimateInputTokens(messages), allowed + 1) <= capMicro) allowed++;
+    while (costMicroUsd(model, inputTokensUpperBound(messages), allowed + 1) <= capMicro) allowed++;
     // Each piece ("think", " think") costs the estimator's count of it.
     const perPiece = estimateTokens(" think");
     expect(estimateTokens("think")).toBe(perPiece);
@@ -447,10 +455,11 @@ describe("reasoning", () => {
     await settled();
     expect(events.filter((e) => e.event === "reasoning_chunk")).toHaveLength(pieces);
     expect(events.filter((e) => e.event === "message_chunk")).toHaveLength(0);
-    expect(doneOf(events)).toMatchObject({
-      finish_reason: "cost_cap",
-      output_tokens: pieces * perPiece,
-    });
+    const done = doneOf(events);
+    expect(done).toMatchObject({ finish_reason: "cost_cap", usage_source: "estimated" });
+    // Recorded at no less than what was metered, and never more than the cap (the hold).
+    expect(done.output_tokens).toBeGreaterThanOrEqual(pieces * perPiece);
+    expect(done.cost_usd).toBeLessThanOrEqual(capMicro / 1e6);
   });
 });
 

@@ -9,7 +9,6 @@ import type { LimitStore } from "../src/limits/store";
 import { createLogger } from "../src/observe/log";
 import {
   costMicroUsd,
-  estimateInputTokens,
   inputTokensUpperBound,
   maxOutputTokens,
   usdToMicro,
@@ -158,10 +157,10 @@ describe("cost arithmetic", () => {
     expect(maxOutputTokens(MODELS["gpt-4o"], user("x".repeat(8000)), 10)).toBe(0);
   });
 
-  it("bounds input by UTF-8 bytes, at least the estimate", () => {
-    for (const m of ["", "abc", "é".repeat(10), "🙂🙂", "word ".repeat(50)]) {
-      expect(inputTokensUpperBound(user(m))).toBeGreaterThanOrEqual(estimateInputTokens(user(m)));
-    }
+  it("bounds input by UTF-8 bytes plus framing", () => {
+    expect(inputTokensUpperBound(user(""))).toBe(8);
+    expect(inputTokensUpperBound(user("abc"))).toBe(3 + 8);
+    expect(inputTokensUpperBound(user("é".repeat(10)))).toBe(20 + 8);
     expect(inputTokensUpperBound(user("🙂"))).toBe(4 + 8);
   });
 });
@@ -171,8 +170,8 @@ describe("createMeter", () => {
     const state = newMeterState();
     const message = "m";
     const model = MODELS["gpt-4o"];
-    const input = estimateInputTokens(user(message));
-    // Cap: the input estimate plus exactly three 1-token deltas (10 µUSD each); a 4th is over.
+    const input = inputTokensUpperBound(user(message));
+    // Cap: the input bound plus exactly three 1-token deltas (10 µUSD each); a 4th is over.
     const cap = costMicroUsd(model, input, 3);
     expect(costMicroUsd(model, input, 4)).toBeGreaterThan(cap);
     const events: UpstreamEvent[] = Array.from({ length: 10 }, () => ({
@@ -333,9 +332,11 @@ function sessionOptions(overrides: Partial<SessionOptions> = {}): SessionOptions
     model: mini,
     prompt: user("m"),
     capMicroUsd: 1_000_000,
+    maxTokens: 16_384,
     heartbeatMs: 60_000,
     maxDurationMs: 60_000,
     idleTimeoutMs: 60_000,
+    firstTokenTimeoutMs: 60_000,
     startedAt: Date.now(),
     upstreamAbort: new AbortController(),
     ...overrides,
@@ -429,7 +430,12 @@ describe("runSession", () => {
     await new Promise((r) => setTimeout(r, 20));
     upstreamAbort.abort("client_abort");
     const summary = await session.finished;
-    expect(summary).toMatchObject({ finishReason: "client_abort", outputTokens: 20 });
+    // No usage: recorded at the bytes of what arrived (" word" is 5), the bound of what it billed.
+    expect(summary).toMatchObject({
+      finishReason: "client_abort",
+      outputTokens: 20 * 5,
+      usageSource: "estimated",
+    });
     // Nothing of the queue is kept for a client that is gone: the body ends at once, without
     // delivering a frame, instead of waiting on a reader.
     const reader = session.body.getReader();

@@ -13,6 +13,8 @@ export interface BudgetEntry {
 
 /** Settled ids are remembered this long, so a replayed settlement counts once. */
 const SETTLED_TTL_MS = 3 * 86_400_000;
+/** Spend (and the memory of an expired hold) outlives the hold's window by this much. */
+const SPENT_KEEP_MS = 2 * 86_400_000;
 
 /** Budget holds and spend over an object's SQL storage. */
 export class BudgetLedger {
@@ -25,6 +27,59 @@ export class BudgetLedger {
       budget TEXT PRIMARY KEY, spent INTEGER NOT NULL, expires_at INTEGER NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS settled (
       record_id TEXT PRIMARY KEY, expires_at INTEGER NOT NULL)`);
+    sql.exec(`CREATE TABLE IF NOT EXISTS expired_holds (
+      id TEXT NOT NULL, budget TEXT NOT NULL, amount INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+      PRIMARY KEY (id, budget))`);
+  }
+
+  /**
+   * Counts every hold that expired unsettled (its isolate died, its record could not be
+   * written) as spent in full, since the provider may have billed all of it, and remembers it,
+   * so a record that arrives later replaces that amount (`settle`). Never frees it.
+   */
+  sweep(now: number): void {
+    const expired = this.sql
+      .exec<{ id: string; budget: string; amount: number; expires_at: number }>(
+        "SELECT id, budget, amount, expires_at FROM holds WHERE expires_at <= ?",
+        now,
+      )
+      .toArray();
+    if (expired.length === 0) return;
+    for (const h of expired) {
+      const keep = h.expires_at + SPENT_KEEP_MS;
+      this.addSpent(h.budget, h.amount, keep);
+      this.sql.exec(
+        `INSERT OR REPLACE INTO expired_holds (id, budget, amount, expires_at)
+         VALUES (?, ?, ?, ?)`,
+        h.id,
+        h.budget,
+        h.amount,
+        keep,
+      );
+    }
+    this.sql.exec("DELETE FROM holds WHERE expires_at <= ?", now);
+    this.sql.exec("DELETE FROM expired_holds WHERE expires_at <= ?", now);
+  }
+
+  private addSpent(budget: string, amount: number, keepUntil: number): void {
+    this.sql.exec(
+      `INSERT INTO budget_spent (budget, spent, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT(budget) DO UPDATE SET spent = spent + excluded.spent`,
+      budget,
+      amount,
+      keepUntil,
+    );
+  }
+
+  /** µUSD of `key`'s holds that expired unsettled and still count in full (for operators). */
+  expired(key: string): number {
+    const row = this.sql
+      .exec<{ total: number | null }>(
+        "SELECT SUM(amount) AS total FROM expired_holds WHERE budget = ?",
+        key,
+      )
+      .toArray()[0];
+    return row?.total ?? 0;
   }
 
   /** A budget's settled spend and live holds at `now`. */
@@ -54,7 +109,7 @@ export class BudgetLedger {
     now: number,
     expiresAt: number,
   ): HoldDecision {
-    this.sql.exec("DELETE FROM holds WHERE expires_at <= ?", now);
+    this.sweep(now);
     const decision = decideHold(
       price,
       entries.map((e) => this.state(e, now)),
@@ -84,19 +139,24 @@ export class BudgetLedger {
   }
 
   /**
-   * Replaces hold `id` by the stream's cost in each budget of `entries` (keys of its admission's
-   * windows). The caller makes sure this runs once per record.
+   * Replaces hold `id` by the stream's cost in each budget of `keys` (its admission's windows):
+   * a live hold is released; one that expired and was counted in full is taken back out of the
+   * spend. The caller makes sure this runs once per record.
    */
   settle(id: string, keys: string[], cost: number, now: number, keepUntil: number): void {
     this.release(id);
     for (const key of keys) {
-      this.sql.exec(
-        `INSERT INTO budget_spent (budget, spent, expires_at) VALUES (?, ?, ?)
-         ON CONFLICT(budget) DO UPDATE SET spent = spent + excluded.spent`,
-        key,
-        cost,
-        keepUntil,
-      );
+      const expired = this.sql
+        .exec<{ amount: number }>(
+          "SELECT amount FROM expired_holds WHERE id = ? AND budget = ?",
+          id,
+          key,
+        )
+        .toArray()[0];
+      if (expired) {
+        this.sql.exec("DELETE FROM expired_holds WHERE id = ? AND budget = ?", id, key);
+      }
+      this.addSpent(key, cost - (expired?.amount ?? 0), keepUntil);
     }
     this.sql.exec("DELETE FROM budget_spent WHERE expires_at <= ?", now);
   }

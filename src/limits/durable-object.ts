@@ -171,10 +171,17 @@ export class LimitsStore extends DurableObject {
     return this.budgets.settleOnce(recordId, id, keys, cost, Date.now(), keepUntil);
   }
 
-  /** The state of each budget in `entries`, without changing it. */
-  readBudgets(entries: BudgetEntry[]): BudgetState[] {
+  /**
+   * The state of each budget in `entries` (with the µUSD of expired holds it counts in full);
+   * changes nothing but counting expired holds as spent.
+   */
+  readBudgets(entries: BudgetEntry[]): (BudgetState & { expired: number })[] {
     const now = Date.now();
-    return entries.map((e) => this.budgets.state(e, now));
+    this.budgets.sweep(now);
+    return entries.map((e) => ({
+      ...this.budgets.state(e, now),
+      expired: this.budgets.expired(e.key),
+    }));
   }
 
   /** Reads the named window without counting. */

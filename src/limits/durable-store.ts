@@ -262,12 +262,14 @@ export function durableStore(
         ),
       );
       return list.map((b, j): BudgetView => {
-        const sum = (f: "spent" | "held") => parts.reduce((t, p) => t + (p[j]?.[f] ?? 0), 0);
+        const sum = (f: "spent" | "held" | "expired") =>
+          parts.reduce((t, p) => t + (p[j]?.[f] ?? 0), 0);
         return {
           name: b.name,
           limit: b.limitMicroUsd,
           spent: sum("spent"),
           held: sum("held"),
+          expired: sum("expired"),
           endsAt: budgetWindow(b, now).endsAt,
         };
       });

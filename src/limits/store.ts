@@ -83,6 +83,11 @@ export interface UsageSnapshot {
 /** One budget's window as an operator or its owner sees it, µUSD. */
 export interface BudgetView extends BudgetState {
   name: BudgetName;
+  /**
+   * µUSD of holds that expired unsettled and so count in `spent` at their full amount, until
+   * their stream's record (a late write, a replay) replaces them.
+   */
+  expired: number;
   /** Unix ms when the window ends. */
   endsAt: number;
 }

@@ -36,16 +36,26 @@ const TOTAL_QUOTA_TTL_MS = 400 * 86_400_000;
 const ADMISSION_MARK_TTL_MS = 60_000;
 
 /**
- * Lua: a budget's state (hash KEYS h: `spent`, `held`; sorted set z: one member `<id>:<µUSD>`
- * per live hold, scored by its expiry). Expired holds are dropped first, their µUSD freed.
+ * Lua: a budget's state (hash KEYS h: `spent`, `held`, `expired`; sorted set z: one member
+ * `<id>:<µUSD>` per live hold, scored by its expiry). A hold that expired unsettled (its
+ * isolate died, its record could not be written) counts as spent in full, since the provider
+ * may have billed all of it: its µUSD move from `held` to `spent` (and to `expired`, for
+ * operators), and the field `x:<member>` remembers it, so a record that arrives later replaces
+ * that amount (WRITE_LEDGER).
  */
 const BUDGET_STATE = `
 local function budgetState(h, z, now)
   local expired = redis.call("ZRANGEBYSCORE", z, "-inf", now)
   if #expired > 0 then
-    local freed = 0
-    for _, m in ipairs(expired) do freed = freed + tonumber(string.match(m, ":(%d+)$")) end
-    redis.call("HINCRBY", h, "held", -freed)
+    local total = 0
+    for _, m in ipairs(expired) do
+      local amount = tonumber(string.match(m, ":(%d+)$"))
+      total = total + amount
+      redis.call("HSET", h, "x:" .. m, amount)
+    end
+    redis.call("HINCRBY", h, "held", -total)
+    redis.call("HINCRBY", h, "spent", total)
+    redis.call("HINCRBY", h, "expired", total)
     redis.call("ZREMRANGEBYSCORE", z, "-inf", now)
   end
   local v = redis.call("HMGET", h, "spent", "held")
@@ -184,7 +194,8 @@ return 1
  * Stores a record once per record id, adds its cost to the user's spend counters, and settles
  * its hold in each budget (KEYS after the four ledger keys, a hash and a sorted set each): the
  * hold (ARGV[4], "<id>:<µUSD>", or "" for none) is released if it is still live, and the cost
- * becomes spent. All or nothing, once: a replay finds the record id and changes nothing.
+ * becomes spent; if it expired unsettled (counted as spent in full), the cost replaces that
+ * amount. All or nothing, once: a replay finds the record id and changes nothing.
  */
 const WRITE_LEDGER = `
 if redis.call("SET", KEYS[1], ARGV[1], "NX", "EX", ARGV[2]) == false then return 0 end
@@ -196,22 +207,32 @@ redis.call("EXPIRE", KEYS[4], 2678400)
 local member = ARGV[4]
 local hold = tonumber(string.match(member, ":(%d+)$") or "0")
 for i = 5, #KEYS - 1, 2 do
-  if member ~= "" and redis.call("ZREM", KEYS[i + 1], member) == 1 then
-    redis.call("HINCRBY", KEYS[i], "held", -hold)
+  local add = cost
+  if member ~= "" then
+    if redis.call("ZREM", KEYS[i + 1], member) == 1 then
+      redis.call("HINCRBY", KEYS[i], "held", -hold)
+    elseif redis.call("HDEL", KEYS[i], "x:" .. member) == 1 then
+      add = cost - hold
+      redis.call("HINCRBY", KEYS[i], "expired", -hold)
+    end
   end
-  redis.call("HINCRBY", KEYS[i], "spent", cost)
+  redis.call("HINCRBY", KEYS[i], "spent", add)
   redis.call("PEXPIRE", KEYS[i], ARGV[5])
 end
 return 1
 `;
 
-/** Reads budgets (KEYS: a hash and a sorted set each), dropping expired holds: {spent, held, ...}. */
+/**
+ * Reads budgets (KEYS: a hash and a sorted set each), counting expired holds as spent:
+ * {spent, held, expired, ...}.
+ */
 const READ_BUDGETS = `${BUDGET_STATE}
 local out = {}
 for i = 1, #KEYS - 1, 2 do
   local spent, held = budgetState(KEYS[i], KEYS[i + 1], tonumber(ARGV[1]))
   out[#out + 1] = spent
   out[#out + 1] = held
+  out[#out + 1] = tonumber(redis.call("HGET", KEYS[i], "expired") or "0")
 end
 return out
 `;
@@ -350,8 +371,9 @@ export function upstashStore(
       (b, i): BudgetView => ({
         name: b.name,
         limit: b.limitMicroUsd,
-        spent: Number(values[2 * i] ?? 0),
-        held: Number(values[2 * i + 1] ?? 0),
+        spent: Number(values[3 * i] ?? 0),
+        held: Number(values[3 * i + 1] ?? 0),
+        expired: Number(values[3 * i + 2] ?? 0),
         endsAt: budgetWindow(b, now).endsAt,
       }),
     );

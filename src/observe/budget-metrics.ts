@@ -18,6 +18,7 @@ export function budgetSummary(views: BudgetView[], windows: Record<string, Count
       limit_usd: usd(v.limit),
       spent_usd: usd(v.spent),
       held_usd: usd(v.held),
+      expired_usd: usd(v.expired),
       left_usd: usd(Math.max(0, v.limit - v.spent - v.held)),
       resets_at: new Date(v.endsAt).toISOString(),
       refused,
@@ -53,6 +54,11 @@ export function budgetPrometheus(
     "magicbox_budget_held_usd",
     "Live holds in the shared budget's current window, USD",
     each((v) => v.held),
+  );
+  family(
+    "magicbox_budget_expired_usd",
+    "Holds that expired unsettled and count in spend at their full amount until their record arrives, USD",
+    each((v) => v.expired),
   );
   const refusals: [string, number][] = [];
   for (const [w, c] of Object.entries(windows))

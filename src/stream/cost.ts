@@ -23,15 +23,6 @@ const NON_ASCII = /\P{ASCII}/u;
 /** A word BPE vocabularies know well: some vowel, some lower case, no run of 4 consonants. */
 const PLAIN_WORD = /^(?=.*[aeiouAEIOU])(?=.*[a-z])(?!.*[^aeiouyAEIOUY]{4})/;
 
-function utf8Bytes(text: string): number {
-  let bytes = 0;
-  for (const ch of text) {
-    const cp = ch.codePointAt(0) ?? 0;
-    bytes += cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
-  }
-  return bytes;
-}
-
 /** Tokens one ASCII piece may take: a plain word up to 6 characters a token, anything else far fewer. */
 function asciiPieceTokens(piece: string): number {
   const letters = piece.replace(/[^A-Za-z]/g, "");
@@ -47,40 +38,56 @@ function asciiPieceTokens(piece: string): number {
 }
 
 /**
- * Estimated tokens of `text` when the upstream reports none; meant never to be lower than a
- * byte-level BPE's count (checked against o200k in test/hardening/estimator.test.ts). Non-ASCII
- * text counts as its UTF-8 bytes, a hard bound (every token holds at least one byte), since a
- * rare CJK or astral character takes up to one token per byte; ASCII pieces count by the rule
- * of asciiPieceTokens, about a quarter over o200k for English prose. Never above the bytes.
+ * A display estimate of the tokens of `text`: the running `output_tokens` of `message_chunk`
+ * (and its share of the running `cost_usd`), and of the meter's stop at the cost cap. Close to a byte-level BPE's count for
+ * prose and code, but it CAN be lower (a run of mixed whitespace is one piece here and many
+ * tokens to o200k), so money is never recorded from it: without the provider's final usage the
+ * record takes the upper bounds below (`inputTokensUpperBound`, `textTokensUpperBound`).
  */
 export function estimateTokens(text: string): number {
   let tokens = 0;
   let covered = 0;
   for (const [piece] of text.matchAll(PIECE)) {
     covered += piece.length;
-    tokens += NON_ASCII.test(piece) ? utf8Bytes(piece) : asciiPieceTokens(piece);
+    tokens += NON_ASCII.test(piece) ? utf8Length(piece) : asciiPieceTokens(piece);
   }
   // Every character falls in some piece; should one ever not, it counts as its bytes.
-  return covered === text.length ? tokens : Math.max(tokens, utf8Bytes(text));
+  return covered === text.length ? tokens : Math.max(tokens, utf8Length(text));
 }
 
-/** Estimated tokens of the whole prompt: every message and its framing. */
-export function estimateInputTokens(prompt: readonly PromptMessage[]): number {
-  let tokens = 0;
-  for (const m of prompt) tokens += estimateTokens(m.content) + CHAT_OVERHEAD_TOKENS;
-  return tokens;
+/**
+ * The UTF-8 length of `text`, counted without allocating (a lone surrogate counts 3, as
+ * TextEncoder encodes it as U+FFFD).
+ */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    if (c < 0x800) bytes += 1;
+    else if (c >= 0xd800 && c <= 0xdbff && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 2; // a pair: 4 bytes for 2 units
+      i++;
+    } else bytes += 2;
+  }
+  return bytes;
 }
 
-const utf8 = new TextEncoder();
+/**
+ * The most tokens any byte-level tokenizer can make of `text`: every token carries at least one
+ * UTF-8 byte.
+ */
+export const textTokensUpperBound = utf8Length;
 
 /**
  * The prompt's worst-case input tokens, a bound no tokenizer exceeds: every token covers at
- * least one UTF-8 byte, plus each message's framing. `max_tokens`, the cap and the budget hold
- * are derived from it, so they hold whatever the upstream's tokenizer does.
+ * least one UTF-8 byte, plus each message's framing. `max_tokens`, the cap, the budget hold and
+ * the record of a stream without the provider's usage are derived from it, so they hold
+ * whatever the upstream's tokenizer does.
  */
 export function inputTokensUpperBound(prompt: readonly PromptMessage[]): number {
   let tokens = 0;
-  for (const m of prompt) tokens += utf8.encode(m.content).byteLength + CHAT_OVERHEAD_TOKENS;
+  for (const m of prompt) tokens += utf8Length(m.content) + CHAT_OVERHEAD_TOKENS;
   return tokens;
 }
 

@@ -2,7 +2,13 @@
  * @module The meter: upstream events in, `message_chunk` and `reasoning_chunk` frames out, cost
  * counted and capped (reasoning tokens are output tokens).
  */
-import { costMicroUsd, estimateInputTokens, estimateTokens, toUsd } from "./cost";
+import {
+  costMicroUsd,
+  estimateTokens,
+  inputTokensUpperBound,
+  textTokensUpperBound,
+  toUsd,
+} from "./cost";
 import type { Frame } from "./frames";
 import type { ModelInfo } from "./models";
 import type { PromptMessage } from "./prompt";
@@ -10,9 +16,17 @@ import type { UpstreamEvent } from "./providers/provider";
 
 /** What the meter knows at any moment; read by the session for `done` and the ledger. */
 export interface MeterState {
+  /** The display estimate of the output so far (the running `output_tokens`). */
   outputTokens: number;
+  /**
+   * The most tokens the text received so far can have been billed as (its UTF-8 bytes), counting
+   * every piece the upstream sent, also those the cap or a stop kept from the client.
+   */
+  outputBound: number;
   /** The upstream's own count, when it sent one. */
   usage: { inputTokens: number; outputTokens: number } | null;
+  /** False when text arrived after `usage`: a count sent early is not the provider's final word. */
+  usageFinal: boolean;
   finishReason: string | null;
   /** Set when the running cost reached the cap: the session stops the stream. */
   capped: boolean;
@@ -20,27 +34,66 @@ export interface MeterState {
 }
 
 /** Final figures for `done` and the ledger. */
-export function meterTotals(model: ModelInfo, prompt: readonly PromptMessage[], state: MeterState) {
+export interface MeterTotals {
+  inputTokens: number;
+  outputTokens: number;
+  costMicroUsd: number;
+  usageSource: "upstream" | "estimated";
+}
+
+/**
+ * Final figures for `done` and the ledger. With the provider's final usage: exactly that.
+ * Without it, an upper bound of what the provider can bill, never an estimate that can be lower:
+ * the input at the bound the hold used (its UTF-8 bytes plus framing); the output at the bytes of
+ * what arrived, at most `maxTokens` (which the provider was told, so it bills no more), or, for a
+ * reasoning model, whose hidden reasoning only the final usage would tell, `maxTokens` itself;
+ * neither ever below what was metered or what an early usage said. So a record without usage
+ * costs at most the stream's hold, and at least what the provider can charge for it.
+ */
+export function meterTotals(
+  model: ModelInfo,
+  prompt: readonly PromptMessage[],
+  state: MeterState,
+  maxTokens: number,
+): MeterTotals {
   const usage = state.usage;
-  const inputTokens = usage?.inputTokens ?? estimateInputTokens(prompt);
-  const outputTokens = usage?.outputTokens ?? state.outputTokens;
+  if (usage && state.usageFinal) {
+    return {
+      inputTokens: usage.inputTokens,
+      outputTokens: usage.outputTokens,
+      costMicroUsd: costMicroUsd(model, usage.inputTokens, usage.outputTokens),
+      usageSource: "upstream",
+    };
+  }
+  const inputTokens = Math.max(usage?.inputTokens ?? 0, inputTokensUpperBound(prompt));
+  const bound = model.reasoning ? maxTokens : Math.min(maxTokens, state.outputBound);
+  const outputTokens = Math.max(usage?.outputTokens ?? 0, state.outputTokens, bound);
   return {
     inputTokens,
     outputTokens,
     costMicroUsd: costMicroUsd(model, inputTokens, outputTokens),
-    usageSource: usage ? ("upstream" as const) : ("estimated" as const),
+    usageSource: "estimated",
   };
 }
 
 /** A fresh meter state. */
 export function newMeterState(): MeterState {
-  return { outputTokens: 0, usage: null, finishReason: null, capped: false, firstTokenAt: null };
+  return {
+    outputTokens: 0,
+    outputBound: 0,
+    usage: null,
+    usageFinal: false,
+    finishReason: null,
+    capped: false,
+    firstTokenAt: null,
+  };
 }
 
 /**
  * Counts output tokens as they pass and turns each delta into one `message_chunk` with the
- * running cost, and each piece of reasoning into one `reasoning_chunk`. A delta that would take the cost over `capMicroUsd` is not forwarded: the
- * state turns `capped` and every later event is dropped. A plain function, not a
+ * running cost, and each piece of reasoning into one `reasoning_chunk`. A delta that would take
+ * the cost over `capMicroUsd` is not forwarded: the state turns `capped`, and later text is
+ * only counted in `outputBound`, never forwarded. A plain function, not a
  * TransformStream: on workerd each stream stage costs a construction and a promise hop per
  * chunk, and the session already holds the one loop that reads the upstream.
  */
@@ -51,21 +104,27 @@ export function createMeter(
   state: MeterState = newMeterState(),
   now = () => Date.now(),
 ): { state: MeterState; take(event: UpstreamEvent): Frame | null } {
-  const inputEstimate = estimateInputTokens(prompt);
+  // The running cost counts the input at the bound the hold used, so the meter's stop at the
+  // cap (the hold) leaves room for no more output than `max_tokens`, whatever the upstream does.
+  const inputBound = inputTokensUpperBound(prompt);
   return {
     state,
     take(event) {
-      if (state.capped) return null;
       if (event.type === "usage") {
         state.usage = { inputTokens: event.inputTokens, outputTokens: event.outputTokens };
+        state.usageFinal = true;
         return null;
       }
       if (event.type === "finish") {
-        state.finishReason = event.reason;
+        if (!state.capped) state.finishReason = event.reason;
         return null;
       }
+      // Whatever arrives was produced and is billed, forwarded or not.
+      state.outputBound += textTokensUpperBound(event.text);
+      state.usageFinal = false;
+      if (state.capped) return null;
       const tokens = Math.max(1, estimateTokens(event.text));
-      const cost = costMicroUsd(model, inputEstimate, state.outputTokens + tokens);
+      const cost = costMicroUsd(model, inputBound, state.outputTokens + tokens);
       if (cost > capMicroUsd) {
         state.capped = true;
         return null;

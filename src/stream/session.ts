@@ -16,10 +16,19 @@ export interface SessionOptions {
   /** The whole prompt, for the input estimate when the upstream reports no usage. */
   prompt: readonly PromptMessage[];
   capMicroUsd: number;
+  /** The `max_tokens` the upstream was sent: the bound of what it can bill as output. */
+  maxTokens: number;
   heartbeatMs: number;
+  /** The stream ends at `startedAt` plus this (the admission's time, so before its hold expires). */
   maxDurationMs: number;
   /** An upstream silent for this long mid-stream counts as failed. */
   idleTimeoutMs: number;
+  /**
+   * An upstream silent for this long before its first event counts as failed: a reasoning
+   * model thinks in silence, so this is longer than the idle timeout (and may be the max duration).
+   */
+  firstTokenTimeoutMs: number;
+  /** When the stream was admitted: the max duration, `ttft_ms` and `duration_ms` count from it. */
   startedAt: number;
   /** Aborting it cancels the upstream request. */
   upstreamAbort: AbortController;
@@ -44,16 +53,22 @@ const FINISH: Record<string, FinishReason> = {
   content_filter: "content_filter",
 };
 
-/** The outcome of a stream the client left before the upstream answered: the prompt alone. */
+/**
+ * The outcome of a stream whose upstream was asked but never answered (the client left, or the
+ * max duration passed, before its headers): no usage, so the bound of the prompt (and, for a
+ * reasoning model, of the hidden reasoning it may have started).
+ */
 export function promptOnly(
   model: ModelInfo,
   prompt: readonly PromptMessage[],
   startedAt: number,
+  maxTokens: number,
+  finishReason: FinishReason = "client_abort",
 ): StreamSummary {
-  const totals = meterTotals(model, prompt, newMeterState());
+  const totals = meterTotals(model, prompt, newMeterState(), maxTokens);
   return {
     ...totals,
-    finishReason: "client_abort",
+    finishReason,
     ttftMs: null,
     durationMs: Date.now() - startedAt,
     failedBeforeFirstToken: false,
@@ -124,23 +139,30 @@ export function runSession(
     () => send([{ event: "heartbeat", data: { ts: Date.now() } }]),
     o.heartbeatMs,
   );
-  const maxTimer = setTimeout(() => halt("max_duration"), o.maxDurationMs);
+  const maxTimer = setTimeout(
+    () => halt("max_duration"),
+    Math.max(0, o.startedAt + o.maxDurationMs - Date.now()),
+  );
 
   // The idle watch: one timer that, when it fires, re-arms for what is left of the window since
   // the last upstream read, instead of a timer set and cleared around every read (per token).
+  // Until the upstream's first event the window is the first-token timeout: silence then is
+  // thinking, not a stall.
   let lastRead = Date.now();
+  let heard = false;
   let idleFired = false;
   let idleTimer: ReturnType<typeof setTimeout> | undefined;
+  const quietLimit = () => (heard ? o.idleTimeoutMs : o.firstTokenTimeoutMs);
   const watchIdle = () => {
     const quietFor = Date.now() - lastRead;
-    if (quietFor < o.idleTimeoutMs) {
-      idleTimer = setTimeout(watchIdle, o.idleTimeoutMs - quietFor);
+    if (quietFor < quietLimit()) {
+      idleTimer = setTimeout(watchIdle, quietLimit() - quietFor);
       return;
     }
     idleFired = true;
     void upstream.events.cancel("idle").catch(() => {});
   };
-  idleTimer = setTimeout(watchIdle, o.idleTimeoutMs);
+  idleTimer = setTimeout(watchIdle, quietLimit());
 
   const finished = (async (): Promise<StreamSummary> => {
     let failed = false;
@@ -149,6 +171,12 @@ export function runSession(
         const events = await upstream.events.read();
         lastRead = Date.now();
         if (events === null) break;
+        if (!heard && events.length > 0) {
+          // Once, at the first event: the watch's window shrinks from first-token to idle.
+          heard = true;
+          clearTimeout(idleTimer);
+          idleTimer = setTimeout(watchIdle, o.idleTimeoutMs);
+        }
         const frames: Frame[] = [];
         // Metered (and sent, if anyone is listening) even when a stop came during the read: the
         // upstream produced it and bills it.
@@ -183,7 +211,7 @@ export function runSession(
       if (failed) o.upstreamAbort.abort("upstream_error");
     }
 
-    const totals = meterTotals(o.model, o.prompt, state);
+    const totals = meterTotals(o.model, o.prompt, state, o.maxTokens);
     const finishReason: FinishReason = failed
       ? "upstream_error"
       : (stop ?? FINISH[state.finishReason ?? "stop"] ?? "stop");

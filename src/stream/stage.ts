@@ -31,7 +31,9 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
   // The effective cap: the least of the request's cap and what every budget has left, as the
   // limits store decided it. Its hold is what the meter stops at; max_tokens derives from it.
   const { capMicroUsd, maxTokens } = limits;
-  const startedAt = Date.now();
+  // From the admission on: the max duration counts from the moment the hold was taken, so the
+  // stream ends (and settles) before the hold, which lives a minute longer, can expire.
+  const startedAt = limits.hold.at;
   const store = storeFor(config, c.env);
   const upstreamAbort = new AbortController();
   // enable_request_signal: fires when the client disconnects.
@@ -78,6 +80,12 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
     c.executionCtx.waitUntil(record(unspent("client_abort", startedAt), provider.id));
     return new Response(null, { status: CLIENT_CLOSED });
   }
+  // The max duration also bounds the wait for the upstream's headers: an upstream that answers
+  // late must not start a stream whose hold has expired.
+  const openDeadline = setTimeout(
+    () => upstreamAbort.abort("max_duration"),
+    Math.max(0, startedAt + config.streamMaxDurationMs - Date.now()),
+  );
   let upstream: ProviderStream;
   try {
     upstream = await provider.open({
@@ -88,11 +96,24 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
       signal: upstreamAbort.signal,
     });
   } catch (e) {
+    clearTimeout(openDeadline);
     forgetClient();
+    if (upstreamAbort.signal.reason === "max_duration") {
+      // Asked and never answered within the max duration: the provider may still bill the
+      // prompt (and hidden reasoning), so its bound is recorded; the quota unit comes back.
+      const summary = promptOnly(model, prompt, startedAt, maxTokens, "upstream_error");
+      c.executionCtx.waitUntil(limits.refund().catch(() => {}));
+      c.executionCtx.waitUntil(record(summary, provider.id));
+      throw new AppError("upstream_error", "the model provider did not answer in time", {
+        cause: e,
+      });
+    }
     if (upstreamAbort.signal.aborted) {
       // The client left while the upstream was answering: the prompt may be billed, so it is
       // recorded and the quota stays spent, as for any stream the client walks away from.
-      c.executionCtx.waitUntil(record(promptOnly(model, prompt, startedAt), provider.id));
+      c.executionCtx.waitUntil(
+        record(promptOnly(model, prompt, startedAt, maxTokens), provider.id),
+      );
       return new Response(null, { status: CLIENT_CLOSED });
     }
     // The upstream refused or failed before answering: the quota comes back, and a record of
@@ -101,6 +122,7 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
     c.executionCtx.waitUntil(record(unspent("upstream_error", startedAt), provider.id));
     throw e;
   }
+  clearTimeout(openDeadline);
   annotate(c.req.raw, { upstream_ttfb_ms: Date.now() - startedAt, model: model.id });
 
   const quota = limits.quota;
@@ -109,9 +131,14 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
     model,
     prompt,
     capMicroUsd,
+    maxTokens,
     heartbeatMs: config.heartbeatIntervalMs,
     maxDurationMs: config.streamMaxDurationMs,
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
+    // A reasoning model may think in silence for as long as the stream may last.
+    firstTokenTimeoutMs: model.reasoning
+      ? config.streamMaxDurationMs
+      : config.upstreamFirstTokenTimeoutMs,
     startedAt,
     upstreamAbort,
     encode: wire.encoder(input, startedAt),

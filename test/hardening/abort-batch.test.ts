@@ -1,6 +1,6 @@
 /** @module The batch an upstream read returns just as the stream is aborted is metered, not dropped. */
 import { describe, expect, it } from "vitest";
-import { estimateTokens } from "../../src/stream/cost";
+import { textTokensUpperBound } from "../../src/stream/cost";
 import { MODELS } from "../../src/stream/models";
 import type { UpstreamEvent, UpstreamReader } from "../../src/stream/providers/provider";
 import { runSession } from "../../src/stream/session";
@@ -33,16 +33,23 @@ describe("a stream aborted while a read is in flight", () => {
         model,
         prompt: [{ role: "user", content: "m" }],
         capMicroUsd: 1_000_000,
+        maxTokens: 16_384,
         heartbeatMs: 60_000,
         maxDurationMs: 60_000,
         idleTimeoutMs: 60_000,
+        firstTokenTimeoutMs: 60_000,
         startedAt: Date.now(),
         upstreamAbort,
       },
     );
     const summary = await session.finished;
     expect(summary.finishReason).toBe("client_abort");
-    const produced = [" hello", " world", " again"].reduce((n, t) => n + estimateTokens(t), 0);
+    // No usage came: recorded at the bound of all three, none dropped.
+    const produced = [" hello", " world", " again"].reduce(
+      (n, t) => n + textTokensUpperBound(t),
+      0,
+    );
+    expect(produced).toBe(18);
     expect(summary.outputTokens).toBe(produced);
   });
 });

@@ -225,26 +225,74 @@ describe.each<StoreKind>(["durable_object", "upstash"])(
       );
     });
 
-    it("frees the budget from a hold that was never settled once it expires", async () => {
-      await awayFromBoundary(86_400_000, 180_000);
+    it("counts a hold that expired unsettled as spent in full, until its record replaces it once", async () => {
+      // Time is an input: admissions at chosen instants of yesterday (one window), none waited for.
+      const day = 86_400_000;
+      const t0 = Math.floor(Date.now() / day) * day - day + 3_600_000;
+      const holdTtl = 1000 + 60_000;
+      const limit = 2 * FULL_HOLD;
       const env = storeEnv(kind, {
         STORE_PREFIX: isolated(),
         STREAM_MAX_DURATION_MS: "1000",
-        BUDGET_USER_DAILY_USD: usd(FULL_HOLD),
+        BUDGET_USER_DAILY_USD: usd(limit),
+        BUDGET_GLOBAL_HOURLY_USD: "0",
       });
       const store = storeFor(parseConfig(env), env);
-      const holdTtl = 1000 + 60_000;
       const userKey = `supabase:${crypto.randomUUID()}`;
       const admission = (at: number) =>
         admissionRequest({ userKey, anonymous: false, price: PRICE, at });
-      // Admitted long enough ago that its hold has expired, and never settled (its isolate died).
-      const stale = await store.admit(admission(Date.now() - holdTtl - 1_000));
-      expect(stale.budget?.ok).toBe(true);
-      const fresh = await store.admit(admission(Date.now()));
+      // Admitted, and never settled (its isolate died, its record could not be written).
+      const stale = await store.admit(admission(t0));
+      if (!stale.budget?.ok) throw new Error("admission refused");
+      const later = t0 + holdTtl + 1_000;
+      // Expired: it counts as spent (the provider may have billed all of it), never as freed.
+      // So one full hold fits beside it, and nothing more.
+      const fresh = await store.admit(admission(later));
       expect(fresh.budget).toMatchObject({ ok: true, maxTokens: FULL.maxTokens });
-      // That fresh hold has not expired: nothing is left for another stream.
-      const third = await store.admit(admission(Date.now()));
+      const third = await store.admit(admission(later));
       expect(third.budget).toMatchObject({ ok: false, budget: "user_daily", settledOut: false });
+      if (!fresh.budget?.ok) throw new Error("admission refused");
+      // The stale stream's record arrives late (a replay): its 21 µUSD replace the full hold.
+      const late = settling(userKey, t0, stale.budget.ticket);
+      expect(await store.writeLedger(late)).toBe("written");
+      expect(await store.writeLedger(late)).toBe("duplicate");
+      const fourth = await store.admit(admission(later));
+      const left = decideHold(PRICE, [{ limit, spent: 21, held: FULL_HOLD }]);
+      if (!left.ok) throw new Error("the arithmetic must admit it");
+      expect(left.holdMicroUsd).toBe(FULL_HOLD - 21);
+      expect(fourth.budget).toMatchObject({ ok: true, maxTokens: left.maxTokens });
+      // And nothing more: the replay above changed nothing.
+      expect((await store.admit(admission(later))).budget).toMatchObject({ ok: false });
+    });
+
+    it("shows operators the shared budget's expired holds, and takes them out when their record arrives", async () => {
+      const hour = 3_600_000;
+      const t0 = Math.floor(Date.now() / hour) * hour - 2 * hour;
+      const env = storeEnv(kind, {
+        STORE_PREFIX: isolated(),
+        STREAM_MAX_DURATION_MS: "1000",
+        BUDGET_ANON_DAILY_USD: "0",
+        BUDGET_ANON_HOURLY_USD: usd(4 * FULL_HOLD),
+        BUDGET_GLOBAL_HOURLY_USD: "0",
+        BUDGET_SHARDS: "1",
+      });
+      const store = storeFor(parseConfig(env), env);
+      const userKey = `anonymous:anon_${crypto.randomUUID()}`;
+      const stale = await store.admit(
+        admissionRequest({ userKey, anonymous: true, price: PRICE, at: t0 }),
+      );
+      if (!stale.budget?.ok) throw new Error("admission refused");
+      const later = t0 + 61_000 + 1_000;
+      const [expired] = await store.sharedBudgets(later);
+      expect(expired).toMatchObject({
+        name: "anon_hourly",
+        spent: FULL_HOLD,
+        held: 0,
+        expired: FULL_HOLD,
+      });
+      expect(await store.writeLedger(settling(userKey, t0, stale.budget.ticket))).toBe("written");
+      const [settled] = await store.sharedBudgets(later);
+      expect(settled).toMatchObject({ spent: 21, held: 0, expired: 0 });
     });
 
     it("counts a settlement replayed twice once", async () => {

@@ -12,7 +12,9 @@
  * the tokens written before it reach the client (a socket destroyed right after a write can
  * lose that write in transit); reasoning=N: first stream N reasoning tokens, in the field
  * `rfield` names (`reasoning_content`, the default, `reasoning`, or `mistral` for thinking parts),
- * and, when the request bounds output, count them against that bound as OpenAI does.
+ * and, when the request bounds output, count them against that bound as OpenAI does;
+ * early=1: send a usage chunk (completion_tokens 0) before the first token, as a provider that
+ * reports usage early does (it is not the final word).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -35,6 +37,7 @@ interface Directive {
   linger: number;
   reasoning: number;
   rfield: string;
+  early: number;
 }
 
 export interface FakeUpstream {
@@ -61,6 +64,7 @@ function parseDirective(message: string): Directive {
     linger: 0,
     reasoning: 0,
     rfield: "reasoning_content",
+    early: 0,
   };
   const m = /\[\[fake([^\]]*)\]\]/.exec(message);
   for (const pair of (m?.[1] ?? "").trim().split(/\s+/)) {
@@ -149,6 +153,10 @@ async function answer(
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   res.flushHeaders();
   if (d.firstDelay) await sleep(d.firstDelay);
+  if (d.early) {
+    const usage = { prompt_tokens: 1, completion_tokens: 0, total_tokens: 1 };
+    res.write(`data: ${JSON.stringify({ id: "chatcmpl-fake", choices: [], usage })}\n\n`);
+  }
   let bound = record.maxTokens ?? record.maxCompletionTokens;
   if (d.ignoremax) bound = null;
   for (let i = 0; i < d.reasoning && (bound === null || i < bound); i++) {
