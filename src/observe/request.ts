@@ -81,7 +81,11 @@ export const requestContext = createMiddleware<AppEnv>(async function requestCon
       // Only the API needs the config: the page and /healthz keep serving (the page then says
       // what the API answers), so an operator's typo does not take the whole site down.
       if (/^\/(api|v1)\//.test(c.req.path)) {
-        c.res = handleError(new AppError("misconfigured", "the service is misconfigured"), c);
+        // A registry error names its field (never a secret's value), so the operator sees it.
+        const detail = parsed.error.public
+          ? `the service is misconfigured: ${parsed.error.message}`
+          : "the service is misconfigured";
+        c.res = handleError(new AppError("misconfigured", detail), c);
         return;
       }
     } else {
