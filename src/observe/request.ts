@@ -8,8 +8,9 @@ import type { AppEnv } from "../env";
 import { AppError, type ErrorCode, renderError, renderOpenAiError } from "../errors";
 import { storeFor } from "../limits/select-store";
 import { createLogger, describeError, type LogFields, writeLog } from "./log";
-import { countersFor } from "./metrics";
+import { addCounters, countersFor } from "./metrics";
 import { queueMetrics } from "./metrics-writer";
+import { providerCounters } from "./provider-metrics";
 
 const REQUEST_ID = /^[A-Za-z0-9_.:=-]{8,128}$/;
 const warnedDevKey = new WeakSet<Config>();
@@ -49,6 +50,7 @@ function recordMetrics(c: Context<AppEnv>, f: AccessFields, status: number): Pro
     outputTokens: num(f.output_tokens),
     costMicroUsd: num(f.cost_micro_usd),
   });
+  addCounters(counters, providerCounters(f));
   return queueMetrics(storeFor(c.var.config, c.env), counters, c.var.config.metricsFlushMs).catch(
     (e: unknown) => c.var.log.warn("metrics_write_failed", { cause: describeError(e) }),
   );
