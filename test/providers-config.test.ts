@@ -211,6 +211,112 @@ describe("a registry that is not valid", () => {
   });
 });
 
+describe("the README's three worked configurations (as wrangler.toml hands them over)", () => {
+  const secrets = {
+    OPENAI_API_KEY: "sk-o",
+    ANTHROPIC_API_KEY: "sk-a1",
+    ANTHROPIC_API_KEY_2: "sk-a2",
+    GROQ_API_KEY: "gsk",
+    AI: { run: async () => new ReadableStream() },
+  };
+  const CONFIGS: [string, Vars, string[]][] = [
+    [
+      "OpenAI only",
+      {
+        PROVIDERS: {
+          openai: {
+            type: "openai",
+            base_url: "https://api.openai.com/v1",
+            api_keys: ["OPENAI_API_KEY"],
+          },
+        },
+        MODELS: {
+          "gpt-4o-mini": {
+            route: [{ provider: "openai", model: "gpt-4o-mini" }],
+            input_usd_per_million: 0.15,
+            output_usd_per_million: 0.6,
+          },
+          "o4-mini": {
+            route: [{ provider: "openai", model: "o4-mini" }],
+            input_usd_per_million: 1.1,
+            output_usd_per_million: 4.4,
+            reasoning: true,
+          },
+        },
+      },
+      ["openai"],
+    ],
+    [
+      "Anthropic with OpenAI as the fallback",
+      {
+        PROVIDERS: {
+          anthropic: { type: "anthropic", api_keys: ["ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY_2"] },
+          openai: { type: "openai", api_keys: ["OPENAI_API_KEY"] },
+        },
+        MODELS: {
+          "claude-sonnet": {
+            route: [
+              {
+                provider: "anthropic",
+                model: "claude-sonnet-4-5",
+                input_usd_per_million: 3,
+                output_usd_per_million: 15,
+              },
+              {
+                provider: "openai",
+                model: "gpt-4o",
+                input_usd_per_million: 2.5,
+                output_usd_per_million: 10,
+              },
+            ],
+          },
+        },
+      },
+      ["anthropic", "openai"],
+    ],
+    [
+      "Groq with Workers AI as the fallback",
+      {
+        PROVIDERS: {
+          groq: {
+            type: "openai",
+            base_url: "https://api.groq.com/openai/v1",
+            api_keys: ["GROQ_API_KEY"],
+          },
+          cf: { type: "workers-ai" },
+        },
+        MODELS: {
+          "llama-3-3-70b": {
+            route: [
+              {
+                provider: "groq",
+                model: "llama-3.3-70b-versatile",
+                input_usd_per_million: 0.59,
+                output_usd_per_million: 0.79,
+              },
+              {
+                provider: "cf",
+                model: "@cf/meta/llama-3.3-70b-instruct-fp8-fast",
+                input_usd_per_million: 0.29,
+                output_usd_per_million: 2.25,
+              },
+            ],
+          },
+        },
+      },
+      ["groq", "cf"],
+    ],
+  ];
+  for (const [what, vars, route] of CONFIGS) {
+    it(`accepts ${what} in production`, () => {
+      const r = parseRegistry({ ...secrets, ...vars }, true);
+      const first = r.models.get(r.defaultModel);
+      expect(first?.route.map((t) => t.provider.name)).toEqual(route);
+      expect(first?.route.every((t) => !t.provider.unavailable)).toBe(true);
+    });
+  }
+});
+
 describe("the models endpoints", () => {
   const vars = {
     PROVIDERS: {
