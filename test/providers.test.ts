@@ -3,6 +3,7 @@
  * replaying recorded streams, two OpenAI-compatible fakes (`a.`/`b.` directives) for fallback,
  * an address where nothing listens, and the money of a route in both stores.
  */
+import { decodeJwt } from "jose";
 import { describe, expect, inject, it } from "vitest";
 import type { Bindings } from "../src/env";
 import {
@@ -14,7 +15,7 @@ import {
 import type { DoneData } from "../src/stream/frames";
 import { parseRegistry } from "../src/stream/registry";
 import { json } from "./helpers/app";
-import { anonCaller, postAs, usageOf, type Who } from "./helpers/gate";
+import { anonCaller, ledgerOf, postAs, usageOf, type Who } from "./helpers/gate";
 import { readEvents, type SseEvent } from "./helpers/sse";
 import { type StoreKind, storeEnv } from "./helpers/stores";
 import type { AnthropicRecord } from "./support/anthropic-record";
@@ -287,6 +288,22 @@ describe("fallback before the first token", () => {
     for (const leak of [...Object.values(KEYS), "sk-live-123", "internals"]) {
       expect(body).not.toContain(leak);
     }
+  });
+});
+
+describe("the ledger of a route", () => {
+  it("names the answering target's provider and upstream model; model stays the client's id", async () => {
+    const who = await anonCaller();
+    const { events } = await askIn(routeEnv(), who, "a-then-b", "x [[fake a.status=500 tokens=2]]");
+    const done = doneOf(events);
+    const [record] = await ledgerOf(`anonymous:${decodeJwt(who.token).sub}`);
+    expect(record).toMatchObject({
+      model: "a-then-b",
+      provider: "b",
+      upstreamModel: "model-b",
+      costMicroUsd: usdToMicro(done.cost_usd),
+    });
+    for (const key of Object.values(KEYS)) expect(JSON.stringify(record)).not.toContain(key);
   });
 });
 
