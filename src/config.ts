@@ -2,7 +2,7 @@
 import * as z from "zod";
 import type { Bindings } from "./env";
 import type { BudgetSpecs } from "./limits/budget";
-import { isModelId, type ModelId } from "./stream/models";
+import { parseRegistry, type Registry, RegistryError } from "./stream/registry";
 
 /** A sliding window: at most `limit` hits per `windowMs`. */
 export interface WindowSpec {
@@ -44,7 +44,11 @@ export interface Config {
   costCapMaxUsd: number;
   /** Conversations (issue 13) and anonymous callers' models and caps (issue 11). */
   conversation: { maxMessages: number; maxPromptChars: number; systemPrompt: string | undefined };
-  anon: { models: ReadonlySet<ModelId>; costCapMaxUsd: number };
+  anon: { models: ReadonlySet<string>; costCapMaxUsd: number };
+  /** The models, their providers, prices and routes (`PROVIDERS`, `MODELS`, `DEFAULT_MODEL`). */
+  registry: Registry;
+  /** A route's target that has not answered (status and headers) within this fails over. */
+  upstreamConnectTimeoutMs: number;
   /** Origins allowed to call /api/v1/* and /v1/* from a browser (issue 14); empty: same origin only. */
   corsOrigins: readonly string[];
   metricsToken: string | undefined;
@@ -65,6 +69,12 @@ export interface Config {
 /** Raised when a var is malformed; the app answers `misconfigured` until it is fixed. */
 export class ConfigError extends Error {
   override name = "ConfigError";
+  /** The message names a field and holds no secret, so the API's `detail` may carry it. */
+  readonly public: boolean;
+  constructor(message: string, options: { public?: boolean } = {}) {
+    super(message);
+    this.public = options.public ?? false;
+  }
 }
 
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -135,24 +145,24 @@ const schema = z.object({
   STREAM_MAX_DURATION_MS: int(1_000, 3_600_000).default(120_000),
   UPSTREAM_IDLE_TIMEOUT_MS: int(100, 600_000).default(30_000),
   UPSTREAM_FIRST_TOKEN_TIMEOUT_MS: int(100, 3_600_000).default(60_000),
+  UPSTREAM_CONNECT_TIMEOUT_MS: int(100, 600_000).default(10_000),
   LIMITS_TIMEOUT_MS: int(10, 60_000).default(1_000),
   COST_CAP_MAX_USD: z.coerce.number().positive().max(1_000).default(1),
   MAX_MESSAGES: int(1, 1_000).default(50),
   MAX_PROMPT_CHARS: int(1, 1_000_000).default(32_768),
   SYSTEM_PROMPT: optionalText.pipe(z.string().max(8192).optional()),
+  // Checked against the registry once it is parsed; unset: the default model only.
   ANON_MODELS: z
     .string()
-    .default("gpt-4o-mini")
-    .transform((v, ctx) => {
-      const ids = v
-        .split(",")
-        .map((id) => id.trim())
-        .filter(Boolean);
-      for (const id of ids) {
-        if (!isModelId(id)) ctx.addIssue({ code: "custom", message: `unknown model ${id}` });
-      }
-      return new Set(ids.filter(isModelId));
-    }),
+    .optional()
+    .transform((v) =>
+      v === undefined
+        ? undefined
+        : v
+            .split(",")
+            .map((id) => id.trim())
+            .filter(Boolean),
+    ),
   ANON_COST_CAP_MAX_USD: z.coerce.number().positive().max(1_000).default(0.02),
   CORS_ORIGINS: z
     .string()
@@ -267,6 +277,13 @@ export function parseConfig(env: Partial<Bindings>): Config {
     throw new ConfigError("TURNSTILE_SECRET_KEY and TURNSTILE_SITE_KEY must be set together");
   }
   if (production) productionChecks(v, jwks);
+  const registry = registryOf(env, production);
+  const anonModels = v.ANON_MODELS ?? [registry.defaultModel];
+  for (const id of anonModels) {
+    if (!registry.models.has(id)) {
+      throw new ConfigError(`ANON_MODELS: ${id} is not in MODELS`, { public: true });
+    }
+  }
   return {
     environment: v.ENVIRONMENT,
     anonKey: anonKey(v.SECRET_KEY, production),
@@ -291,6 +308,7 @@ export function parseConfig(env: Partial<Bindings>): Config {
     streamMaxDurationMs: v.STREAM_MAX_DURATION_MS,
     upstreamIdleTimeoutMs: v.UPSTREAM_IDLE_TIMEOUT_MS,
     upstreamFirstTokenTimeoutMs: v.UPSTREAM_FIRST_TOKEN_TIMEOUT_MS,
+    upstreamConnectTimeoutMs: v.UPSTREAM_CONNECT_TIMEOUT_MS,
     limitsTimeoutMs: v.LIMITS_TIMEOUT_MS,
     costCapMaxUsd: v.COST_CAP_MAX_USD,
     conversation: {
@@ -299,7 +317,7 @@ export function parseConfig(env: Partial<Bindings>): Config {
       systemPrompt: v.SYSTEM_PROMPT,
     },
     anon: {
-      models: v.ANON_MODELS,
+      models: new Set(anonModels),
       costCapMaxUsd: Math.min(v.ANON_COST_CAP_MAX_USD, v.COST_CAP_MAX_USD),
     },
     corsOrigins: v.CORS_ORIGINS,
@@ -322,7 +340,18 @@ export function parseConfig(env: Partial<Bindings>): Config {
       globalHourly: v.BUDGET_GLOBAL_HOURLY_USD,
     },
     budgetShards: v.BUDGET_SHARDS,
+    registry,
   };
+}
+
+/** The model registry of `env`; a bad one is a ConfigError whose message names the field. */
+function registryOf(env: Partial<Bindings>, production: boolean): Registry {
+  try {
+    return parseRegistry(env as Record<string, unknown>, production);
+  } catch (e) {
+    if (e instanceof RegistryError) throw new ConfigError(e.message, { public: true });
+    throw e;
+  }
 }
 
 const cache = new WeakMap<object, Config | ConfigError>();

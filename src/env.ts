@@ -4,6 +4,7 @@ import type { Config } from "./config";
 import type { StreamRequest } from "./input/request";
 import type { LimitGrant } from "./limits/middleware";
 import type { Logger } from "./observe/log";
+import type { AiBinding } from "./stream/registry";
 import type { WireFormat } from "./stream/wire";
 
 /** Secrets are not in wrangler.toml, so `wrangler types` cannot see them: declared here, all optional. */
@@ -24,8 +25,21 @@ export interface Secrets {
   TURNSTILE_VERIFY_URL?: string;
 }
 
+/**
+ * The model registry's vars (a `[vars]` table arrives as an object, `--var` or a secret as a JSON
+ * string) and the `AI` binding, which wrangler.toml declares only when a workers-ai provider is
+ * used: absent from a default wrangler.toml, so `wrangler types` cannot see them. The secrets
+ * that `api_keys` and `$NAME` header values name are read by name from the same env.
+ */
+export interface RegistryVars {
+  PROVIDERS?: string | Record<string, unknown>;
+  MODELS?: string | Record<string, unknown>;
+  DEFAULT_MODEL?: string;
+  AI?: AiBinding;
+}
+
 /** Everything the Worker receives as `env`. */
-export type Bindings = CloudflareBindings & Secrets;
+export type Bindings = CloudflareBindings & Secrets & RegistryVars;
 
 /** Per-request values, set once by the middleware that owns them. */
 export interface Variables {

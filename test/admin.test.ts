@@ -194,6 +194,7 @@ describe("GET /api/v1/admin/ledger", () => {
           user: r.userKey,
           model: r.model,
           provider: r.provider,
+          upstream_model: r.upstreamModel ?? null,
           input_tokens: r.inputTokens,
           output_tokens: r.outputTokens,
           cost_usd: r.costMicroUsd / 1e6,

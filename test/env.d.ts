@@ -25,5 +25,12 @@ declare module "vitest" {
     drillUpstashUrl: string;
     /** The Turnstile siteverify stand-in (test/support/siteverify-server.ts). */
     siteverifyUrl: string;
+    /** Two more fakes (no `/v1`) that read directives scoped `a.` and `b.`, for routes. */
+    upstreamAUrl: string;
+    upstreamBUrl: string;
+    /** The fake Anthropic Messages API (no `/v1`). */
+    anthropicUrl: string;
+    /** A base URL (ending in /v1) where nothing listens: a refused connection. */
+    deadUpstreamUrl: string;
   }
 }

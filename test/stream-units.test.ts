@@ -73,6 +73,7 @@ const doneData = {
   stream_id: "s",
   model: "m",
   provider: "p",
+  upstream_model: null,
   input_tokens: 1,
   output_tokens: 1,
   cost_usd: 0,

@@ -99,6 +99,7 @@ const done: DoneData = {
   stream_id: "s1",
   model: "o4-mini",
   provider: "openai",
+  upstream_model: "o4-mini",
   input_tokens: 10,
   output_tokens: 4,
   cost_usd: 0.000029,

@@ -4,7 +4,6 @@
  */
 import * as z from "zod";
 import type { Config } from "../config";
-import { MODEL_IDS } from "../stream/models";
 import type { PromptMessage } from "../stream/prompt";
 import type { RequestFields } from "./request";
 import { codePoints } from "./stream-input";
@@ -38,13 +37,13 @@ export interface ChatReply {
 
 /** The chat-completions schema for these bounds; its output is the shared fields plus the reply mode. */
 export function chatInputSchema(
-  config: Pick<Config, "conversation">,
+  config: Pick<Config, "conversation" | "registry">,
   cap: { max: number; default: number },
 ) {
   const { maxMessages, maxPromptChars } = config.conversation;
   return z
     .strictObject({
-      model: z.enum(MODEL_IDS),
+      model: z.enum(config.registry.ids),
       messages: z
         .array(message)
         .min(1, "must hold at least one message")

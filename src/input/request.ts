@@ -6,7 +6,7 @@ import type { Principal } from "../auth/principal";
 import type { Config } from "../config";
 import { AppError } from "../errors";
 import { maxOutputTokens, usdToMicro } from "../stream/cost";
-import { MODELS, type ModelId, type ModelInfo } from "../stream/models";
+import type { ModelInfo } from "../stream/models";
 import { buildPrompt, type PromptMessage } from "../stream/prompt";
 import type { SamplingParams } from "../stream/providers/provider";
 
@@ -36,13 +36,18 @@ export function capBounds(config: Config, anonymous: boolean): { max: number; de
 }
 
 /** True when `principal` may use `model`: anonymous callers only the models of `ANON_MODELS`. */
-export function mayUse(config: Config, principal: Principal, model: ModelId): boolean {
+export function mayUse(config: Config, principal: Principal, model: string): boolean {
   return !principal.isAnonymous || config.anon.models.has(model);
 }
 
+/** The lower of two optional bounds. */
+const lowest = (a: number | null, b: number | null) =>
+  a === null ? b : b === null ? a : Math.min(a, b);
+
 /** What an input adapter read, in our terms, before the shared checks. */
 export interface RequestFields {
-  model: ModelId;
+  /** An id of the registry (the schema checked it). */
+  model: string;
   messages: PromptMessage[];
   streamId?: string | undefined;
   costCapUsd: number;
@@ -63,7 +68,8 @@ export function toStreamRequest(
   if (!mayUse(config, principal, fields.model)) {
     throw new AppError("model_not_allowed", `sign in to use ${fields.model}`);
   }
-  const model = MODELS[fields.model];
+  const model = config.registry.models.get(fields.model);
+  if (!model) throw new AppError("invalid_input", "model: unknown model", { fields: ["model"] });
   const prompt = buildPrompt(config.conversation.systemPrompt, fields.messages);
   const capMicroUsd = usdToMicro(fields.costCapUsd);
   if (maxOutputTokens(model, prompt, capMicroUsd) < 1) {
@@ -78,7 +84,8 @@ export function toStreamRequest(
     prompt,
     streamId: fields.streamId ?? crypto.randomUUID(),
     capMicroUsd,
-    maxTokens: fields.maxTokens ?? null,
+    // The model's own `max_output_tokens` bounds it like a client's max_tokens.
+    maxTokens: lowest(fields.maxTokens ?? null, model.maxOutputTokens),
     sampling: fields.sampling ?? {},
   };
 }

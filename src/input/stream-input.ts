@@ -1,7 +1,6 @@
 /** @module The native stream request's schema: one definition for GET query and POST JSON. */
 import * as z from "zod";
 import type { Config } from "../config";
-import { DEFAULT_MODEL, MODEL_IDS } from "../stream/models";
 import type { RequestFields } from "./request";
 
 /** Longest message, in Unicode code points. */
@@ -51,7 +50,7 @@ function costCap(bounds: { max: number; default: number }, fromQuery: boolean) {
  * whether the caller is anonymous); its output is what the shared checks take.
  */
 export function streamInputSchema(
-  config: Pick<Config, "conversation">,
+  config: Pick<Config, "conversation" | "registry">,
   cap: { max: number; default: number },
   fromQuery: boolean,
 ) {
@@ -66,7 +65,7 @@ export function streamInputSchema(
     messages: fromQuery
       ? z.undefined({ error: "send a conversation as a POST JSON body" }).optional()
       : messages.optional(),
-    model: z.enum(MODEL_IDS).default(DEFAULT_MODEL),
+    model: z.enum(config.registry.ids).default(config.registry.defaultModel),
     stream_id: z.string().regex(STREAM_ID, "must match ^[A-Za-z0-9_-]{1,64}$").optional(),
     cost_cap_usd: costCap(cap, fromQuery),
   });

@@ -22,6 +22,7 @@ const COLUMNS = [
   "day",
   "ttft_ms",
   "duration_ms",
+  "upstream_model",
 ];
 const INSERT = `INSERT INTO ledger (${COLUMNS.join(", ")})
   SELECT ${COLUMNS.map((_, i) => `json_extract(value, '$[${i}]')`).join(", ")}
@@ -66,6 +67,7 @@ interface Row {
   started_at: number;
   ttft_ms: number | null;
   duration_ms: number;
+  upstream_model: string | null;
 }
 
 function fromRow(r: Row): LedgerRecord {
@@ -83,6 +85,7 @@ function fromRow(r: Row): LedgerRecord {
     startedAt: r.started_at,
     ttftMs: r.ttft_ms,
     durationMs: r.duration_ms,
+    ...(r.upstream_model ? { upstreamModel: r.upstream_model } : {}),
   };
 }
 
@@ -109,6 +112,7 @@ export class D1LedgerBook implements LedgerBook {
       utcDay(r.startedAt),
       r.ttftMs,
       r.durationMs,
+      r.upstreamModel ?? null,
     ]);
     const res = await this.db.prepare(INSERT).bind(JSON.stringify(rows)).run();
     const written = res.meta.changes ?? 0;

@@ -25,6 +25,8 @@ export interface LedgerRecord {
   userKey: string;
   model: string;
   provider: string;
+  /** The answering target's model name at its provider (absent in records before routes). */
+  upstreamModel?: string;
   inputTokens: number;
   outputTokens: number;
   /** Cost in micro-dollars (USD × 1e6), integral so sums never drift. */
@@ -62,6 +64,7 @@ export function ledgerRecord(
     userKey: string;
     model: string;
     provider: string;
+    upstreamModel?: string;
     startedAt: number;
     hold?: HoldTicket;
   },
@@ -73,6 +76,7 @@ export function ledgerRecord(
     userKey: s.userKey,
     model: s.model,
     provider: s.provider,
+    ...(s.upstreamModel ? { upstreamModel: s.upstreamModel } : {}),
     inputTokens: outcome.inputTokens,
     outputTokens: outcome.outputTokens,
     costMicroUsd: outcome.costMicroUsd,

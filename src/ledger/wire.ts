@@ -16,6 +16,7 @@ export const ledgerRecordSchema = z.strictObject({
   userKey: text,
   model: text,
   provider: text,
+  upstreamModel: text.optional(),
   inputTokens: count,
   outputTokens: count,
   costMicroUsd: count,
@@ -62,6 +63,7 @@ export function publicRecord(r: LedgerRecord) {
     started_at: new Date(r.startedAt).toISOString(),
     ttft_ms: r.ttftMs,
     duration_ms: r.durationMs,
+    upstream_model: r.upstreamModel ?? null,
   };
 }
 

@@ -8,8 +8,9 @@ import type { AppEnv } from "../env";
 import { AppError, type ErrorCode, renderError, renderOpenAiError } from "../errors";
 import { storeFor } from "../limits/select-store";
 import { createLogger, describeError, type LogFields, writeLog } from "./log";
-import { countersFor } from "./metrics";
+import { addCounters, countersFor } from "./metrics";
 import { queueMetrics } from "./metrics-writer";
+import { providerCounters } from "./provider-metrics";
 
 const REQUEST_ID = /^[A-Za-z0-9_.:=-]{8,128}$/;
 const warnedDevKey = new WeakSet<Config>();
@@ -49,6 +50,7 @@ function recordMetrics(c: Context<AppEnv>, f: AccessFields, status: number): Pro
     outputTokens: num(f.output_tokens),
     costMicroUsd: num(f.cost_micro_usd),
   });
+  addCounters(counters, providerCounters(f));
   return queueMetrics(storeFor(c.var.config, c.env), counters, c.var.config.metricsFlushMs).catch(
     (e: unknown) => c.var.log.warn("metrics_write_failed", { cause: describeError(e) }),
   );
@@ -81,7 +83,11 @@ export const requestContext = createMiddleware<AppEnv>(async function requestCon
       // Only the API needs the config: the page and /healthz keep serving (the page then says
       // what the API answers), so an operator's typo does not take the whole site down.
       if (/^\/(api|v1)\//.test(c.req.path)) {
-        c.res = handleError(new AppError("misconfigured", "the service is misconfigured"), c);
+        // A registry error names its field (never a secret's value), so the operator sees it.
+        const detail = parsed.error.public
+          ? `the service is misconfigured: ${parsed.error.message}`
+          : "the service is misconfigured";
+        c.res = handleError(new AppError("misconfigured", detail), c);
         return;
       }
     } else {

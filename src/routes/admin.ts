@@ -132,6 +132,8 @@ const RECORD_COLUMNS = [
   "started_at",
   "ttft_ms",
   "duration_ms",
+  // Added with routes (issue 20): last, so earlier columns keep their places.
+  "upstream_model",
 ];
 
 /** The operator API. */

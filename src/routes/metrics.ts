@@ -6,6 +6,7 @@ import { BUDGET_NAMES } from "../limits/budget";
 import { storeFor } from "../limits/select-store";
 import { budgetPrometheus, budgetSummary } from "../observe/budget-metrics";
 import { prometheus, summarise } from "../observe/metrics";
+import { providerPrometheus, providerSummary } from "../observe/provider-metrics";
 
 const encoder = new TextEncoder();
 
@@ -34,7 +35,9 @@ export const metricsRoutes = new Hono<AppEnv>().get("/", async (c) => {
   c.header("Cache-Control", "no-store");
   if (/\btext\/plain\b/i.test(c.req.header("Accept") ?? "")) {
     return c.text(
-      prometheus(windows) + budgetPrometheus(budgets, windows, [...BUDGET_NAMES]),
+      prometheus(windows) +
+        budgetPrometheus(budgets, windows, [...BUDGET_NAMES]) +
+        providerPrometheus(windows),
       200,
       {
         "Content-Type": "text/plain; version=0.0.4; charset=utf-8",
@@ -50,5 +53,11 @@ export const metricsRoutes = new Hono<AppEnv>().get("/", async (c) => {
       day: summarise(windows.day),
     },
     budgets: budgetSummary(budgets, windows),
+    // Routes across providers: attempts, fallbacks and breaker skips per provider and window.
+    providers: {
+      minute: providerSummary(windows.minute),
+      hour: providerSummary(windows.hour),
+      day: providerSummary(windows.day),
+    },
   });
 });

@@ -2,7 +2,7 @@
 import { Hono } from "hono";
 import type { Config } from "../config";
 import type { AppEnv } from "../env";
-import { DEFAULT_MODEL, MODEL_IDS, MODELS } from "../stream/models";
+import type { ModelInfo } from "../stream/models";
 
 /** One model as clients see it: its id, its prices and who may use it. */
 export interface PublicModel {
@@ -15,17 +15,22 @@ export interface PublicModel {
   reasoning: boolean;
 }
 
-/** The registry for this config, in registry order. */
+/** The configured registry, in configuration order. */
 export function publicModels(config: Config): { default: string; models: PublicModel[] } {
+  const { registry } = config;
   return {
-    default: DEFAULT_MODEL,
-    models: MODEL_IDS.map((id) => ({
-      id,
-      input_usd_per_million: MODELS[id].inputUsdPerMillion,
-      output_usd_per_million: MODELS[id].outputUsdPerMillion,
-      anonymous: config.anon.models.has(id),
-      reasoning: MODELS[id].reasoning,
-    })),
+    default: registry.defaultModel,
+    models: registry.ids.map((id) => {
+      // A registry model's prices are the highest over its route: what a stream may cost.
+      const model = registry.models.get(id) as ModelInfo;
+      return {
+        id,
+        input_usd_per_million: model.inputUsdPerMillion,
+        output_usd_per_million: model.outputUsdPerMillion,
+        anonymous: config.anon.models.has(id),
+        reasoning: model.reasoning,
+      };
+    }),
   };
 }
 

@@ -10,7 +10,6 @@ import { chatInputSchema } from "../input/chat-input";
 import { capBounds, mayUse, toStreamRequest } from "../input/request";
 import { limitBody, requireJsonObject, validateWith } from "../input/validate";
 import { clientIp, enforceLimits } from "../limits/middleware";
-import { MODEL_IDS } from "../stream/models";
 import { openAiChunks, openAiCompletion } from "../stream/openai-wire";
 import { requireProvider } from "../stream/select-provider";
 import { streamAnswer } from "../stream/stage";
@@ -64,12 +63,14 @@ export const openAiRoutes = new Hono<AppEnv>()
       {
         object: "list",
         // Only what this caller may use: an anonymous caller sees ANON_MODELS.
-        data: MODEL_IDS.filter((id) => mayUse(config, principal, id)).map((id) => ({
-          id,
-          object: "model",
-          created: 0,
-          owned_by: "magic-box",
-        })),
+        data: config.registry.ids
+          .filter((id) => mayUse(config, principal, id))
+          .map((id) => ({
+            id,
+            object: "model",
+            created: 0,
+            owned_by: "magic-box",
+          })),
       },
       200,
       { "Cache-Control": "no-store" },

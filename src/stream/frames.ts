@@ -6,6 +6,8 @@ export interface DoneData {
   stream_id: string;
   model: string;
   provider: string;
+  /** The answering target's own model name (null for the built-in demo). */
+  upstream_model: string | null;
   input_tokens: number;
   output_tokens: number;
   cost_usd: number;

@@ -1,6 +1,7 @@
 /** @module The model registry: the one place that names each model, its provider, price and wire quirks. */
 
-export type ProviderId = "openai";
+/** A provider's name in `PROVIDERS` (the built-in registry has the one `openai`). */
+export type ProviderId = string;
 
 export interface ModelInfo {
   id: string;
@@ -21,7 +22,7 @@ export interface ModelInfo {
   reasoning: boolean;
 }
 
-/** Every model a client may ask for. */
+/** The built-in registry: what clients may ask for while `PROVIDERS` and `MODELS` are unset. */
 export const MODELS = {
   "gpt-4o-mini": {
     id: "gpt-4o-mini",

@@ -1,27 +1,44 @@
-/** @module Chooses the provider for a request: OpenAI-compatible with a key, the demo in development. */
+/**
+ * @module Chooses the provider for a request: the configured routes, the demo in development
+ * when the built-in registry has no key (or a configured provider's secrets are not set).
+ */
 import { createMiddleware } from "hono/factory";
 import type { Config } from "../config";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { demoProvider } from "./providers/demo";
-import { openAiProvider } from "./providers/openai";
 import type { Provider } from "./providers/provider";
+import { routeProvider } from "./providers/route";
 
 const providers = new WeakMap<Config, Provider>();
 
-/** The provider for this config, built once; throws `model_unavailable` in production without a key. */
-export function providerFor(config: Config): Provider {
+/**
+ * The provider for this config, built once per isolate (its breakers and key rings live as
+ * long); throws `model_unavailable` in production when the built-in registry has no key.
+ */
+export function providerFor(config: Config, fetchImpl?: typeof fetch): Provider {
   let provider = providers.get(config);
   if (!provider) {
-    if (config.openai.apiKey) {
-      provider = openAiProvider({ apiKey: config.openai.apiKey, baseUrl: config.openai.baseUrl });
-    } else if (config.environment === "development") {
-      provider = demoProvider();
-    } else {
+    const { registry } = config;
+    const keyless =
+      registry.builtIn &&
+      registry.models.get(registry.defaultModel)?.route[0]?.provider.unavailable;
+    if (keyless && config.environment !== "development") {
       throw new AppError("model_unavailable", "no model provider is configured", {
         retryAfter: 60,
       });
     }
+    const demo = demoProvider();
+    provider = keyless
+      ? demo
+      : routeProvider(registry, {
+          connectTimeoutMs: config.upstreamConnectTimeoutMs,
+          ...(fetchImpl ? { fetchImpl } : {}),
+          // Development only: production refuses a registry whose secrets are not set.
+          ...(config.environment === "development"
+            ? { standIn: { open: (request) => demo.open(request) } }
+            : {}),
+        });
     providers.set(config, provider);
   }
   return provider;

@@ -240,6 +240,7 @@ export function runSession(
               stream_id: o.streamId,
               model: o.model.id,
               provider: upstream.provider,
+              upstream_model: upstream.upstreamModel ?? null,
               input_tokens: summary.inputTokens,
               output_tokens: summary.outputTokens,
               cost_usd: toUsd(summary.costMicroUsd),

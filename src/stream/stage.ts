@@ -45,7 +45,7 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
   const forgetClient = () => clientSignal?.removeEventListener("abort", onClientGone);
 
   /** Logs the stream's end and writes its ledger record (after the response). */
-  const record = async (summary: StreamOutcome, provider: string) => {
+  const record = async (summary: StreamOutcome, provider: string, upstreamModel?: string) => {
     log.info("stream_end", {
       stream_id: streamId,
       model: model.id,
@@ -64,6 +64,7 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
         userKey: principal.key,
         model: model.id,
         provider,
+        ...(upstreamModel ? { upstreamModel } : {}),
         startedAt,
         hold: limits.hold,
       }),
@@ -94,6 +95,9 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
       maxTokens,
       sampling: input.sampling,
       signal: upstreamAbort.signal,
+      capMicroUsd,
+      clientMaxTokens: input.maxTokens,
+      report: (fields) => annotate(c.req.raw, fields),
     });
   } catch (e) {
     clearTimeout(openDeadline);
@@ -128,10 +132,11 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
   const quota = limits.quota;
   const session = runSession(upstream, {
     streamId,
-    model,
+    // The answering target's prices: the stream is metered and recorded at them.
+    model: upstream.model ?? model,
     prompt,
     capMicroUsd,
-    maxTokens,
+    maxTokens: upstream.maxTokens ?? maxTokens,
     heartbeatMs: config.heartbeatIntervalMs,
     maxDurationMs: config.streamMaxDurationMs,
     idleTimeoutMs: config.upstreamIdleTimeoutMs,
@@ -169,7 +174,7 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
     session.finished.then(async (summary) => {
       forgetClient();
       if (summary.failedBeforeFirstToken) await limits.refund().catch(() => {});
-      await record(summary, upstream.provider);
+      await record(summary, upstream.provider, upstream.upstreamModel);
     }),
   );
 

@@ -15,6 +15,8 @@
  * and, when the request bounds output, count them against that bound as OpenAI does;
  * early=1: send a usage chunk (completion_tokens 0) before the first token, as a provider that
  * reports usage early does (it is not the final word).
+ * denykey=K: answer 401 to the key K (key rotation). A key written `name.key=v` applies only to
+ * the fake started with that name (two fakes behind one route read the same message).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -38,6 +40,7 @@ interface Directive {
   reasoning: number;
   rfield: string;
   early: number;
+  denykey: string;
 }
 
 export interface FakeUpstream {
@@ -46,7 +49,7 @@ export interface FakeUpstream {
   close(): Promise<void>;
 }
 
-function parseDirective(message: string): Directive {
+function parseDirective(message: string, name: string): Directive {
   const d: Directive = {
     id: "",
     tokens: 5,
@@ -65,11 +68,15 @@ function parseDirective(message: string): Directive {
     reasoning: 0,
     rfield: "reasoning_content",
     early: 0,
+    denykey: "",
   };
   const m = /\[\[fake([^\]]*)\]\]/.exec(message);
   for (const pair of (m?.[1] ?? "").trim().split(/\s+/)) {
-    const [k, v = ""] = pair.split("=");
-    if (k === "id" || k === "text" || k === "rfield") d[k] = v;
+    const [scoped = "", v = ""] = pair.split("=");
+    const dot = scoped.indexOf(".");
+    if (dot > 0 && scoped.slice(0, dot) !== name) continue;
+    const k = dot > 0 ? scoped.slice(dot + 1) : scoped;
+    if (k === "id" || k === "text" || k === "rfield" || k === "denykey") d[k] = v;
     else if (k === "textb64") d.text = Buffer.from(v, "base64url").toString("utf8");
     else if (k === "usage") d.usage = v !== "0";
     else if (k && k in d) (d as unknown as Record<string, number>)[k] = Number(v);
@@ -104,12 +111,14 @@ async function answer(
   req: IncomingMessage,
   res: ServerResponse,
   records: Map<string, UpstreamRecord>,
+  name: string,
 ): Promise<void> {
   const started = Date.now();
   const body = await readJson(req);
   const messages = (body.messages as { role: string; content: unknown }[] | undefined) ?? [];
   const last = messages.at(-1)?.content;
-  const d = parseDirective(typeof last === "string" ? last : "");
+  const d = parseDirective(typeof last === "string" ? last : "", name);
+  if (d.denykey && req.headers.authorization === `Bearer ${d.denykey}`) d.status = 401;
   const {
     model: _model,
     messages: _messages,
@@ -200,13 +209,13 @@ async function answer(
   res.end();
 }
 
-/** Starts the fake upstream on a free loopback port. */
-export async function startFakeUpstream(): Promise<FakeUpstream> {
+/** Starts the fake upstream on a free loopback port; `name` scopes `name.key=v` directives. */
+export async function startFakeUpstream(name = ""): Promise<FakeUpstream> {
   const records = new Map<string, UpstreamRecord>();
   const server: Server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://x");
     if (req.method === "POST" && url.pathname === "/v1/chat/completions") {
-      answer(req, res, records).catch(() => res.destroy());
+      answer(req, res, records, name).catch(() => res.destroy());
       return;
     }
     const rec = /^\/__test\/requests\/([\w-]+)$/.exec(url.pathname);

@@ -1,5 +1,6 @@
 /** @module Starts the loopback servers the tests need (redis, Upstash REST, JWKS, fake upstream, siteverify) and stops them. */
 import type { TestProject } from "vitest/node";
+import { startFakeAnthropic } from "./fake-anthropic";
 import { startFakeUpstream } from "./fake-upstream";
 import { startJwksServer } from "./jwks-server";
 import { startRedis } from "./redis";
@@ -30,6 +31,16 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const jwks = await startJwksServer();
   const upstream = await startFakeUpstream();
   const siteverify = await startSiteverifyServer();
+  // Routes across providers (test/providers.test.ts): two OpenAI-compatible fakes that read
+  // `a.`/`b.` directives, a fake Anthropic, and an address where nothing listens.
+  const [upstreamA, upstreamB, anthropic] = await Promise.all([
+    startFakeUpstream("a"),
+    startFakeUpstream("b"),
+    startFakeAnthropic(),
+  ]);
+  const dead = await startFakeUpstream();
+  const deadUrl = `${dead.url}/v1`;
+  await dead.close();
   // A second, private redis + Upstash server for test/drills.test.ts, which kills and restarts
   // its redis: the shared one above must stay up for the files that run in parallel.
   const drillRedis = await startRedis();
@@ -49,10 +60,17 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("upstreamUrl", `${upstream.url}/v1`);
   project.provide("drillUpstashUrl", drillUpstash.url);
   project.provide("siteverifyUrl", siteverify.url);
+  project.provide("upstreamAUrl", upstreamA.url);
+  project.provide("upstreamBUrl", upstreamB.url);
+  project.provide("anthropicUrl", anthropic.url);
+  project.provide("deadUpstreamUrl", deadUrl);
 
   return async () => {
     await Promise.allSettled([
       upstream.close(),
+      upstreamA.close(),
+      upstreamB.close(),
+      anthropic.close(),
       siteverify.close(),
       jwks.close(),
       upstash.close(),

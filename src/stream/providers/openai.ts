@@ -1,10 +1,13 @@
 /** @module An OpenAI-compatible chat-completions client that streams and asks for usage. */
-import { createParser } from "eventsource-parser";
-import { AppError } from "../../errors";
-import type { Provider, ProviderStream, UpstreamEvent, UpstreamReader } from "./provider";
-
-/** A single SSE event from the upstream may not exceed this. */
-const MAX_UPSTREAM_EVENT_BYTES = 256 * 1024;
+import { fetchUpstream } from "./failure";
+import type {
+  Provider,
+  ProviderStream,
+  TargetAdapter,
+  UpstreamEvent,
+  UpstreamReader,
+} from "./provider";
+import { sseEvents } from "./sse";
 
 interface ChatDelta {
   content?: unknown;
@@ -84,75 +87,51 @@ export function chatChunkEvents(data: string): UpstreamEvent[] {
 }
 
 /**
- * The upstream's SSE body as batches of UpstreamEvents: each read returns what the next body
- * chunks that carried any events said. A failure (a
- * lost connection, a malformed chunk, a stream cut short) is thrown only after the events that
- * arrived before it were returned, so no token the upstream did send is dropped.
+ * The upstream's SSE body as batches of UpstreamEvents (see sseEvents): a stream that ends
+ * without `[DONE]` or a finish reason was cut short, not finished.
  */
 export function upstreamEvents(body: ReadableStream<Uint8Array>): UpstreamReader {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let batch: UpstreamEvent[] = [];
-  let failure: unknown = null;
-  let ended = false;
-  let cancelled = false;
-  // A stream that ends without `[DONE]` or a finish reason was cut short, not finished.
   let complete = false;
-  const parser = createParser({
-    maxBufferSize: MAX_UPSTREAM_EVENT_BYTES,
-    onEvent: (message) => {
+  return sseEvents(
+    body,
+    (message, batch) => {
       if (message.data === "[DONE]") complete = true;
       for (const event of chatChunkEvents(message.data)) {
         if (event.type === "finish") complete = true;
         batch.push(event);
       }
     },
-    // An oversized event ends the stream; other parse errors (an unknown field, a bad retry)
-    // are ignored, as the SSE specification says.
-    onError: (error) => {
-      if (error.type === "max-buffer-size-exceeded") throw error;
-    },
-  });
-  const feed = (text: string) => {
-    try {
-      parser.feed(text);
-    } catch (e) {
-      failure = e;
-    }
-  };
+    () => complete,
+  );
+}
+
+/** One OpenAI-compatible target's open: the key and extra headers are the route's choice. */
+export function openAiTarget(
+  options: { baseUrl: string; headers?: Readonly<Record<string, string>> },
+  fetchImpl: typeof fetch = fetch,
+): TargetAdapter {
+  const url = `${options.baseUrl}/chat/completions`;
   return {
-    async read() {
-      for (;;) {
-        if (cancelled) return null;
-        if (batch.length > 0) {
-          const out = batch;
-          batch = [];
-          return out;
-        }
-        if (failure !== null) {
-          await reader.cancel().catch(() => {});
-          throw failure;
-        }
-        if (ended) return null;
-        let read: ReadableStreamReadResult<Uint8Array>;
-        try {
-          read = await reader.read();
-        } catch (e) {
-          failure ??= e;
-          continue;
-        }
-        if (read.done) {
-          ended = true;
-          feed(decoder.decode());
-          if (!complete && failure === null) failure = new Error("upstream stream ended early");
-        } else {
-          feed(decoder.decode(read.value, { stream: true }));
-        }
-      }
-    },
-    async cancel(reason) {
-      cancelled = true;
-      await reader.cancel(reason).catch(() => {});
+    async open({ model, prompt, maxTokens, sampling, signal }, key) {
+      const res = await fetchUpstream(fetchImpl, url, {
+        method: "POST",
+        headers: {
+          ...(key ? { Authorization: `Bearer ${key}` } : {}),
+          ...options.headers,
+          "Content-Type": "application/json",
+          Accept: "text/event-stream",
+        },
+        body: JSON.stringify({
+          ...sampling,
+          model: model.upstreamName,
+          messages: prompt,
+          stream: true,
+          stream_options: { include_usage: true },
+          [model.maxTokensParam]: maxTokens,
+        }),
+        signal,
+      });
+      return { provider: model.provider, events: upstreamEvents(res.body) };
     },
   };
 }
@@ -162,47 +141,11 @@ export function openAiProvider(
   options: { apiKey: string; baseUrl: string },
   fetchImpl: typeof fetch = fetch,
 ): Provider {
+  const target = openAiTarget({ baseUrl: options.baseUrl }, fetchImpl);
   return {
     id: "openai",
-    async open({ model, prompt, maxTokens, sampling, signal }): Promise<ProviderStream> {
-      let res: Response;
-      try {
-        res = await fetchImpl(`${options.baseUrl}/chat/completions`, {
-          method: "POST",
-          headers: {
-            Authorization: `Bearer ${options.apiKey}`,
-            "Content-Type": "application/json",
-            Accept: "text/event-stream",
-          },
-          body: JSON.stringify({
-            ...sampling,
-            model: model.upstreamName,
-            messages: prompt,
-            stream: true,
-            stream_options: { include_usage: true },
-            [model.maxTokensParam]: maxTokens,
-          }),
-          signal,
-        });
-      } catch (cause) {
-        throw new AppError("upstream_error", "the model provider could not be reached", { cause });
-      }
-      if (res.status === 429) {
-        await res.body?.cancel();
-        const retry = Number(res.headers.get("Retry-After"));
-        return Promise.reject(
-          new AppError("upstream_busy", "the model provider is busy; try again shortly", {
-            retryAfter: Number.isFinite(retry) && retry > 0 ? Math.min(retry, 300) : 10,
-          }),
-        );
-      }
-      if (!res.ok || !res.body) {
-        await res.body?.cancel();
-        throw new AppError("upstream_error", "the model provider answered with an error", {
-          cause: new Error(`upstream status ${res.status}`),
-        });
-      }
-      return { provider: "openai", events: upstreamEvents(res.body) };
+    async open(request): Promise<ProviderStream> {
+      return { ...(await target.open(request, options.apiKey)), provider: "openai" };
     },
   };
 }

@@ -30,6 +30,15 @@ export interface ProviderRequest {
   sampling?: SamplingParams;
   /** Aborted when the client goes away or the stream must stop. */
   signal: AbortSignal;
+  /**
+   * The stream's hold (its effective cap), µUSD: a route derives each target's own `max_tokens`
+   * from it at that target's output price. Without it every target gets `maxTokens`.
+   */
+  capMicroUsd?: number;
+  /** The client's own bound on output tokens (and the model's `max_output_tokens`), if any. */
+  clientMaxTokens?: number | null;
+  /** Receives the route's attempts, fallbacks and breaker skips for the access line and metrics. */
+  report?: (fields: Record<string, string>) => void;
 }
 
 /**
@@ -53,6 +62,18 @@ export interface ProviderStream {
   /** Reported in `done.provider`. */
   provider: string;
   events: UpstreamReader;
+  /** The answering target's model name at its provider (`upstream_model` in the ledger). */
+  upstreamModel?: string;
+  /**
+   * The answering target's model, with that target's prices: the stream is metered and
+   * recorded at them. Absent: the requested model's.
+   */
+  model?: ModelInfo;
+  /**
+   * The `max_tokens` the answering target was sent (a cheaper target gets more for the same
+   * hold): the bound of what it can bill as output. Absent: the request's.
+   */
+  maxTokens?: number;
 }
 
 /**
@@ -63,4 +84,12 @@ export interface Provider {
   /** Reported in `done.provider` and the ledger. */
   readonly id: string;
   open(request: ProviderRequest): Promise<ProviderStream>;
+}
+
+/**
+ * One target's protocol (OpenAI-compatible, Anthropic, Workers AI): opens a stream with the key
+ * the route chose, or throws an UpstreamFailure saying how it refused.
+ */
+export interface TargetAdapter {
+  open(request: ProviderRequest, key: string | undefined): Promise<ProviderStream>;
 }
