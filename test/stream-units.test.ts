@@ -361,9 +361,10 @@ describe("runSession", () => {
         "error",
       ]);
       const summary = await session.finished;
+      // Cut before a finish, without usage: recorded at the max_tokens bound.
       expect(summary).toMatchObject({
         finishReason: "upstream_error",
-        outputTokens: 3,
+        outputTokens: 16_384,
         failedBeforeFirstToken: false,
       });
     },
@@ -431,10 +432,11 @@ describe("runSession", () => {
     await new Promise((r) => setTimeout(r, 20));
     upstreamAbort.abort("client_abort");
     const summary = await session.finished;
-    // No usage: recorded at the bytes of what arrived (" word" is 5), the bound of what it billed.
+    // No usage and no finish: the upstream may have generated up to max_tokens before the stop
+    // reached it, and that is what is recorded (never less than the 20 metered).
     expect(summary).toMatchObject({
       finishReason: "client_abort",
-      outputTokens: 20 * 5,
+      outputTokens: 16_384,
       usageSource: "estimated",
     });
     // Nothing of the queue is kept for a client that is gone: the body ends at once, without

@@ -32,7 +32,10 @@ function asciiPieceTokens(piece: string): number {
     const perToken = PLAIN_WORD.test(letters) ? 6 : 1.5;
     return lead + Math.ceil((piece.length - lead) / perToken);
   }
-  if (/^(\s+|\d+)$/.test(piece)) return 1;
+  // A whitespace run counts a token a character: o200k splits runs of mixed whitespace finely,
+  // and the meter's stop at the cap must not be slipped past with whitespace.
+  if (/^\s+$/.test(piece)) return piece.length;
+  if (/^\d+$/.test(piece)) return 1;
   const mark = piece.trimEnd();
   return Math.ceil(mark.trim().length / 1.5) + (mark.length < piece.length ? 1 : 0);
 }

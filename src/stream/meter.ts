@@ -28,6 +28,11 @@ export interface MeterState {
   /** False when text arrived after `usage`: a count sent early is not the provider's final word. */
   usageFinal: boolean;
   finishReason: string | null;
+  /**
+   * The upstream said its generation ended (a finish reason, also after the cap): every token
+   * it billed has then arrived. Until then it may be generating more than has arrived.
+   */
+  generationEnded: boolean;
   /** Set when the running cost reached the cap: the session stops the stream. */
   capped: boolean;
   firstTokenAt: number | null;
@@ -41,23 +46,40 @@ export interface MeterTotals {
   usageSource: "upstream" | "estimated";
 }
 
+/** What bounds a stream's output when the provider's final usage is missing. */
+export interface OutputBound {
+  /** The `max_tokens` the upstream was sent: it bills no more output than this. */
+  maxTokens: number;
+  /**
+   * The upstream ended on its own (it finished, not stopped, cut or failed): only then is a
+   * usage with no text after it the provider's final word.
+   */
+  ended: boolean;
+  /** The model reasons before it answers: its hidden reasoning shows only in the final usage. */
+  hidden: boolean;
+}
+
 /**
  * Final figures for `done` and the ledger. With the provider's final usage: exactly that.
  * Without it, an upper bound of what the provider can bill, never an estimate that can be lower:
- * the input at the bound the hold used (its UTF-8 bytes plus framing); the output at the bytes of
- * what arrived, at most `maxTokens` (which the provider was told, so it bills no more), or, for a
- * reasoning model, whose hidden reasoning only the final usage would tell, `maxTokens` itself;
- * neither ever below what was metered or what an early usage said. So a record without usage
- * costs at most the stream's hold, and at least what the provider can charge for it.
+ * - input at the bound the hold used (its UTF-8 bytes plus framing);
+ * - output at `maxTokens` (which the provider was told, so it bills no more) unless the upstream
+ *   said its generation ended: a stop, a cut or a cap reaches a provider later than its last
+ *   token reached us, and it bills what it generated meanwhile, which nothing here can see;
+ * - once it ended, the bytes of all the text that arrived (every token billed has arrived), at
+ *   most `maxTokens`, or for a reasoning model, whose reasoning is hidden, `maxTokens` itself;
+ * - neither ever below what was metered or what a usage that was not final said.
+ * So a record without usage costs at most the stream's hold, and at least what the provider
+ * can charge for it.
  */
 export function meterTotals(
   model: ModelInfo,
   prompt: readonly PromptMessage[],
   state: MeterState,
-  maxTokens: number,
+  bound: OutputBound,
 ): MeterTotals {
   const usage = state.usage;
-  if (usage && state.usageFinal) {
+  if (usage && state.usageFinal && bound.ended) {
     return {
       inputTokens: usage.inputTokens,
       outputTokens: usage.outputTokens,
@@ -66,8 +88,9 @@ export function meterTotals(
     };
   }
   const inputTokens = Math.max(usage?.inputTokens ?? 0, inputTokensUpperBound(prompt));
-  const bound = model.reasoning ? maxTokens : Math.min(maxTokens, state.outputBound);
-  const outputTokens = Math.max(usage?.outputTokens ?? 0, state.outputTokens, bound);
+  const unseen = bound.hidden || !state.generationEnded;
+  const seen = unseen ? bound.maxTokens : Math.min(bound.maxTokens, state.outputBound);
+  const outputTokens = Math.max(usage?.outputTokens ?? 0, state.outputTokens, seen);
   return {
     inputTokens,
     outputTokens,
@@ -84,6 +107,7 @@ export function newMeterState(): MeterState {
     usage: null,
     usageFinal: false,
     finishReason: null,
+    generationEnded: false,
     capped: false,
     firstTokenAt: null,
   };
@@ -116,6 +140,7 @@ export function createMeter(
         return null;
       }
       if (event.type === "finish") {
+        state.generationEnded = true;
         if (!state.capped) state.finishReason = event.reason;
         return null;
       }

@@ -208,7 +208,11 @@ function registryModel(
   spec: ModelSpec,
   providers: ReadonlyMap<string, ProviderConfig>,
 ): RegistryModel {
-  const reasoning = spec.reasoning ?? false;
+  // A route to a model known to reason reasons unless the operator says otherwise: without it a
+  // record with no usage would miss the hidden reasoning, and silent thinking would time out.
+  const reasoning =
+    spec.reasoning ??
+    spec.route.some((t) => (BUILT_IN as Record<string, ModelInfo>)[t.model]?.reasoning === true);
   const route = spec.route.map((t, i): RouteTarget => {
     const field = `MODELS.${id}.route.${i}`;
     const provider = providers.get(t.provider);

@@ -65,7 +65,11 @@ export function promptOnly(
   maxTokens: number,
   finishReason: FinishReason = "client_abort",
 ): StreamSummary {
-  const totals = meterTotals(model, prompt, newMeterState(), maxTokens);
+  const totals = meterTotals(model, prompt, newMeterState(), {
+    maxTokens,
+    ended: false,
+    hidden: model.reasoning,
+  });
   return {
     ...totals,
     finishReason,
@@ -122,6 +126,8 @@ export function runSession(
     void upstream.events.cancel(signal.reason).catch(() => {});
   };
   signal.addEventListener("abort", onAbort, { once: true });
+  // The client may have left between the upstream's answer and this line.
+  if (signal.aborted) onAbort();
   const send = (frames: Frame[]) => {
     if (clientGone || frames.length === 0) return;
     const bytes = encode(frames);
@@ -166,11 +172,16 @@ export function runSession(
 
   const finished = (async (): Promise<StreamSummary> => {
     let failed = false;
+    /** The upstream ended on its own: its last usage, if nothing came after it, is final. */
+    let ended = false;
     try {
       for (;;) {
         const events = await upstream.events.read();
         lastRead = Date.now();
-        if (events === null) break;
+        if (events === null) {
+          ended = stop === null && !idleFired;
+          break;
+        }
         if (!heard && events.length > 0) {
           // Once, at the first event: the watch's window shrinks from first-token to idle.
           heard = true;
@@ -199,7 +210,10 @@ export function runSession(
           break;
         }
       }
-      if (idleFired && stop === null) failed = true;
+      if (idleFired && stop === null) {
+        failed = true;
+        ended = false;
+      }
     } catch {
       if (stop === null) failed = true;
     } finally {
@@ -211,7 +225,11 @@ export function runSession(
       if (failed) o.upstreamAbort.abort("upstream_error");
     }
 
-    const totals = meterTotals(o.model, o.prompt, state, o.maxTokens);
+    const totals = meterTotals(o.model, o.prompt, state, {
+      maxTokens: o.maxTokens,
+      ended,
+      hidden: o.model.reasoning,
+    });
     const finishReason: FinishReason = failed
       ? "upstream_error"
       : (stop ?? FINISH[state.finishReason ?? "stop"] ?? "stop");

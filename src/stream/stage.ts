@@ -57,6 +57,16 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
       ttft_ms: summary.ttftMs,
       duration_ms: summary.durationMs,
     });
+    if (summary.costMicroUsd > limits.hold.microUsd) {
+      // Only the provider's own usage can pass the hold (an upstream that ignored max_tokens):
+      // the budget is overspent by the difference, which an operator must hear of.
+      log.warn("cost_over_hold", {
+        stream_id: streamId,
+        provider,
+        cost_micro_usd: summary.costMicroUsd,
+        hold_micro_usd: limits.hold.microUsd,
+      });
+    }
     await writeLedger(
       store,
       ledgerRecord(summary, {

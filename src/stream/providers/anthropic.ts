@@ -100,7 +100,16 @@ export function anthropicEvents(body: ReadableStream<Uint8Array>): UpstreamReade
         // Usage here is cumulative; some versions repeat the input count, most send 0 or none.
         const usage = event.usage ?? {};
         inputTokens = Math.max(inputTokens, inputOf(usage));
-        batch.push({ type: "usage", inputTokens, outputTokens: count(usage.output_tokens) });
+        // Only real counts are the provider's word: a missing output count, or no input count
+        // at all, leaves the record at its upper bound rather than at zero.
+        const output = usage.output_tokens;
+        if (
+          typeof output === "number" &&
+          Number.isInteger(output) &&
+          output >= 0 &&
+          inputTokens > 0
+        )
+          batch.push({ type: "usage", inputTokens, outputTokens: output });
         const stop = event.delta?.stop_reason;
         if (typeof stop === "string") batch.push({ type: "finish", reason: STOP[stop] ?? "stop" });
         return;

@@ -76,7 +76,13 @@ export function chatChunkEvents(data: string): UpstreamEvent[] {
     }
   }
   const usage = chunk.usage;
-  if (usage && isCount(usage.prompt_tokens) && isCount(usage.completion_tokens)) {
+  // A prompt is never 0 tokens: such a usage is no count at all, and the record keeps its bound.
+  if (
+    usage &&
+    isCount(usage.prompt_tokens) &&
+    usage.prompt_tokens > 0 &&
+    isCount(usage.completion_tokens)
+  ) {
     events.push({
       type: "usage",
       inputTokens: usage.prompt_tokens,

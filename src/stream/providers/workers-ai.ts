@@ -89,6 +89,8 @@ export function workersAiTarget(binding: AiBinding): TargetAdapter {
       // The binding takes no signal: a stop cancels its stream instead.
       if (signal.aborted) await body.cancel(signal.reason).catch(() => {});
       const events = workersAiEvents(body);
+      // Cancelling the stream may not stop the inference behind it; a stop before its finish
+      // is recorded at max_tokens anyway (src/stream/meter.ts), what it can still bill.
       return { provider: model.provider, events };
     },
   };
