@@ -3,14 +3,16 @@
  * ledger behind the OpenAI chat-completions wire format. Only the input adapter and the encoder differ.
  */
 import { Hono } from "hono";
+import { createMiddleware } from "hono/factory";
 import { requireAuth } from "../auth/middleware";
 import type { Config } from "../config";
 import type { AppEnv } from "../env";
+import { AppError } from "../errors";
 import { chatInputSchema } from "../input/chat-input";
 import { capBounds, mayUse, toStreamRequest } from "../input/request";
 import { limitBody, requireJsonObject, validateWith } from "../input/validate";
 import { clientIp, enforceLimits } from "../limits/middleware";
-import { MODEL_IDS } from "../stream/models";
+import { isModelId, MODEL_IDS } from "../stream/models";
 import { openAiChunks, openAiCompletion } from "../stream/openai-wire";
 import { requireProvider } from "../stream/select-provider";
 import { streamAnswer } from "../stream/stage";
@@ -45,6 +47,21 @@ const setChatInput = validateWith(
   },
 );
 
+/**
+ * An unknown model is 404 `model_not_found` with `param: "model"`, as OpenAI answers it (SDKs
+ * raise NotFoundError), before the rest of the body is checked. The native API keeps its 422.
+ */
+const requireKnownModel = createMiddleware<AppEnv>(async function requireKnownModel(c, next) {
+  const { model } = (await c.req.json()) as { model?: unknown };
+  if (typeof model === "string" && !isModelId(model)) {
+    const shown = model.length > 64 ? `${model.slice(0, 64)}…` : model;
+    throw new AppError("model_not_found", `The model ${JSON.stringify(shown)} does not exist`, {
+      fields: ["model"],
+    });
+  }
+  await next();
+});
+
 /** The OpenAI-compatible routes, mounted at /v1. */
 export const openAiRoutes = new Hono<AppEnv>()
   .post(
@@ -52,6 +69,7 @@ export const openAiRoutes = new Hono<AppEnv>()
     requireAuth(),
     limitBody,
     requireJsonObject,
+    requireKnownModel,
     setChatInput,
     requireProvider,
     clientIp,
