@@ -7,8 +7,9 @@
  * alone (the deploy bundle on workerd through Miniflare, no dev proxy), whose V8 inspector also
  * gives the live heap for the memory phases. The floor runs also with one store round trip
  * first, which splits what the gateway adds into that round trip and its own work.
- * Loopback only; every loop is bounded in count and in time. Writes bench/results/latest.json
- * and latest.md (and reads soak-latest.json for the ledger target) and prints the summary.
+ * Loopback only; every loop is bounded in count and in time. Writes latest.json and latest.md
+ * (and reads soak-latest.json for the ledger target) in bench/results/local/ (gitignored), in
+ * bench/results/ with --update-results, or in --out <dir>; and prints the summary.
  *
  * Budgets: the Upstash gateway also runs with all four BUDGET_* "0" beside the defaults, so the
  * first token and the round trips show what the budgets cost; the Durable Object store's
@@ -16,7 +17,8 @@
  *
  * The phases live in bench/phases/; this file runs them in order and writes the results.
  *
- * Flags: --quick (small counts, to try the script), --skip-memory, --skip-admissions, --out <dir>,
+ * Flags: --quick (small counts, to try the script), --skip-memory, --skip-admissions,
+ * --update-results (write the committed bench/results/), --out <dir>,
  * --peer-dir <dir> (a directory whose node_modules holds @portkey-ai/gateway, installed there by
  * hand so that it never becomes a dependency of this project; the project's own node_modules is
  * looked in otherwise).

@@ -8,7 +8,8 @@
  *   3. the upstream slow, failing, cut, malformed or hanging;
  *   4. the JWKS server down when the Worker starts cold: HS256 and anonymous tokens still stream,
  *      ES256 gets 401, and once the JWKS answers ES256 works without a restart.
- * Writes bench/results/drills-latest.json and .md; exits 1 when a drill fails.
+ * Writes drills-latest.json and .md (bench/results/local/ unless --update-results or --out <dir>);
+ * exits 1 when a drill fails.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
@@ -25,6 +26,7 @@ import {
   type Target,
 } from "./lib/client";
 import { cleanupAll, installCleanupHandlers, onCleanup, runMain, sleep } from "./lib/procs";
+import { resultsDir } from "./lib/results-dir";
 import {
   gatewayVars,
   machineInfo,
@@ -41,10 +43,7 @@ import { startWranglerDev, type WranglerDev } from "./lib/wrangler";
 installCleanupHandlers();
 
 const argv = process.argv.slice(2);
-const OUT_DIR = (() => {
-  const i = argv.indexOf("--out");
-  return i >= 0 && argv[i + 1] ? (argv[i + 1] as string) : join(ROOT, "bench/results");
-})();
+const OUT_DIR = resultsDir(argv, ROOT);
 const RUN = Date.now().toString(36);
 const T0 = Date.now();
 const LIMITS_TIMEOUT_MS = 1_000;

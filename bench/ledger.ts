@@ -5,12 +5,13 @@
  * queue send (it runs in waitUntil after the stream) against the same Worker without it.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { agentFor, streamRequest, type Target } from "./lib/client";
 import { installCleanupHandlers, onCleanup, runMain } from "./lib/procs";
+import { resultsDir } from "./lib/results-dir";
 import { mintTokens, ROOT, SECRET_KEY, startChildServer } from "./lib/stack";
 import { round, summarize } from "./lib/stats";
 
@@ -249,8 +250,7 @@ runMain(async () => {
     first_token: await firstToken(outdir, upstream),
   };
   console.log(JSON.stringify(report, null, 2));
-  writeFileSync(
-    join(ROOT, "bench/results/ledger-latest.json"),
-    `${JSON.stringify(report, null, 2)}\n`,
-  );
+  const out = resultsDir(process.argv.slice(2), ROOT);
+  mkdirSync(out, { recursive: true });
+  writeFileSync(join(out, "ledger-latest.json"), `${JSON.stringify(report, null, 2)}\n`);
 });

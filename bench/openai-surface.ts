@@ -2,13 +2,15 @@
  * @module `npm run bench:openai`: first-token time of the OpenAI-compatible route
  * (`/v1/chat/completions`, streaming) next to the native one (`/api/v1/stream`) on the same
  * worker (the Workers runtime as deployed, Upstash store, fake upstream), in alternating random
- * order so both see the same machine. Writes bench/results/openai-surface-latest.{json,md}.
+ * order so both see the same machine. Writes openai-surface-latest.{json,md} (bench/results/local/
+ * unless --update-results or --out <dir>).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { join } from "node:path";
 import { agentFor } from "./lib/client";
 import { installCleanupHandlers, runMain } from "./lib/procs";
+import { resultsDir } from "./lib/results-dir";
 import { gatewayVars, machineInfo, mintTokens, ROOT, startStack } from "./lib/stack";
 import { fmt, round, summarize } from "./lib/stats";
 import { startWranglerDev } from "./lib/wrangler";
@@ -140,7 +142,7 @@ async function main(): Promise<void> {
     `Compatible over native: p50 ${fmt(result.compat_over_native_p50_ms, 3)} ms, p95 ${fmt(result.compat_over_native_p95_ms, 3)} ms; median of the per-round differences ${fmt(result.paired_difference_median_ms, 3)} ms.`,
     "",
   ].join("\n");
-  const out = join(ROOT, "bench/results");
+  const out = resultsDir(process.argv.slice(2), ROOT);
   mkdirSync(out, { recursive: true });
   const file = AA ? "openai-surface-aa" : "openai-surface-latest";
   writeFileSync(join(out, `${file}.json`), `${JSON.stringify(result, null, 2)}\n`);

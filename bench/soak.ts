@@ -28,6 +28,7 @@ import { connectResp, type RespValue } from "../test/support/resp";
 import { agentFor, getJson, type StreamResult, streamRequest, type Target } from "./lib/client";
 import { censusGrowth, connectHeapProbe, type HeapProbe } from "./lib/inspector";
 import { cleanupAll, installCleanupHandlers, runMain, sleep } from "./lib/procs";
+import { resultsDir } from "./lib/results-dir";
 import {
   gatewayVars,
   machineInfo,
@@ -69,7 +70,7 @@ const RUNTIME: Runtime = argv.includes("--wrangler-dev")
   : argv.includes("--no-inspector")
     ? "no-inspector"
     : "miniflare";
-const OUT_DIR = flag("--out", join(ROOT, "bench/results"));
+const OUT_DIR = resultsDir(argv, ROOT);
 const RUN = Date.now().toString(36);
 const T0 = Date.now();
 const log = (msg: string) =>

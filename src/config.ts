@@ -213,17 +213,15 @@ function originOf(url: string): string | null {
 const encoder = new TextEncoder();
 
 function anonKey(secret: string | undefined, production: boolean): AnonKey {
-  if (secret && encoder.encode(secret).byteLength >= MIN_SECRET_BYTES) {
-    return { ok: true, key: encoder.encode(secret), generated: false };
+  if (secret !== undefined) {
+    if (encoder.encode(secret).byteLength >= MIN_SECRET_BYTES) {
+      return { ok: true, key: encoder.encode(secret), generated: false };
+    }
+    // Set but too short is a mistake in every environment: replacing it with a random key would
+    // hide it (and the tokens it was meant to keep valid would die with the isolate).
+    return { ok: false, reason: `SECRET_KEY is shorter than ${MIN_SECRET_BYTES} bytes` };
   }
-  if (production) {
-    return {
-      ok: false,
-      reason: secret
-        ? `SECRET_KEY is shorter than ${MIN_SECRET_BYTES} bytes`
-        : "SECRET_KEY is not set",
-    };
-  }
+  if (production) return { ok: false, reason: "SECRET_KEY is not set" };
   // Development only: a key that lives as long as this isolate. Tokens die with it.
   return { ok: true, key: crypto.getRandomValues(new Uint8Array(32)), generated: true };
 }

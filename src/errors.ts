@@ -10,6 +10,8 @@ export type ErrorCode =
   | "unsupported_media_type"
   | "invalid_input"
   | "model_not_allowed"
+  /** OpenAI surface only: a model id the registry does not know (natively a 422). */
+  | "model_not_found"
   | "forbidden"
   | "challenge_failed"
   | "rate_limited"
@@ -32,6 +34,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   unsupported_media_type: 415,
   invalid_input: 422,
   model_not_allowed: 403,
+  model_not_found: 404,
   forbidden: 403,
   challenge_failed: 403,
   rate_limited: 429,

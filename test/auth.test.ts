@@ -896,6 +896,48 @@ describe("anonymous session key configuration", () => {
     expect(usage.anonymous).toBe(true);
   });
 
+  it("answers 500 misconfigured in development with a SECRET_KEY that is set but short, and logs why once", async () => {
+    const lines: Record<string, unknown>[] = [];
+    for (const level of ["log", "warn", "error"] as const) {
+      vi.spyOn(console, level).mockImplementation((...args: unknown[]) => {
+        lines.push(JSON.parse(args.map(String).join(" ")) as Record<string, unknown>);
+      });
+    }
+    try {
+      const env = testEnv({ SECRET_KEY: "short-dev-key" });
+      for (let i = 0; i < 3; i++) {
+        const res = await mint(env);
+        expect(res.status).toBe(500);
+        expect(((await res.json()) as ErrorBody).error_code).toBe("misconfigured");
+      }
+      // Never reported as "not set" nor replaced by a random key; said once, not per request.
+      expect(lines.filter((l) => l.event === "dev_secret_key")).toEqual([]);
+      const problems = lines.filter((l) => l.event === "misconfigured");
+      expect(problems).toEqual([
+        expect.objectContaining({ detail: "SECRET_KEY is shorter than 32 bytes" }),
+      ]);
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it("logs a production's missing SECRET_KEY once per isolate, not on every mint", async () => {
+    const errors: string[] = [];
+    vi.spyOn(console, "error").mockImplementation((...args: unknown[]) => {
+      errors.push(args.map(String).join(" "));
+    });
+    vi.spyOn(console, "log").mockImplementation(() => {});
+    try {
+      const env = production(undefined);
+      for (let i = 0; i < 3; i++) expect((await mint(env)).status).toBe(500);
+      const problems = errors.filter((l) => l.includes('"event":"misconfigured"'));
+      expect(problems).toHaveLength(1);
+      expect(problems[0]).toContain("SECRET_KEY is not set");
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
   it("does not accept a token signed with the usual key when development runs on a random key", async () => {
     const token = await anonToken();
     await expectUnauthorized(

@@ -11,7 +11,7 @@ import { consumeLedger } from "../src/ledger/consume";
 import { D1LedgerBook } from "../src/ledger/d1-book";
 import type { LedgerBook, LedgerSink } from "../src/ledger/ports";
 import type { LedgerRecord } from "../src/ledger/record";
-import { SEND_FAILED_EVENT, sendLedger, writeLedger } from "../src/ledger/write";
+import { ledgerSinkFor, SEND_FAILED_EVENT, sendLedger, writeLedger } from "../src/ledger/write";
 import { storeFor } from "../src/limits/select-store";
 import { createLogger } from "../src/observe/log";
 import { call, json, testEnv } from "./helpers/app";
@@ -172,6 +172,23 @@ describe("a failed send and its replay", () => {
     expect(sent).toEqual([a, b]);
     const failed = errors.mock.calls.filter((c) => String(c[0]).includes(SEND_FAILED_EVENT));
     expect(failed).toHaveLength(1);
+  });
+});
+
+describe("a worker without Queues (the Workers Free plan)", () => {
+  it("sends to the queue when one is bound, and straight to D1 when none is", () => {
+    expect(ledgerSinkFor(bindings).kind).toBe("queue");
+    expect(ledgerSinkFor({ LEDGER_DB: bindings.LEDGER_DB }).kind).toBe("d1");
+  });
+
+  it("writes a stream's record to D1 at once, and a resend of it nothing more", async () => {
+    const sink = ledgerSinkFor({ LEDGER_DB: bindings.LEDGER_DB });
+    const r = record();
+    expect(await sendLedger(r, createLogger("test"), [1], sink)).toBe("sent");
+    // No queue, no consumer, no waiting: the row is there when the send resolves.
+    expect((await rowsOf(r.userKey)).map((row) => row.record_id)).toEqual([r.recordId]);
+    expect(await sendLedger({ ...r }, createLogger("test"), [1], sink)).toBe("sent");
+    expect(await rowsOf(r.userKey)).toHaveLength(1);
   });
 });
 

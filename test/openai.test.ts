@@ -282,7 +282,6 @@ describe("errors on the OpenAI surface", () => {
       { messages: [{ role: "tool", content: "x", tool_call_id: "1" }] },
       "messages.0.role",
     ],
-    ["an unknown model", { model: "gpt-9" }, "model"],
     ["a cap over the maximum", { cost_cap_usd: 5 }, "cost_cap_usd"],
   ])(
     "is a 400 invalid_request_error naming the parameter for %s, spending nothing",
@@ -308,6 +307,61 @@ describe("errors on the OpenAI surface", () => {
       await expectNothingSpent(who);
     },
   );
+
+  it("is a 404 model_not_found for an unknown model, as OpenAI answers it, spending nothing", async () => {
+    const who = await anonCaller();
+    const { id, message } = fakeMessage();
+    const { res, settled } = await complete(who, {
+      model: "gpt-9",
+      messages: [{ role: "user", content: message }],
+      // Another bad field does not turn it into a 400: the model is checked first, as OpenAI does.
+      temperature: 7,
+    });
+    expect(res.status).toBe(404);
+    expect(await res.json<OpenAiError>()).toEqual({
+      error: {
+        message: 'The model "gpt-9" does not exist',
+        type: "invalid_request_error",
+        code: "model_not_found",
+        param: "model",
+      },
+    });
+    await settled();
+    expect(await upstreamRecord(id)).toBeNull();
+    await expectNothingSpent(who);
+  });
+
+  it("keeps the native API's 422 invalid_input for an unknown model", async () => {
+    const who = await anonCaller();
+    const { res } = await nativeStream(who, { message: "hi", model: "gpt-9" });
+    expect(res.status).toBe(422);
+    expect(await res.json()).toMatchObject({ error_code: "invalid_input", fields: ["model"] });
+  });
+
+  it("tells a caller whose Bearer key is not a JWT what to send instead, not that the header was not Bearer", async () => {
+    const { res } = await complete(
+      { token: "sk-proj-0123456789abcdef", ip: freshIp() },
+      { model: "gpt-4o-mini", messages: [{ role: "user", content: "hi" }] },
+    );
+    expect(res.status).toBe(401);
+    const { error } = await res.json<OpenAiError>();
+    expect(error).toMatchObject({ type: "authentication_error", code: "unauthorized" });
+    expect(error.message).toContain("not a gateway token");
+    expect(error.message).toContain("/api/v1/anon_session");
+    expect(error.message).not.toMatch(/must be 'Bearer/);
+  });
+
+  it("says the header must be Bearer only when it is not", async () => {
+    const { res } = await call("/v1/chat/completions", {
+      method: "POST",
+      headers: { Authorization: "Basic dXNlcjpwYXNz", "Content-Type": "application/json" },
+      body: "{}",
+    });
+    expect(res.status).toBe(401);
+    expect((await res.json<OpenAiError>()).error.message).toBe(
+      "the Authorization header must be 'Bearer <token>'",
+    );
+  });
 
   it("is a 400 for a body that is not JSON (415 natively)", async () => {
     const who = await anonCaller();

@@ -3,7 +3,6 @@
  * bounds), the run's clock and log, the targets and how one request is sent to them, and the
  * small tallies of results.
  */
-import { join } from "node:path";
 import {
   completed,
   type StreamOptions,
@@ -11,6 +10,7 @@ import {
   streamRequest,
   type Target,
 } from "../lib/client";
+import { resultsDir } from "../lib/results-dir";
 import { ROOT } from "../lib/stack";
 import { round, type Summary } from "../lib/stats";
 import type { Runtime, WranglerDev } from "../lib/wrangler";
@@ -22,10 +22,7 @@ export const PEER_DIR = (() => {
   const i = argv.indexOf("--peer-dir");
   return i >= 0 && argv[i + 1] ? (argv[i + 1] as string) : ROOT;
 })();
-export const OUT_DIR = (() => {
-  const i = argv.indexOf("--out");
-  return i >= 0 && argv[i + 1] ? (argv[i + 1] as string) : join(ROOT, "bench/results");
-})();
+export const OUT_DIR = resultsDir(argv, ROOT);
 
 /** Counts and time bounds of each phase. */
 export const PLAN = {

@@ -5,6 +5,8 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { COMMITTED_RESULTS } from "../lib/results-dir";
+import { ROOT } from "../lib/stack";
 import { fmt } from "../lib/stats";
 import type { AdmissionsRow } from "./admissions";
 import type { BudgetsAb } from "./budgets-ab";
@@ -38,7 +40,10 @@ export function judgeTargets(o: {
   const { sets, primary, memorySet, longStream } = o;
   const { overhead, roundTrips } = o.m;
   const anon = { length: roundTrips.anonymous.samples };
-  const soakFile = join(OUT_DIR, "soak-latest.json");
+  // This run's directory first (a local soak), else the committed soak.
+  const soakFile = [OUT_DIR, join(ROOT, COMMITTED_RESULTS)]
+    .map((d) => join(d, "soak-latest.json"))
+    .find((f) => existsSync(f)) as string;
   const soak = existsSync(soakFile)
     ? (JSON.parse(readFileSync(soakFile, "utf8")) as {
         generated_at: string;

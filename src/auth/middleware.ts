@@ -11,7 +11,8 @@ import { VerifiedTokens } from "./verified-tokens";
 
 /** Headers longer than this are refused before any parsing or crypto. */
 export const MAX_AUTHORIZATION_BYTES = 8 * 1024;
-const BEARER = /^Bearer +([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/i;
+const BEARER = /^Bearer +(\S+)$/i;
+const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 
 function missing(): AppError {
   return new AppError("unauthorized", "a Bearer token is required", {
@@ -44,7 +45,13 @@ export function requireAuth() {
     if (header.length > MAX_AUTHORIZATION_BYTES)
       throw invalid("the Authorization header is too large");
     const token = BEARER.exec(header.trim())?.[1];
-    if (!token) throw invalid("the Authorization header must be 'Bearer <jwt>'");
+    if (!token) throw invalid("the Authorization header must be 'Bearer <token>'");
+    // A Bearer header whose token is no JWT: often a provider's API key (sk-...) given to an SDK.
+    if (!JWT.test(token)) {
+      throw invalid(
+        "the Bearer token is not a gateway token: use a session token from POST /api/v1/anon_session or a Supabase access token",
+      );
+    }
 
     const config = c.get("config");
     let memo = verified.get(config);

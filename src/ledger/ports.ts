@@ -1,9 +1,12 @@
 /** @module The ledger's ports: a sink the stream path sends records to, and the book they are kept in. */
 import type { LedgerRecord } from "./record";
 
-/** Where the stream path hands its record (a Queue producer): one send, after the response. */
+/**
+ * Where the stream path hands its record: a Queue producer, or D1 itself on a worker without
+ * Queues. One send, after the response.
+ */
 export interface LedgerSink {
-  readonly kind: "queue";
+  readonly kind: "queue" | "d1";
   send(record: LedgerRecord): Promise<void>;
 }
 

@@ -3,6 +3,8 @@ import { env } from "cloudflare:workers";
 import type { LimitStore } from "../limits/store";
 import { describeError, type Logger } from "../observe/log";
 import { withRetries } from "../retry";
+import { D1LedgerBook } from "./d1-book";
+import { D1LedgerSink } from "./d1-sink";
 import type { LedgerSink } from "./ports";
 import { QueueLedgerSink } from "./queue-sink";
 import type { LedgerRecord } from "./record";
@@ -15,15 +17,24 @@ export const SEND_FAILED_EVENT = "ledger_send_failed";
 
 const sinks = new WeakMap<object, LedgerSink>();
 
+/** The bindings a sink is made from; the queue is absent on a worker deployed without Queues. */
+export interface LedgerBindings {
+  LEDGER_QUEUE?: Queue<LedgerRecord> | undefined;
+  LEDGER_DB: D1Database;
+}
+
 /**
- * The worker's own queue. Taken from the module env (`cloudflare:workers`) so that every
- * surface that writes a ledger record sends it too, without passing bindings down.
+ * The worker's own queue, or, when `wrangler.toml` binds none (the Workers Free plan has no
+ * Queues), D1 directly. Built once per binding.
  */
-function queueSink(): LedgerSink {
-  let sink = sinks.get(env.LEDGER_QUEUE);
+export function ledgerSinkFor(bindings: LedgerBindings): LedgerSink {
+  const binding = bindings.LEDGER_QUEUE ?? bindings.LEDGER_DB;
+  let sink = sinks.get(binding);
   if (!sink) {
-    sink = new QueueLedgerSink(env.LEDGER_QUEUE);
-    sinks.set(env.LEDGER_QUEUE, sink);
+    sink = bindings.LEDGER_QUEUE
+      ? new QueueLedgerSink(bindings.LEDGER_QUEUE)
+      : new D1LedgerSink(new D1LedgerBook(bindings.LEDGER_DB));
+    sinks.set(binding, sink);
   }
   return sink;
 }
@@ -39,13 +50,15 @@ export async function sendLedger(
   sink?: LedgerSink,
 ): Promise<"sent" | "failed"> {
   try {
-    const target = sink ?? queueSink();
+    // The module env (`cloudflare:workers`): every surface that writes a ledger record sends it
+    // too, without passing bindings down.
+    const target = sink ?? ledgerSinkFor(env as unknown as LedgerBindings);
     await withRetries(() => target.send(record), delays);
     return "sent";
   } catch (e) {
     log.error(SEND_FAILED_EVENT, {
       attempts: delays.length + 1,
-      sink: sink?.kind ?? "queue",
+      sink: (sink ?? ledgerSinkFor(env as unknown as LedgerBindings)).kind,
       cause: describeError(e),
       replay: JSON.stringify(record),
     });

@@ -4,6 +4,7 @@ import { createMiddleware } from "hono/factory";
 import * as z from "zod";
 import { mintAnonToken } from "../auth/anon-token";
 import { type ChallengeFailure, TURNSTILE_TOKEN_MAX, verifyTurnstile } from "../auth/turnstile";
+import type { Config } from "../config";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { invalidInput, limitBody } from "../input/validate";
@@ -117,6 +118,9 @@ function parseTtl(requested: RequestedTtl, max: number) {
     : schemas.query.safeParse(requested.value);
 }
 
+/** Configs whose missing or short SECRET_KEY was logged: once per isolate, not on every mint. */
+const loggedKeyProblem = new WeakSet<Config>();
+
 /** The anonymous-session route. */
 export const anonSessionRoutes = new Hono<AppEnv>().post(
   "/",
@@ -126,7 +130,10 @@ export const anonSessionRoutes = new Hono<AppEnv>().post(
   async (c) => {
     const { config } = c.var;
     if (!config.anonKey.ok) {
-      c.var.log.error("misconfigured", { detail: config.anonKey.reason });
+      if (!loggedKeyProblem.has(config)) {
+        loggedKeyProblem.add(config);
+        c.var.log.error("misconfigured", { detail: config.anonKey.reason });
+      }
       throw new AppError("misconfigured", "anonymous sessions are not configured on this server");
     }
     const url = new URL(c.req.url);

@@ -3,9 +3,11 @@
  * ledger behind the OpenAI chat-completions wire format. Only the input adapter and the encoder differ.
  */
 import { Hono } from "hono";
+import { createMiddleware } from "hono/factory";
 import { requireAuth } from "../auth/middleware";
 import type { Config } from "../config";
 import type { AppEnv } from "../env";
+import { AppError } from "../errors";
 import { chatInputSchema } from "../input/chat-input";
 import { capBounds, mayUse, toStreamRequest } from "../input/request";
 import { limitBody, requireJsonObject, validateWith } from "../input/validate";
@@ -44,6 +46,21 @@ const setChatInput = validateWith(
   },
 );
 
+/**
+ * An unknown model is 404 `model_not_found` with `param: "model"`, as OpenAI answers it (SDKs
+ * raise NotFoundError), before the rest of the body is checked. The native API keeps its 422.
+ */
+const requireKnownModel = createMiddleware<AppEnv>(async function requireKnownModel(c, next) {
+  const { model } = (await c.req.json()) as { model?: unknown };
+  if (typeof model === "string" && !c.get("config").registry.models.has(model)) {
+    const shown = model.length > 64 ? `${model.slice(0, 64)}…` : model;
+    throw new AppError("model_not_found", `The model ${JSON.stringify(shown)} does not exist`, {
+      fields: ["model"],
+    });
+  }
+  await next();
+});
+
 /** The OpenAI-compatible routes, mounted at /v1. */
 export const openAiRoutes = new Hono<AppEnv>()
   .post(
@@ -51,6 +68,7 @@ export const openAiRoutes = new Hono<AppEnv>()
     requireAuth(),
     limitBody,
     requireJsonObject,
+    requireKnownModel,
     setChatInput,
     requireProvider,
     clientIp,

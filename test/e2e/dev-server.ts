@@ -32,7 +32,7 @@ function exited(child: ChildProcess): Promise<void> {
 }
 
 /** Stops the whole process group (npx → wrangler → workerd): SIGTERM, then SIGKILL after 5 s. */
-async function killGroup(child: ChildProcess): Promise<void> {
+export async function killGroup(child: ChildProcess): Promise<void> {
   if (child.pid === undefined) return;
   const signal = (s: NodeJS.Signals) => {
     try {

@@ -6,7 +6,12 @@
 import { randomBytes } from "node:crypto";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import { generateText, streamText } from "ai";
-import OpenAI, { AuthenticationError, BadRequestError, RateLimitError } from "openai";
+import OpenAI, {
+  AuthenticationError,
+  BadRequestError,
+  NotFoundError,
+  RateLimitError,
+} from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FakeUpstream, startFakeUpstream } from "../support/fake-upstream";
 import { type DevServer, type LogLine, startWranglerDev } from "./dev-server";
@@ -127,6 +132,19 @@ describe("the official openai SDK", () => {
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BadRequestError);
     expect(error).toMatchObject({ status: 400, code: "invalid_input", param: "tools" });
+  });
+
+  it("throws NotFoundError model_not_found for an unknown model, as OpenAI's own API does", async () => {
+    const error = await openai(await mint())
+      .chat.completions.create({ model: "gpt-9", messages: [{ role: "user", content: "x" }] })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NotFoundError);
+    expect(error).toMatchObject({
+      status: 404,
+      code: "model_not_found",
+      type: "invalid_request_error",
+      param: "model",
+    });
   });
 
   it("throws RateLimitError for a spent quota, once: the SDK does not retry it", async () => {
