@@ -53,6 +53,8 @@ const ALLOWED = new Set([
   "div.code-bar",
   "span.code-lang",
   "button.copy",
+  "span.copy-word",
+  "span.sr-only",
   "div.table-wrap",
 ]);
 describe("Magic Box conversations", () => {
@@ -186,7 +188,8 @@ describe("Magic Box conversations", () => {
       const codeCopy = answer.getByRole("button", { name: "Copy js code" });
       await codeCopy.click();
       await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(CODE);
-      expect(await codeCopy.textContent()).toBe("Copied");
+      // The button now reads, and is named, "Copied" (for 1.5 s).
+      expect(await answer.getByRole("button", { name: "Copied js code" }).count()).toBe(1);
       expect(await page.locator("#status").textContent()).toBe("Code copied to the clipboard.");
       await lastTurn(page).getByRole("button", { name: "Copy answer" }).click();
       await expect
@@ -194,7 +197,9 @@ describe("Magic Box conversations", () => {
         .toBe(MARKDOWN_ANSWER);
       // The finished answer was handed to the live region for screen readers, as text.
       const announced = (await page.locator("#announce").textContent()) ?? "";
-      expect(announced.startsWith("Magic Box answered: Three ways it saves money")).toBe(true);
+      expect(announced.startsWith("Magic Box answered: Three ways it saves money\n")).toBe(true);
+      expect(announced).toContain("\njs code: const cap = 0.02;");
+      expect(announced).not.toContain("Copy");
       expect(await page.locator("#announce").getAttribute("aria-live")).toBe("polite");
       expect(problems).toEqual([]);
     } finally {
@@ -264,6 +269,9 @@ describe("Magic Box conversations", () => {
         "class",
         "type",
         "aria-label",
+        "aria-hidden",
+        "tabindex",
+        "role",
         "data-lang",
       ];
       for (const name of report.attributes) expect(attributes, name).toContain(name);

@@ -4,6 +4,7 @@
  */
 import { ApiError, openStream, readApiError, type Source } from "./api";
 import { cutShort, explain, formatMs, formatUsd, LIMIT_TITLE } from "./explain";
+import { announcement } from "./speech";
 import { readStream, type StreamEnd } from "./sse";
 import {
   buildMessages,
@@ -206,10 +207,8 @@ export function createChat(host: ChatHost) {
       if (turns.includes(turn)) {
         view.render();
         save();
-        if (turn.answer)
-          host.announce(
-            `Magic Box answered: ${view.root.querySelector(".answer-text")?.textContent ?? ""}`,
-          );
+        const text = view.root.querySelector(".answer-text");
+        if (turn.answer && text) host.announce(announcement(turn, text));
         if (stick) scrollDown();
       }
       host.busy(false);

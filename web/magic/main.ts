@@ -105,16 +105,14 @@ async function refreshUsage(): Promise<void> {
   }
 }
 
-const copy: Copier = async (text, what, button) => {
+const copy: Copier = async (text, what) => {
   try {
     await navigator.clipboard.writeText(text);
-    button.textContent = "Copied";
     say(`${what} copied to the clipboard.`);
-    setTimeout(() => {
-      button.textContent = "Copy";
-    }, 1500);
+    return true;
   } catch {
     say("Could not copy: this browser did not allow the page to use the clipboard.");
+    return false;
   }
 };
 

@@ -8,7 +8,7 @@ import { renderMarkdown } from "./markdown";
 import type { Turn } from "./store";
 
 /** Puts text on the clipboard and says so; the caller passes what the text is ("Code"). */
-export type Copier = (text: string, what: string, button: HTMLButtonElement) => void;
+export type Copier = (text: string, what: string) => Promise<boolean>;
 
 function el<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -21,31 +21,57 @@ function el<K extends keyof HTMLElementTagNameMap>(
   return node;
 }
 
-function copyButton(label: string, onClick: () => void): HTMLButtonElement {
-  const button = el("button", "copy", "Copy");
+/**
+ * A Copy button for `what` ("js code"): the visible word and the rest of the name are one
+ * text, so the name always starts with what is shown ("Copy", then "Copied"; WCAG 2.5.3).
+ */
+function copyButton(what: string, copy: Copier, text: () => string, kind: string) {
+  const button = el("button", "copy");
   button.type = "button";
-  button.setAttribute("aria-label", label);
-  button.addEventListener("click", onClick);
+  const word = el("span", "copy-word", "Copy");
+  button.append(word, el("span", "sr-only", ` ${what}`));
+  let reset = 0;
+  button.addEventListener("click", async () => {
+    if (!(await copy(text(), kind))) return;
+    word.textContent = "Copied";
+    clearTimeout(reset);
+    reset = window.setTimeout(() => {
+      word.textContent = "Copy";
+    }, 1500);
+  });
   return button;
 }
 
-/** Adds a toolbar with the language and a Copy button to each code block, and lets tables scroll. */
+/** Makes `box`, which scrolls sideways, a named stop for the keyboard (WCAG 2.1.1). */
+function scroller(box: HTMLElement, name: string): void {
+  box.tabIndex = 0;
+  box.setAttribute("role", "region");
+  box.setAttribute("aria-label", name);
+}
+
+/**
+ * Adds a toolbar with the language and a Copy button to each code block, and lets tables
+ * scroll; both scroll by keyboard too (Safari does not focus a scroller by itself).
+ */
 function enhance(root: DocumentFragment, copy: Copier): void {
   for (const pre of root.querySelectorAll("pre")) {
     const code = pre.querySelector("code");
     const lang = code?.dataset.lang ?? "";
+    const what = lang ? `${lang} code` : "code";
     const box = el("div", "code-block");
     const bar = el("div", "code-bar");
+    // The bar repeats what the region's name says: read once, not twice.
     bar.append(el("span", "code-lang", lang || "code"));
-    const button = copyButton(lang ? `Copy ${lang} code` : "Copy code", () =>
-      copy(code?.textContent ?? pre.textContent ?? "", "Code", button),
-    );
-    bar.append(button);
+    bar.firstElementChild?.setAttribute("aria-hidden", "true");
+    bar.append(copyButton(what, copy, () => code?.textContent ?? pre.textContent ?? "", "Code"));
+    scroller(pre, lang ? `${lang} code` : "Code");
     pre.replaceWith(box);
     box.append(bar, pre);
   }
   for (const table of root.querySelectorAll("table")) {
     const wrap = el("div", "table-wrap");
+    const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent?.trim());
+    scroller(wrap, heads.length ? `Table: ${heads.join(", ")}` : "Table");
     table.replaceWith(wrap);
     wrap.append(table);
   }
@@ -69,7 +95,7 @@ export function createTurnView(turn: Turn, copy: Copier): TurnView {
   const answer = el("div", "answer");
   const head = el("div", "answer-head");
   const badge = el("span", "badge");
-  const copyAnswer = copyButton("Copy answer", () => copy(turn.answer, "Answer", copyAnswer));
+  const copyAnswer = copyButton("answer", copy, () => turn.answer, "Answer");
   head.append(el("span", "who", "Magic Box"), badge, copyAnswer);
   const reasoning = el("details", "reasoning");
   const summary = el("summary", "", "Reasoning");
