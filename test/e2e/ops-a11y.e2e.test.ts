@@ -72,7 +72,8 @@ const cardColor = (page: Page) =>
     () => getComputedStyle(document.querySelector("figure") as HTMLElement).backgroundColor,
   );
 
-describe("the operator page, for everyone", () => {
+// Several pages or answers per test, on machines that may be busy: 60 s each.
+describe("the operator page, for everyone", { timeout: 60_000 }, () => {
   it("passes axe (WCAG 2.2 A/AA and best practices) in light and dark, before and after sign-in", async () => {
     const { page, problems, close } = await open();
     try {
