@@ -26,6 +26,8 @@ import { build, context } from "esbuild";
 const ENTRIES = [
   { entry: "web/magic/main.ts", outfile: "public/magic/magic.bundle.js" },
   { entry: "web/ops/main.ts", outfile: "public/magic/ops/ops.bundle.js" },
+  // Loaded by the chat page only when an answer has code (web/magic/code-colors.ts).
+  { entry: "web/magic/highlight.ts", outfile: "public/magic/highlight.bundle.js" },
 ];
 
 /** Local builds (dev, by hand) get linked maps and LEGAL.txt; builds for a deploy get neither. */

@@ -11,8 +11,10 @@ import { type DevServer, startWranglerDev } from "./dev-server";
 
 /** The HS256 secret the server accepts Supabase tokens with. */
 export const SUPABASE_JWT_SECRET = randomBytes(32).toString("base64url");
-/** Where the page keeps the conversation. */
+/** Where earlier versions of the page kept their one conversation (moved into the list on load). */
 export const CONVERSATION_KEY = "magicBox.conversation";
+/** The list of chats: `{v, current, chats: [{id, title, renamed, updated}]}`. */
+export const CHATS_KEY = "magicBox.chats";
 /** Context options that let a test read what the page copied. */
 export const CLIPBOARD = { permissions: ["clipboard-read", "clipboard-write"] };
 

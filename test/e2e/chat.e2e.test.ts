@@ -9,9 +9,9 @@ import { describe, expect, it } from "vitest";
 import { ARTIFACTS, ask, waitForState } from "./browser";
 import {
   answerText,
+  CHATS_KEY,
   CLIPBOARD,
   CODE,
-  CONVERSATION_KEY,
   lastTurn,
   MARKDOWN_ANSWER,
   streamBodies,
@@ -20,7 +20,13 @@ import {
 } from "./chat-setup";
 
 const rig = useChatRig();
-const stored = (page: Page) => page.evaluate((k) => localStorage.getItem(k), CONVERSATION_KEY);
+/** The titles in the stored list of chats. */
+const storedTitles = async (page: Page) =>
+  (
+    JSON.parse(
+      (await page.evaluate((k) => localStorage.getItem(k), CHATS_KEY)) ?? '{"chats":[]}',
+    ) as { chats: { title: string }[] }
+  ).chats.map((c) => c.title);
 
 /** Elements a rendered answer may hold: the sanitizer's allow-list and the page's own wrappers. */
 const ALLOWED = new Set([
@@ -53,10 +59,12 @@ const ALLOWED = new Set([
   "div.code-bar",
   "span.code-lang",
   "button.copy",
+  "span.word",
+  "span.sr-only",
   "div.table-wrap",
 ]);
 describe("Magic Box conversations", () => {
-  it("carries the first turn in the second request, keeps the chat over a reload, and New chat clears it", async () => {
+  it("carries the first turn in the second request, keeps the chat over a reload, and New chat starts an empty one", async () => {
     const { page, problems, close } = await rig.open();
     try {
       const bodies = streamBodies(page);
@@ -100,7 +108,8 @@ describe("Magic Box conversations", () => {
 
       await page.getByRole("button", { name: "New chat" }).click();
       expect(await turns(page).count()).toBe(0);
-      expect(await stored(page)).toBeNull();
+      // The chat before is kept in the list, titled by its first question.
+      expect(await storedTitles(page)).toEqual(["Name two colours."]);
       expect(await page.locator("#empty").isVisible()).toBe(true);
       expect(await page.evaluate(() => document.activeElement?.id)).toBe("prompt");
       await page.reload();
@@ -118,7 +127,7 @@ describe("Magic Box conversations", () => {
 
   it("renders markdown (heading, list, table, code) while it streams; Copy puts the code and the answer on the clipboard", async () => {
     const { page, problems, close } = await rig.open({
-      context: { ...CLIPBOARD, viewport: { width: 1000, height: 1180 } },
+      context: { ...CLIPBOARD, viewport: { width: 1280, height: 1000 } },
     });
     try {
       rig.upstream().script("How does the gateway keep costs down?", {
@@ -177,16 +186,27 @@ describe("Magic Box conversations", () => {
       expect(await answer.locator("pre code").textContent()).toBe(CODE);
       expect(await answer.locator(".code-lang").textContent()).toBe("js");
 
+      // Syntax colours arrive a moment later, with the highlighter's bundle.
+      await answer.locator("pre code span.hljs-keyword").first().waitFor();
       await page.locator("#prompt").focus();
       await page.screenshot({ path: join(ARTIFACTS, "magic-box.png") });
       await page.emulateMedia({ colorScheme: "dark" });
       await page.screenshot({ path: join(ARTIFACTS, "chat-dark.png") });
       await page.emulateMedia({ colorScheme: "light" });
+      // The same chat on a phone, scrolled to the code, for the README.
+      await page.setViewportSize({ width: 390, height: 844 });
+      await answer.locator(".code-block").scrollIntoViewIfNeeded();
+      await page.screenshot({ path: join(ARTIFACTS, "magic-box-phone.png") });
+      await page.emulateMedia({ colorScheme: "dark" });
+      await page.screenshot({ path: join(ARTIFACTS, "magic-box-phone-dark.png") });
+      await page.emulateMedia({ colorScheme: "light" });
+      await page.setViewportSize({ width: 1280, height: 1000 });
 
       const codeCopy = answer.getByRole("button", { name: "Copy js code" });
       await codeCopy.click();
       await expect.poll(() => page.evaluate(() => navigator.clipboard.readText())).toBe(CODE);
-      expect(await codeCopy.textContent()).toBe("Copied");
+      // The button now reads, and is named, "Copied" (for 1.5 s).
+      expect(await answer.getByRole("button", { name: "Copied js code" }).count()).toBe(1);
       expect(await page.locator("#status").textContent()).toBe("Code copied to the clipboard.");
       await lastTurn(page).getByRole("button", { name: "Copy answer" }).click();
       await expect
@@ -194,7 +214,9 @@ describe("Magic Box conversations", () => {
         .toBe(MARKDOWN_ANSWER);
       // The finished answer was handed to the live region for screen readers, as text.
       const announced = (await page.locator("#announce").textContent()) ?? "";
-      expect(announced.startsWith("Magic Box answered: Three ways it saves money")).toBe(true);
+      expect(announced.startsWith("Magic Box answered: Three ways it saves money\n")).toBe(true);
+      expect(announced).toContain("\njs code: const cap = 0.02;");
+      expect(announced).not.toContain("Copy");
       expect(await page.locator("#announce").getAttribute("aria-live")).toBe("polite");
       expect(problems).toEqual([]);
     } finally {
@@ -264,6 +286,9 @@ describe("Magic Box conversations", () => {
         "class",
         "type",
         "aria-label",
+        "aria-hidden",
+        "tabindex",
+        "role",
         "data-lang",
       ];
       for (const name of report.attributes) expect(attributes, name).toContain(name);

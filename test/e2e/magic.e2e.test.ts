@@ -208,6 +208,10 @@ describe("Magic Box page", () => {
       expect(await page.locator("#stop").isHidden()).toBe(true);
       expect(await page.evaluate(() => document.activeElement?.id)).toBe("prompt");
       await screenshot(page, "a-finished-answer.png");
+      // Once the demo has answered in this browser, its banner is there from the start.
+      await page.reload();
+      await page.locator('#quota[data-loaded="true"]').waitFor();
+      expect(await page.locator("#demo-notice").isVisible()).toBe(true);
       expect(problems).toEqual([]);
     } finally {
       await close();

@@ -3,82 +3,23 @@
  * against `wrangler dev` with some traffic; the charts show what /api/v1/metrics and the ledger say.
  */
 import { join } from "node:path";
-import type { Browser } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ARTIFACTS, withChromium } from "./browser";
-import { type DevServer, startWranglerDev } from "./dev-server";
+import { describe, expect, it } from "vitest";
+import { ARTIFACTS } from "./browser";
+import { ADMIN_TOKEN, type BarData, chartData, METRICS_TOKEN, useOpsRig } from "./ops-setup";
 
-const METRICS_TOKEN = "ops-e2e-metrics-token-0123456789abcdef";
-const ADMIN_TOKEN = "ops-e2e-admin-token-0123456789abcdef-01";
 const STREAMS = 3;
-
-let dev: DevServer;
-let browser: Browser;
-let user = "";
-let costMicroUsd = 0;
-
-interface BarData {
-  categories: string[];
-  series: { label: string; values: number[] }[];
-}
-
-beforeAll(async () => {
-  [dev, browser] = await withChromium(
-    startWranglerDev({ METRICS_TOKEN, ADMIN_TOKEN, METRICS_FLUSH_MS: "0" }),
-  );
-  // Some traffic: streams, two refused tokens, one bad input.
-  const minted = await fetch(`${dev.url}/api/v1/anon_session`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: "{}",
-  });
-  const { token } = (await minted.json()) as { token: string };
-  const auth = { Authorization: `Bearer ${token}` };
-  for (let i = 0; i < STREAMS; i++) {
-    const res = await fetch(
-      `${dev.url}/api/v1/stream?message=${encodeURIComponent(`Hello ${i}`)}`,
-      {
-        headers: auth,
-      },
-    );
-    const text = await res.text();
-    const done = text.split("\n\n").find((f) => f.includes("event: done"));
-    const data = JSON.parse(done?.split("data: ")[1] ?? "{}") as { cost_usd: number };
-    costMicroUsd += Math.round(data.cost_usd * 1e6);
-  }
-  for (let i = 0; i < 2; i++) {
-    await fetch(`${dev.url}/api/v1/stream?message=hi`, { headers: { Authorization: "Bearer x" } });
-  }
-  await fetch(`${dev.url}/api/v1/stream?message=`, { headers: auth });
-  const usage = (await (await fetch(`${dev.url}/api/v1/usage`, { headers: auth })).json()) as {
-    user_id: string;
-  };
-  user = `anonymous:${usage.user_id}`;
-  // The records go through the queue: wait (bounded) until all are in D1.
-  for (let i = 0; i < 100; i++) {
-    const res = await fetch(`${dev.url}/api/v1/admin/ledger?user=${encodeURIComponent(user)}`, {
-      headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
-    });
-    if (((await res.json()) as { records: unknown[] }).records.length === STREAMS) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}, 90_000);
-
-afterAll(async () => {
-  await browser?.close().catch(() => {});
-  await dev?.stop();
-});
+const rig = useOpsRig(STREAMS);
 
 describe("the operator page", () => {
   it("charts the counts the metrics say, and the ledger's spend and top spender", async () => {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const context = await rig.browser().newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
     const problems: string[] = [];
     page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
     page.on("console", (m) => {
       if (m.type() === "error") problems.push(`console: ${m.text()}`);
     });
-    await page.goto(`${dev.url}/magic/ops/`);
+    await page.goto(`${rig.dev().url}/magic/ops/`);
     expect(await page.locator("#board").isHidden()).toBe(true);
     await page.fill("#metrics-token", METRICS_TOKEN);
     await page.fill("#admin-token", ADMIN_TOKEN);
@@ -96,11 +37,23 @@ describe("the operator page", () => {
           store_latency_ms: { buckets: { le: string; count: number }[] };
         }
       >;
+      budgets: Record<string, { limit_usd: number; refused: Record<"hour" | "day", number> }>;
     };
     await page.waitForSelector("body[data-loaded]");
     expect(await page.locator("#login").isHidden()).toBe(true);
-    const chart = async (id: string) =>
-      JSON.parse((await page.getAttribute(`#${id}`, "data-values")) ?? "null") as BarData;
+    // The server's shared budgets (on by default), their refusals as the metrics count them.
+    const budgetNames = Object.keys(metrics.budgets);
+    expect(budgetNames.length).toBeGreaterThan(0);
+    expect((await chartData(page, "chart-budgets")).categories).toEqual(budgetNames);
+    expect(await page.textContent("#budgets-refused")).toBe(
+      budgetNames
+        .map((n) => {
+          const r = metrics.budgets[n]?.refused;
+          return `${n}: ${r?.hour} refused in the last hour, ${r?.day} in the last day`;
+        })
+        .join(" · "),
+    );
+    const chart = (id: string) => chartData(page, id);
     const value = (d: BarData, category: string, window: "hour" | "day") =>
       d.series.find((s) => s.label === `last ${window}`)?.values[d.categories.indexOf(category)];
 
@@ -130,13 +83,13 @@ describe("the operator page", () => {
     // The ledger: today's bar is the sum of the streams' costs, and the caller tops today's spenders.
     const ledger = await chart("chart-ledger");
     expect(ledger.categories.at(-1)).toBe(new Date().toISOString().slice(5, 10));
-    expect(Math.round((ledger.series[0]?.values.at(-1) ?? 0) * 1e6)).toBe(costMicroUsd);
+    expect(Math.round((ledger.series[0]?.values.at(-1) ?? 0) * 1e6)).toBe(rig.costMicroUsd());
     const top = await page
       .locator("#top-spenders tbody tr")
       .first()
       .locator("td")
       .allTextContents();
-    expect(top.slice(0, 2)).toEqual([user, String(STREAMS)]);
+    expect(top.slice(0, 2)).toEqual([rig.user(), String(STREAMS)]);
     // The tables under the charts say the same, and uPlot drew a canvas for each chart.
     expect(await page.locator("#chart-errors table.figures tbody tr").allTextContents()).toEqual(
       errors.categories.map((c) => `${c}${value(errors, c, "day")}${value(errors, c, "hour")}`),
@@ -152,25 +105,34 @@ describe("the operator page", () => {
     await page.waitForSelector("body[data-loaded]");
     expect(await page.locator("#board").isVisible()).toBe(true);
     const other = await context.newPage();
-    await other.goto(`${dev.url}/magic/ops/`);
+    await other.goto(`${rig.dev().url}/magic/ops/`);
     expect(await other.locator("#login").isVisible()).toBe(true);
     await context.close();
   });
 
-  it("charts the shared budgets once the metrics report them", async () => {
-    const context = await browser.newContext();
+  it("charts the shared budgets and says how many requests each refused per window", async () => {
+    const context = await rig.browser().newContext();
     const page = await context.newPage();
-    const budgets = {
-      anon_hourly: { limit_usd: 2, spent_usd: 0.5, held_usd: 0.25, refused: 3 },
-      global_hourly: { limit_usd: 20, spent_usd: 1.5, held_usd: 0.5, refused: 0 },
-    };
-    // The server's own answer, with the `budgets` object a budget-aware server adds.
+    // The server's own answer, its budgets' figures changed but not their shape: a page that
+    // misreads the shape shows it here (it printed "[object Object] refused" once).
     await page.route("**/api/v1/metrics", async (route) => {
       const res = await route.fetch();
-      await route.fulfill({ response: res, json: { ...(await res.json()), budgets } });
+      const json = (await res.json()) as {
+        budgets: Record<string, { refused: Record<string, number> } & Record<string, unknown>>;
+      };
+      const figures: Record<string, [number, number, number, number, number]> = {
+        anon_hourly: [2, 0.5, 0.25, 3, 7],
+        global_hourly: [20, 1.5, 0.5, 0, 0],
+      };
+      for (const [name, [limit, spent, held, hour, day]] of Object.entries(figures)) {
+        const b = json.budgets[name];
+        if (!b) throw new Error(`the server reports no ${name} budget`);
+        Object.assign(b, { limit_usd: limit, spent_usd: spent, held_usd: held });
+        Object.assign(b.refused, { minute: 0, hour, day });
+      }
+      await route.fulfill({ response: res, json });
     });
-    await page.goto(`${dev.url}/magic/ops/`);
-    expect(await page.locator("#budgets").isHidden()).toBe(true);
+    await page.goto(`${rig.dev().url}/magic/ops/`);
     await page.fill("#metrics-token", METRICS_TOKEN);
     await page.fill("#admin-token", ADMIN_TOKEN);
     await page.click("button[type=submit]");
@@ -186,15 +148,15 @@ describe("the operator page", () => {
       ["spent", [0.5, 1.5]],
     ]);
     expect(await page.textContent("#budgets-refused")).toBe(
-      "anon_hourly: 3 refused · global_hourly: 0 refused",
+      "anon_hourly: 3 refused in the last hour, 7 in the last day · global_hourly: 0 refused in the last hour, 0 in the last day",
     );
     await context.close();
   });
 
   it("says plainly when a token is refused, and is served with the strict CSP", async () => {
-    const context = await browser.newContext();
+    const context = await rig.browser().newContext();
     const page = await context.newPage();
-    const res = await page.goto(`${dev.url}/magic/ops/`);
+    const res = await page.goto(`${rig.dev().url}/magic/ops/`);
     const csp = res?.headers()["content-security-policy"] ?? "";
     expect(csp).toContain("script-src 'self'");
     expect(csp).not.toMatch(/unsafe-inline|unsafe-eval/);

@@ -1,96 +1,45 @@
 /**
- * @module The Magic Box page: wires the header (session, quotas, budget), the model menu, the
- * limit banner with its countdown, the composer and the conversation together.
+ * @module The Magic Box page: wires the header (session, quotas, budget), the list of chats,
+ * the model menu, the limit banner, the message box and the open conversation together.
  */
-import { ApiError, fetchModels, fetchUsage, type ModelInfo, setSignedIn } from "./api";
+import { ApiError, fetchModels, fetchUsage, setSignedIn } from "./api";
 import { createChat } from "./chat";
-import { explain, formatWait, LIMIT_TITLE } from "./explain";
+import { createChatList } from "./chat-list";
+import { createChats } from "./chats";
+import { createComposer } from "./composer";
+import { explain, LIMIT_TITLE } from "./explain";
 import { createHeader } from "./header";
+import { createModelMenu } from "./models";
+import { createNotice } from "./notice";
 import type { Copier } from "./view";
 
-const MODEL_KEY = "magicBox.model";
+/** Set while the demo provider answered last in this browser: its banner shows from the start. */
+const DEMO_KEY = "magicBox.demo";
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const form = $<HTMLFormElement>("ask");
 const prompt = $<HTMLTextAreaElement>("prompt");
-const modelMenu = $<HTMLSelectElement>("model");
 const sendButton = $<HTMLButtonElement>("send");
 const stopButton = $<HTMLButtonElement>("stop");
-const newChatButton = $<HTMLButtonElement>("new-chat");
 const status = $("status");
 const quotaLine = $("quota");
-const budgetLine = $("budget");
-const notice = $("notice");
-const noticeText = $("notice-text");
-const countdown = $("countdown");
 const announcer = $("announce");
-const header = createHeader(quotaLine, budgetLine);
-
-let cooldownUntil = 0; // ms; Send stays disabled until then
-let cooldownTimer = 0;
-let registry: { default: string; models: ModelInfo[] } | null = null;
+const demoNotice = $("demo-notice");
+const header = createHeader(quotaLine, $("budget"));
+const models = createModelMenu($<HTMLSelectElement>("model"), () => header.anonymous);
 
 const say = (text: string) => {
   status.textContent = text;
 };
-function showNotice(title: string, text: string, seconds: number | null): void {
-  notice.hidden = false;
-  noticeText.replaceChildren();
-  if (title) {
-    const strong = document.createElement("strong");
-    strong.textContent = title;
-    noticeText.append(strong, " ");
-  }
-  noticeText.append(text);
-  countdown.textContent = "";
-  clearInterval(cooldownTimer);
-  if (!seconds) {
-    updateButtons();
-    return;
-  }
-  cooldownUntil = Date.now() + seconds * 1000;
-  const tick = () => {
-    const left = Math.max(0, Math.ceil((cooldownUntil - Date.now()) / 1000));
-    countdown.textContent = left > 0 ? `Send is available again in ${formatWait(left)}.` : "";
-    if (left === 0) {
-      clearInterval(cooldownTimer);
-      notice.hidden = true;
-      say("You can send again.");
-    }
-    updateButtons();
-  };
-  tick();
-  cooldownTimer = window.setInterval(tick, 1000);
-}
-
-/** The model menu: the registry's models this caller may use, the last choice kept. */
-function fillModels(): void {
-  const allowed = registry?.models.filter((m) => !header.anonymous || m.anonymous) ?? [];
-  const wanted = (() => {
-    try {
-      return localStorage.getItem(MODEL_KEY) ?? "";
-    } catch {
-      return "";
-    }
-  })();
-  const ids = allowed.map((m) => m.id);
-  const chosen = ids.includes(modelMenu.value)
-    ? modelMenu.value
-    : ids.includes(wanted)
-      ? wanted
-      : ids.includes(registry?.default ?? "")
-        ? (registry?.default ?? "")
-        : (ids[0] ?? "");
-  modelMenu.replaceChildren();
-  for (const m of allowed) {
-    const option = new Option(m.id, m.id, false, m.id === chosen);
-    option.title = `$${m.input_usd_per_million} in / $${m.output_usd_per_million} out per million tokens`;
-    modelMenu.append(option);
-  }
-  // Without the registry, the server's default model answers.
-  if (allowed.length === 0) modelMenu.append(new Option("Default model", "", true, true));
-  modelMenu.disabled = allowed.length <= 1;
-}
+const notice = createNotice($("notice"), $("notice-text"), $("countdown"), updateButtons, say);
+const composer = createComposer({
+  prompt,
+  lengthNote: $("length-note"),
+  editing: $("editing"),
+  cancelEdit: $<HTMLButtonElement>("cancel-edit"),
+  say,
+});
+const chats = createChats();
 
 async function refreshUsage(): Promise<void> {
   try {
@@ -98,38 +47,52 @@ async function refreshUsage(): Promise<void> {
   } catch (e) {
     header.unavailable();
     if (e instanceof ApiError && LIMIT_TITLE[e.code])
-      showNotice(LIMIT_TITLE[e.code] ?? "", explain(e), e.retryAfter);
+      notice.show(LIMIT_TITLE[e.code] ?? "", explain(e), e.retryAfter);
   } finally {
-    fillModels();
+    models.fill();
     quotaLine.dataset.loaded = "true";
   }
 }
 
-const copy: Copier = async (text, what, button) => {
+const copy: Copier = async (text, what) => {
   try {
     await navigator.clipboard.writeText(text);
-    button.textContent = "Copied";
     say(`${what} copied to the clipboard.`);
-    setTimeout(() => {
-      button.textContent = "Copy";
-    }, 1500);
+    return true;
   } catch {
     say("Could not copy: this browser did not allow the page to use the clipboard.");
+    return false;
   }
 };
+
+function remember(key: string, value: string | null): void {
+  try {
+    if (value === null) localStorage.removeItem(key);
+    else localStorage.setItem(key, value);
+  } catch {}
+}
+try {
+  demoNotice.hidden = localStorage.getItem(DEMO_KEY) !== "1";
+} catch {}
 
 const chat = createChat({
   conversation: $("conversation"),
   copy,
-  model: () => modelMenu.value,
+  model: () => $<HTMLSelectElement>("model").value,
   say,
+  save(turns) {
+    const saved = chats.save(turns);
+    list.render();
+    return saved;
+  },
   refused(e, sentence) {
-    showNotice(LIMIT_TITLE[e.code] ?? "", sentence, e.retryAfter);
-    if (e.code === "budget_exceeded") void refreshUsage();
-    if (e.code === "model_not_allowed") void refreshUsage();
+    notice.show(LIMIT_TITLE[e.code] ?? "", sentence, e.retryAfter);
+    if (e.code === "budget_exceeded" || e.code === "model_not_allowed") void refreshUsage();
   },
   answered(d, source) {
-    if (d.provider === "demo") $("demo-notice").hidden = false;
+    const demo = d.provider === "demo";
+    demoNotice.hidden = !demo;
+    remember(DEMO_KEY, demo ? "1" : null);
     header.answered(d, source);
   },
   announce(text) {
@@ -140,11 +103,48 @@ const chat = createChat({
     }, 50);
   },
   busy: () => updateButtons(),
+  edit: (text) => composer.beginEdit(text),
 });
+
+/** Opens conversation `id` (or a new one), stopping and keeping an answer in flight first. */
+async function switchTo(id: string | null, sentence: string): Promise<void> {
+  await chat.settle();
+  if (composer.editing) composer.cancelEdit();
+  if (id === null) chats.create();
+  else chats.select(id);
+  chat.open(chats.turns(chats.current));
+  list.render();
+  say(sentence);
+  prompt.focus();
+}
+
+const list = createChatList(
+  $("chats"),
+  $<HTMLButtonElement>("chats-open"),
+  $<HTMLDialogElement>("confirm-delete"),
+  chats,
+  {
+    open: (id) =>
+      void switchTo(id, `Opened “${chats.list().find((c) => c.id === id)?.title ?? "chat"}”.`),
+    async remove(id) {
+      const title = chats.list().find((c) => c.id === id)?.title ?? "The chat";
+      const open = id === chats.current;
+      // An answer still streaming into it would otherwise be saved again after the delete.
+      if (open) await chat.settle();
+      chats.remove(id);
+      if (open) void switchTo(null, `“${title}” was deleted. This is a new chat.`);
+      else {
+        list.render();
+        say(`“${title}” was deleted.`);
+      }
+    },
+    renamed: () => say("Chat renamed."),
+  },
+);
 
 function updateButtons(): void {
   const running = chat?.running ?? false;
-  sendButton.disabled = running || Date.now() < cooldownUntil;
+  sendButton.disabled = running || notice.coolingDown;
   stopButton.hidden = !running;
   form.setAttribute("aria-busy", String(running));
   if (
@@ -156,17 +156,19 @@ function updateButtons(): void {
 
 async function send(): Promise<void> {
   const message = prompt.value;
-  if (chat.running || Date.now() < cooldownUntil) return;
+  if (chat.running || notice.coolingDown) return;
   if (message.trim() === "") {
     say("Type a message first.");
     prompt.focus();
     return;
   }
-  if (!notice.hidden) notice.hidden = true;
-  prompt.value = "";
-  const turn = await chat.send(message);
+  if (notice.shown) notice.hide();
+  const editing = composer.editing;
+  composer.sent();
+  composer.set("");
+  const turn = await (editing ? chat.resend(message) : chat.send(message));
   // Nothing was answered: give the text back, unless the person already typed something new.
-  if (turn.state === "failed" && turn.answer === "" && prompt.value === "") prompt.value = message;
+  if (turn.state === "failed" && turn.answer === "" && prompt.value === "") composer.set(message);
 }
 
 form.addEventListener("submit", (e) => {
@@ -174,9 +176,10 @@ form.addEventListener("submit", (e) => {
   void send();
 });
 prompt.addEventListener("keydown", (e) => {
-  if (e.key === "Escape" && chat.running) {
+  if (e.key === "Escape" && (chat.running || composer.editing)) {
     e.preventDefault();
-    chat.stop();
+    if (chat.running) chat.stop();
+    else composer.cancelEdit();
     return;
   }
   // Enter sends; Shift+Enter falls through to the default new line. isComposing: an IME
@@ -185,19 +188,17 @@ prompt.addEventListener("keydown", (e) => {
     return;
   e.preventDefault();
   if (chat.running) say("Wait for the answer, or press Stop.");
-  else if (Date.now() < cooldownUntil) say("Sending is paused until the countdown ends.");
+  else if (notice.coolingDown) say("Sending is paused until the countdown ends.");
   else void send();
 });
 stopButton.addEventListener("click", () => chat.stop());
-newChatButton.addEventListener("click", () => {
-  chat.newChat();
-  say("New chat started; the previous one was deleted from this browser.");
-  prompt.focus();
-});
-modelMenu.addEventListener("change", () => {
-  try {
-    localStorage.setItem(MODEL_KEY, modelMenu.value);
-  } catch {}
+$("new-chat").addEventListener("click", () => {
+  if (chat.turns.length === 0 && !chat.running) {
+    say("This chat is already new and empty.");
+    prompt.focus();
+    return;
+  }
+  void switchTo(null, "New chat started; the previous one is in the list of chats.");
 });
 
 declare global {
@@ -220,9 +221,8 @@ window.magicBox = {
   },
 };
 
+chat.open(chats.turns(chats.current));
+list.render();
 updateButtons();
-void fetchModels().then((r) => {
-  registry = r;
-  fillModels();
-});
+void fetchModels().then((r) => models.setRegistry(r));
 void refreshUsage();

@@ -88,3 +88,19 @@ export function renderMarkdown(text: string): DocumentFragment {
   }
   return fragment;
 }
+
+/** The highlighter's HTML as DOM: spans with `hljs-*` classes and text, nothing else survives. */
+export function sanitizeSpans(html: string): DocumentFragment {
+  const fragment = DOMPurify.sanitize(html, {
+    ALLOWED_TAGS: ["span"],
+    ALLOWED_ATTR: ["class"],
+    ALLOW_DATA_ATTR: false,
+    ALLOW_ARIA_ATTR: false,
+    RETURN_DOM_FRAGMENT: true,
+  });
+  for (const span of fragment.querySelectorAll("span")) {
+    const kept = [...span.classList].filter((c) => /^hljs-[\w-]+$|^[a-z]+_$/.test(c));
+    span.className = kept.join(" ");
+  }
+  return fragment;
+}

@@ -1,10 +1,9 @@
 /**
- * @module The conversation store: turns kept in localStorage (restored after a reload, cleared
- * by New chat), and the history each send carries, fitted to the stream API's bounds.
+ * @module One conversation's turns: what a turn holds, reading stored turns back (checked field
+ * by field), and the history each send carries, fitted to the stream API's bounds. Where the
+ * conversations are kept is chats.ts.
  */
 import type { ChatMessage } from "./api";
-
-const KEY = "magicBox.conversation";
 
 /** How an answer ended (or that it is still on its way). */
 export type TurnState = "sending" | "streaming" | "done" | "stopped" | "incomplete" | "failed";
@@ -75,33 +74,11 @@ function readTurn(v: unknown): Turn | null {
   return t;
 }
 
-/** The stored conversation, oldest turn first (empty when none or unreadable). */
-export function loadConversation(): Turn[] {
-  try {
-    const v: unknown = JSON.parse(localStorage.getItem(KEY) ?? "null");
-    const turns = (v as { turns?: unknown } | null)?.turns;
-    if (!Array.isArray(turns)) return [];
-    return turns.flatMap((t) => readTurn(t) ?? []);
-  } catch {
-    return [];
-  }
-}
-
-/** Stores the conversation; false when storage refused it (full, disabled). */
-export function saveConversation(turns: Turn[]): boolean {
-  try {
-    localStorage.setItem(KEY, JSON.stringify({ v: 1, turns }));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Forgets the stored conversation. */
-export function clearConversation(): void {
-  try {
-    localStorage.removeItem(KEY);
-  } catch {}
+/** Stored turns (`{turns: [...]}`), oldest first; what cannot be read is left out. */
+export function parseTurns(v: unknown): Turn[] {
+  const turns = (v as { turns?: unknown } | null)?.turns;
+  if (!Array.isArray(turns)) return [];
+  return turns.flatMap((t) => readTurn(t) ?? []);
 }
 
 /** Length in code points, as the server counts characters. */

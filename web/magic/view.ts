@@ -1,88 +1,65 @@
 /**
  * @module The view of one turn: the question, the answer rendered as markdown (again on each
  * animation frame while it streams, never per token), the collapsed reasoning, copy buttons on
- * the answer and on each code block, and how the answer ended. Text only reaches the DOM as
- * Text nodes or through the sanitizer.
+ * the answer and on each code block, how the answer ended and its figures in one line. The
+ * last turn offers Regenerate and Edit. Text only reaches the DOM as Text nodes or through
+ * the sanitizer.
  */
+import { type Copier, copyButton, el, enhance, wordButton } from "./blocks";
+import { colorCode } from "./code-colors";
+import { createFigures } from "./figures";
 import { renderMarkdown } from "./markdown";
 import type { Turn } from "./store";
 
-/** Puts text on the clipboard and says so; the caller passes what the text is ("Code"). */
-export type Copier = (text: string, what: string, button: HTMLButtonElement) => void;
+export type { Copier } from "./blocks";
 
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  className = "",
-  text = "",
-): HTMLElementTagNameMap[K] {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text) node.textContent = text;
-  return node;
-}
-
-function copyButton(label: string, onClick: () => void): HTMLButtonElement {
-  const button = el("button", "copy", "Copy");
-  button.type = "button";
-  button.setAttribute("aria-label", label);
-  button.addEventListener("click", onClick);
-  return button;
-}
-
-/** Adds a toolbar with the language and a Copy button to each code block, and lets tables scroll. */
-function enhance(root: DocumentFragment, copy: Copier): void {
-  for (const pre of root.querySelectorAll("pre")) {
-    const code = pre.querySelector("code");
-    const lang = code?.dataset.lang ?? "";
-    const box = el("div", "code-block");
-    const bar = el("div", "code-bar");
-    bar.append(el("span", "code-lang", lang || "code"));
-    const button = copyButton(lang ? `Copy ${lang} code` : "Copy code", () =>
-      copy(code?.textContent ?? pre.textContent ?? "", "Code", button),
-    );
-    bar.append(button);
-    pre.replaceWith(box);
-    box.append(bar, pre);
-  }
-  for (const table of root.querySelectorAll("table")) {
-    const wrap = el("div", "table-wrap");
-    table.replaceWith(wrap);
-    wrap.append(table);
-  }
+/** What the last turn's own buttons do. */
+export interface TurnActions {
+  regenerate(): void;
+  edit(): void;
 }
 
 /** The DOM of one turn, kept in step with its Turn by render(). */
 export interface TurnView {
   readonly root: HTMLElement;
-  /** Renders everything now (answer, reasoning, state, note, metrics). */
+  /** Renders everything now (answer, reasoning, state, note, figures). */
   render(): void;
   /** Renders on the next animation frame; many calls in one frame render once. */
   schedule(): void;
+  /** Shows or hides Regenerate and Edit (the last turn's, while nothing streams). */
+  offer(on: boolean): void;
 }
 
-/** Builds the view of `turn`; `copy` handles the copy buttons. */
-export function createTurnView(turn: Turn, copy: Copier): TurnView {
+/** Builds the view of `turn`; `copy` handles the copy buttons, `actions` the last turn's. */
+export function createTurnView(turn: Turn, copy: Copier, actions: TurnActions): TurnView {
   const root = el("article", "turn");
   const context = el("p", "context-note");
-  const you = el("p", "you");
-  you.append(el("span", "sr-only", "You: "), el("span", "you-text", turn.user));
+  const you = el("div", "you-row");
+  const question = el("p", "you");
+  question.append(el("span", "sr-only", "You: "), el("span", "you-text", turn.user));
+  const edit = wordButton("edit", "Edit", "your last question");
+  edit.addEventListener("click", () => actions.edit());
+  you.append(question, edit);
   const answer = el("div", "answer");
   const head = el("div", "answer-head");
   const badge = el("span", "badge");
-  const copyAnswer = copyButton("Copy answer", () => copy(turn.answer, "Answer", copyAnswer));
-  head.append(el("span", "who", "Magic Box"), badge, copyAnswer);
+  const regenerate = wordButton("regenerate", "Regenerate", "the last answer");
+  regenerate.addEventListener("click", () => actions.regenerate());
+  const copyAnswer = copyButton("answer", copy, () => turn.answer, "Answer");
+  head.append(el("span", "who", "Magic Box"), badge, regenerate, copyAnswer);
   const reasoning = el("details", "reasoning");
   const summary = el("summary", "", "Reasoning");
   const reasoningText = el("div", "reasoning-text");
   reasoning.append(summary, reasoningText);
   const text = el("div", "answer-text");
   const note = el("p", "note");
-  const metrics = el("dl", "metrics");
-  answer.append(head, reasoning, text, note, metrics);
+  const figures = createFigures();
+  answer.append(head, reasoning, text, note, figures.root);
   root.append(context, you, answer);
 
   let frame = 0;
   let shownAnswer: string | null = null;
+  let offered = false;
 
   const view: TurnView = {
     root,
@@ -106,26 +83,27 @@ export function createTurnView(turn: Turn, copy: Copier): TurnView {
         enhance(fragment, copy);
         text.replaceChildren(fragment);
       }
+      // Colours once the answer stands still: a streaming block is drawn again every frame.
+      if (!live) colorCode(text);
       reasoning.hidden = turn.reasoning === "";
       if (reasoningText.textContent !== turn.reasoning) reasoningText.textContent = turn.reasoning;
       summary.textContent = live && turn.answer === "" ? "Reasoning…" : "Reasoning";
       badge.hidden = turn.badge === "";
       badge.textContent = turn.badge;
       copyAnswer.hidden = live || turn.answer === "";
+      regenerate.hidden = !offered || live;
+      edit.hidden = !offered || live;
       note.hidden = turn.note === "";
       note.textContent = turn.note;
-      metrics.replaceChildren();
-      for (const [key, label, value] of turn.metrics) {
-        // A <div> per pair (allowed in <dl>) keeps each label with its value when lines wrap.
-        const pair = el("div");
-        const dd = el("dd", "", value);
-        dd.dataset.metric = key;
-        pair.append(el("dt", "", label), dd);
-        metrics.append(pair);
-      }
+      figures.render(turn.metrics, live);
     },
     schedule() {
       frame ||= requestAnimationFrame(() => view.render());
+    },
+    offer(on) {
+      offered = on;
+      regenerate.hidden = !on;
+      edit.hidden = !on;
     },
   };
   view.render();

@@ -91,7 +91,10 @@ export interface BudgetFigures {
   limit_usd: number;
   spent_usd: number;
   held_usd: number;
-  refused: number;
+  left_usd: number;
+  resets_at: string;
+  /** Requests this budget refused, per metrics window (as `windows`). */
+  refused: Record<"minute" | "hour" | "day", number>;
 }
 
 /** /api/v1/metrics as JSON. */

@@ -1,0 +1,117 @@
+/**
+ * @module The setup of the operator page's browser tests: `wrangler dev` with both operator
+ * tokens and some traffic in its metrics and ledger (streams, refused tokens, a bad input), and
+ * Chromium.
+ */
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll } from "vitest";
+import { withChromium } from "./browser";
+import { type DevServer, startWranglerDev } from "./dev-server";
+
+export const METRICS_TOKEN = "ops-e2e-metrics-token-0123456789abcdef";
+export const ADMIN_TOKEN = "ops-e2e-admin-token-0123456789abcdef-01";
+
+/** A chart's `data-values`: what it draws. */
+export interface BarData {
+  categories: string[];
+  series: { label: string; values: number[]; color: string }[];
+}
+
+/** What a test file gets once setup has run. */
+export interface OpsRig {
+  dev(): DevServer;
+  browser(): Browser;
+  /** The streaming caller's ledger id (`anonymous:<id>`). */
+  user(): string;
+  /** The streams' summed cost in µUSD. */
+  costMicroUsd(): number;
+}
+
+/** Starts wrangler dev and Chromium, makes `streams` streams and some refusals, and waits for the ledger. */
+export function useOpsRig(streams: number): OpsRig {
+  let dev: DevServer | undefined;
+  let browser: Browser | undefined;
+  let user = "";
+  let cost = 0;
+  beforeAll(async () => {
+    [dev, browser] = await withChromium(
+      startWranglerDev({ METRICS_TOKEN, ADMIN_TOKEN, METRICS_FLUSH_MS: "0" }),
+    );
+    const minted = await fetch(`${dev.url}/api/v1/anon_session`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: "{}",
+    });
+    const { token } = (await minted.json()) as { token: string };
+    const auth = { Authorization: `Bearer ${token}` };
+    for (let i = 0; i < streams; i++) {
+      const res = await fetch(
+        `${dev.url}/api/v1/stream?message=${encodeURIComponent(`Hello ${i}`)}`,
+        { headers: auth },
+      );
+      const text = await res.text();
+      const done = text.split("\n\n").find((f) => f.includes("event: done"));
+      const data = JSON.parse(done?.split("data: ")[1] ?? "{}") as { cost_usd: number };
+      cost += Math.round(data.cost_usd * 1e6);
+    }
+    for (let i = 0; i < 2; i++) {
+      await fetch(`${dev.url}/api/v1/stream?message=hi`, {
+        headers: { Authorization: "Bearer x" },
+      });
+    }
+    await fetch(`${dev.url}/api/v1/stream?message=`, { headers: auth });
+    const usage = (await (await fetch(`${dev.url}/api/v1/usage`, { headers: auth })).json()) as {
+      user_id: string;
+    };
+    user = `anonymous:${usage.user_id}`;
+    // The records go through the queue: wait (bounded) until all are in D1.
+    for (let i = 0; i < 100; i++) {
+      const res = await fetch(`${dev.url}/api/v1/admin/ledger?user=${encodeURIComponent(user)}`, {
+        headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
+      });
+      if (((await res.json()) as { records: unknown[] }).records.length === streams) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }, 90_000);
+
+  afterAll(async () => {
+    await browser?.close().catch(() => {});
+    await dev?.stop();
+  });
+
+  const ready = <T>(v: T | undefined): T => {
+    if (v === undefined) throw new Error("setup did not finish");
+    return v;
+  };
+  return {
+    dev: () => ready(dev),
+    browser: () => ready(browser),
+    user: () => user,
+    costMicroUsd: () => cost,
+  };
+}
+
+/** Console errors and uncaught errors of `page`, collected from now on. */
+export function problemsOf(page: Page): string[] {
+  const problems: string[] = [];
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") problems.push(`console: ${m.text()}`);
+  });
+  return problems;
+}
+
+/** Types both tokens and presses Enter, as a keyboard user would; waits for the board. */
+export async function signInByKeyboard(page: Page): Promise<void> {
+  await page.locator("#metrics-token").focus();
+  await page.keyboard.type(METRICS_TOKEN);
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(ADMIN_TOKEN);
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("body[data-loaded]");
+}
+
+/** The `data-values` of chart `id`. */
+export async function chartData(page: Page, id: string): Promise<BarData> {
+  return JSON.parse((await page.getAttribute(`#${id}`, "data-values")) ?? "null") as BarData;
+}
