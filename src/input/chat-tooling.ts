@@ -58,7 +58,7 @@ export function routeRefusal(
   if (wants.responseFormat && [...types].some((t) => t !== "openai")) {
     return ["response_format", "is not supported by this model's provider"];
   }
-  if (types.has("workers-ai") || types.has("anthropic")) {
+  if (types.has("workers-ai")) {
     if (wants.tools)
       return ["tools", "tools and tool messages are not supported by this model's provider"];
     if (wants.images) return ["messages", "images are not supported by this model's provider"];

@@ -122,12 +122,17 @@ export function createMeter(
         if (!state.capped) state.finishReason = event.reason;
         return null;
       }
-      // Whatever arrives was produced and is billed, forwarded or not. A function call's name and
-      // arguments are output like text; a call's start also bounds the tokens that frame it.
+      // Whatever arrives was produced and is billed, forwarded or not.
       const text = event.type === "tool_call" ? (event.name ?? "") + event.arguments : event.text;
       state.outputBound += textTokensUpperBound(text);
-      if (event.type === "tool_call" && (event.id !== undefined || event.name !== undefined)) {
-        state.outputBound += CHAT_OVERHEAD_TOKENS;
+      if (event.type === "tool_call") {
+        // A function call's name and arguments are output like text, but a provider may write
+        // them in a wordier form than the JSON it sends (Anthropic's invoke blocks): twice their
+        // bytes, and the tokens that frame each call.
+        state.outputBound += textTokensUpperBound(text);
+        if (event.id !== undefined || event.name !== undefined) {
+          state.outputBound += 2 * CHAT_OVERHEAD_TOKENS;
+        }
       }
       state.usageFinal = false;
       if (state.capped) return null;
