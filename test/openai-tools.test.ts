@@ -203,6 +203,31 @@ describe("the money of tools", () => {
     );
   });
 
+  it("holds the tools against the budgets too: a budget that fits the text but not the tools refuses, spending nothing", async () => {
+    const who = await anonCaller();
+    const bindings = testEnv({ BUDGET_ANON_DAILY_USD: "0.003" });
+    const { id, message } = fakeMessage({ calls: 1 });
+    const big = { ...WEATHER, function: { ...WEATHER.function, description: "x".repeat(20_000) } };
+    const { res, settled } = await complete(
+      who,
+      { model: "gpt-4o-mini", messages: [{ role: "user", content: message }], tools: [big] },
+      bindings,
+    );
+    expect(res.status).toBe(429);
+    expect((await res.json<{ error: { code: string } }>()).error.code).toBe("budget_exceeded");
+    await settled();
+    expect(await upstreamRecord(id)).toBeNull();
+    await expectNothingSpent(who, bindings);
+    const text = await complete(
+      who,
+      { model: "gpt-4o-mini", messages: [{ role: "user", content: fakeMessage().message }] },
+      bindings,
+    );
+    expect(text.res.status).toBe(200);
+    await text.res.text();
+    await text.settled();
+  });
+
   it.each([
     ["whitespace", `{"q":"${" \t\n ".repeat(200)}"}`],
     ["emoji", `{"q":"${"🦄👩‍👩‍👧‍👦".repeat(60)}"}`],
