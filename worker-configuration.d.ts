@@ -1,5 +1,5 @@
 /* eslint-disable */
-// Made by `npm run types` (scripts/types.mjs: wrangler types --include-runtime=false --strict-vars=false --env-interface CloudflareBindings --env-file=/dev/null) from wrangler.toml; do not edit, run it again (hash: ab7d41aa34c089253465cd0705cd2459)
+// Made by `npm run types` (scripts/types.mjs: wrangler types --include-runtime=false --strict-vars=false --env-interface CloudflareBindings --env-file=/dev/null) from wrangler.toml; do not edit, run it again (hash: a7e3477c486330cdfb9f01b55d161669)
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./src/index");
@@ -26,6 +26,8 @@ declare namespace Cloudflare {
 		COST_CAP_MAX_USD: string;
 		MAX_MESSAGES: string;
 		MAX_PROMPT_CHARS: string;
+		MAX_IMAGES: string;
+		MAX_BODY_BYTES: string;
 		SYSTEM_PROMPT: string;
 		ANON_MODELS: string;
 		ANON_COST_CAP_MAX_USD: string;

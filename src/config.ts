@@ -44,6 +44,11 @@ export interface Config {
   costCapMaxUsd: number;
   /** Conversations (issue 13) and anonymous callers' models and caps (issue 11). */
   conversation: { maxMessages: number; maxPromptChars: number; systemPrompt: string | undefined };
+  /**
+   * The OpenAI surface's own bounds: images per request (`MAX_IMAGES`) and its body limit
+   * (`MAX_BODY_BYTES`, 64 KiB to 20 MiB; the native API keeps 64 KiB).
+   */
+  openAi: { maxImages: number; maxBodyBytes: number };
   anon: { models: ReadonlySet<string>; costCapMaxUsd: number };
   /** The models, their providers, prices and routes (`PROVIDERS`, `MODELS`, `DEFAULT_MODEL`). */
   registry: Registry;
@@ -150,6 +155,8 @@ const schema = z.object({
   COST_CAP_MAX_USD: z.coerce.number().positive().max(1_000).default(1),
   MAX_MESSAGES: int(1, 1_000).default(50),
   MAX_PROMPT_CHARS: int(1, 1_000_000).default(32_768),
+  MAX_IMAGES: int(0, 100).default(4),
+  MAX_BODY_BYTES: int(65_536, 20 * 1024 * 1024).default(65_536),
   SYSTEM_PROMPT: optionalText.pipe(z.string().max(8192).optional()),
   // Checked against the registry once it is parsed; unset: the default model only.
   ANON_MODELS: z
@@ -313,6 +320,10 @@ export function parseConfig(env: Partial<Bindings>): Config {
       maxMessages: v.MAX_MESSAGES,
       maxPromptChars: v.MAX_PROMPT_CHARS,
       systemPrompt: v.SYSTEM_PROMPT,
+    },
+    openAi: {
+      maxImages: v.MAX_IMAGES,
+      maxBodyBytes: v.MAX_BODY_BYTES,
     },
     anon: {
       models: new Set(anonModels),

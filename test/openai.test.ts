@@ -271,16 +271,18 @@ describe("the prompt and its bounds", () => {
 
 describe("errors on the OpenAI surface", () => {
   it.each([
-    ["tools", { tools: [{ type: "function", function: { name: "f" } }] }, "tools"],
     ["functions", { functions: [{ name: "f" }] }, "functions"],
-    ["response_format", { response_format: { type: "json_object" } }, "response_format"],
+    ["a tool that is not a function", { tools: [{ type: "web_search" }] }, "tools.0.type"],
+    ["an unknown response format", { response_format: { type: "yaml" } }, "response_format.type"],
     ["logprobs", { logprobs: true }, "logprobs"],
     ["n > 1", { n: 2 }, "n"],
+    ["audio", { audio: { voice: "alloy", format: "mp3" } }, "audio"],
+    ["modalities", { modalities: ["text", "audio"] }, "modalities"],
     ["an unknown field", { frobnicate: 1 }, "frobnicate"],
     [
-      "a tool message",
-      { messages: [{ role: "tool", content: "x", tool_call_id: "1" }] },
-      "messages.0.role",
+      "a tool message without its call id",
+      { messages: [{ role: "tool", content: "x" }] },
+      "messages.0.tool_call_id",
     ],
     ["a cap over the maximum", { cost_cap_usd: 5 }, "cost_cap_usd"],
   ])(

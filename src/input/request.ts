@@ -7,7 +7,7 @@ import type { Config } from "../config";
 import { AppError } from "../errors";
 import { maxOutputTokens, usdToMicro } from "../stream/cost";
 import type { ModelInfo } from "../stream/models";
-import { buildPrompt, type PromptMessage } from "../stream/prompt";
+import { buildPrompt, type PromptMessage, type Tooling } from "../stream/prompt";
 import type { SamplingParams } from "../stream/providers/provider";
 
 /** Cost cap used when a signed-in caller names none. */
@@ -24,6 +24,8 @@ export interface StreamRequest {
   /** The client's own bound on output tokens: it can only lower what the cap allows. */
   maxTokens: number | null;
   sampling: SamplingParams;
+  /** Tools, tool choice, response format (OpenAI surface only): sent, and in the input bound. */
+  tooling?: Tooling;
 }
 
 /** The cap bounds that apply to `principal`: its maximum and its default, in USD. */
@@ -53,6 +55,7 @@ export interface RequestFields {
   costCapUsd: number;
   maxTokens?: number | null;
   sampling?: SamplingParams;
+  tooling?: Tooling;
 }
 
 /**
@@ -72,7 +75,7 @@ export function toStreamRequest(
   if (!model) throw new AppError("invalid_input", "model: unknown model", { fields: ["model"] });
   const prompt = buildPrompt(config.conversation.systemPrompt, fields.messages);
   const capMicroUsd = usdToMicro(fields.costCapUsd);
-  if (maxOutputTokens(model, prompt, capMicroUsd) < 1) {
+  if (maxOutputTokens(model, prompt, capMicroUsd, null, fields.tooling) < 1) {
     throw new AppError(
       "invalid_input",
       "cost_cap_usd: too low to answer this conversation with this model",
@@ -87,5 +90,6 @@ export function toStreamRequest(
     // The model's own `max_output_tokens` bounds it like a client's max_tokens.
     maxTokens: lowest(fields.maxTokens ?? null, model.maxOutputTokens),
     sampling: fields.sampling ?? {},
+    ...(fields.tooling ? { tooling: fields.tooling } : {}),
   };
 }

@@ -46,8 +46,8 @@ export const DRAIN_MAX_BYTES = 16 * 1024 * 1024;
 /** ...for at most this long, so a body that trickles forever is let go of soon. */
 const DRAIN_MAX_MS = 1_000;
 
-const tooLarge = () =>
-  new AppError("payload_too_large", `the body must be at most ${MAX_BODY_BYTES} bytes`);
+const tooLarge = (max: number) =>
+  new AppError("payload_too_large", `the body must be at most ${max} bytes`);
 
 /**
  * Reads and drops what is left of a refused body until it ends, the client goes away, or
@@ -87,6 +87,7 @@ async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<n
 async function refuse(
   c: Context<AppEnv>,
   reader: ReadableStreamDefaultReader<Uint8Array>,
+  max: number,
 ): Promise<Response> {
   // The open stream of the 413 keeps the request, and so the drain, alive. The access line
   // waits for the drain and says how much it read.
@@ -95,7 +96,7 @@ async function refuse(
     c.req.raw,
     drained.then((bytes) => ({ drained_bytes: bytes })),
   );
-  const answer = handleError(tooLarge(), c);
+  const answer = handleError(tooLarge(max), c);
   const bytes = new Uint8Array(await answer.arrayBuffer());
   const { readable, writable } = new FixedLengthStream(bytes.byteLength);
   const writer = writable.getWriter();
@@ -111,18 +112,34 @@ async function refuse(
 }
 
 /**
- * 413 over MAX_BODY_BYTES, before anything is parsed: at once for a declared Content-Length,
+ * 413 over `maxOf(c)` bytes, before anything is parsed: at once for a declared Content-Length,
  * counted while reading for a chunked body. Either way the rest is drained (within bounds)
  * while the 413 is on its way.
  */
-export const limitBody = createMiddleware<AppEnv>(async function limitBody(c, next) {
-  const body = c.req.raw.body;
-  if (!body) return next();
-  const declared = c.req.raw.headers.get("Content-Length");
-  if (declared !== null && !c.req.raw.headers.has("Transfer-Encoding")) {
-    if (Number(declared) <= MAX_BODY_BYTES) return next();
-    return refuse(c, body.getReader());
-  }
+export function limitBodyTo(maxOf: (c: Context<AppEnv>) => number): MiddlewareHandler<AppEnv> {
+  return createMiddleware<AppEnv>(async function limitBody(c, next) {
+    const max = maxOf(c);
+    const body = c.req.raw.body;
+    if (!body) return next();
+    const declared = c.req.raw.headers.get("Content-Length");
+    if (declared !== null && !c.req.raw.headers.has("Transfer-Encoding")) {
+      if (Number(declared) <= max) return next();
+      return refuse(c, body.getReader(), max);
+    }
+    return readWhole(c, next, body, max);
+  });
+}
+
+/** The native API's body limit: MAX_BODY_BYTES. */
+export const limitBody = limitBodyTo(() => MAX_BODY_BYTES);
+
+/** Reads a chunked body up to `max` bytes into one buffer (413 past it), then goes on. */
+async function readWhole(
+  c: Context<AppEnv>,
+  next: () => Promise<void>,
+  body: ReadableStream<Uint8Array>,
+  max: number,
+): Promise<Response | undefined> {
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -130,7 +147,7 @@ export const limitBody = createMiddleware<AppEnv>(async function limitBody(c, ne
     const { done, value } = await reader.read();
     if (done) break;
     size += value.byteLength;
-    if (size > MAX_BODY_BYTES) return refuse(c, reader);
+    if (size > max) return refuse(c, reader, max);
     chunks.push(value);
   }
   const whole = new Uint8Array(size);
@@ -141,7 +158,7 @@ export const limitBody = createMiddleware<AppEnv>(async function limitBody(c, ne
   }
   c.req.raw = new Request(c.req.raw, { body: whole });
   await next();
-});
+}
 
 /** 415 unless the body is JSON; 422 when it does not parse as a JSON object. */
 export const requireJsonObject = createMiddleware<AppEnv>(

@@ -197,7 +197,7 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
     wideIpKey: ipKeys[1] ?? null,
     at: now,
     anonymous: principal.isAnonymous,
-    price: holdPrice(input.model, input.prompt, input.capMicroUsd, input.maxTokens),
+    price: holdPrice(input.model, input.prompt, input.capMicroUsd, input.maxTokens, input.tooling),
   };
   let decided: Admission;
   try {

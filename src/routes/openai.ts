@@ -10,7 +10,7 @@ import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { chatInputSchema } from "../input/chat-input";
 import { capBounds, mayUse, toStreamRequest } from "../input/request";
-import { limitBody, requireJsonObject, validateWith } from "../input/validate";
+import { limitBodyTo, requireJsonObject, validateWith } from "../input/validate";
 import { clientIp, enforceLimits } from "../limits/middleware";
 import { openAiChunks, openAiCompletion } from "../stream/openai-wire";
 import { requireProvider } from "../stream/select-provider";
@@ -66,7 +66,8 @@ export const openAiRoutes = new Hono<AppEnv>()
   .post(
     "/chat/completions",
     requireAuth(),
-    limitBody,
+    // This surface's own limit: data URLs of images may need more than the native 64 KiB.
+    limitBodyTo((c) => c.get("config").openAi.maxBodyBytes),
     requireJsonObject,
     requireKnownModel,
     setChatInput,

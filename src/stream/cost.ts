@@ -4,7 +4,7 @@
  */
 import type { HoldPrice } from "../limits/budget";
 import type { ModelInfo } from "./models";
-import type { PromptMessage } from "./prompt";
+import type { PromptMessage, Tooling } from "./prompt";
 
 /**
  * Tokens the chat format adds around each message (role markers, separators; the first also
@@ -83,14 +83,60 @@ export function utf8Length(text: string): number {
 export const textTokensUpperBound = utf8Length;
 
 /**
- * The prompt's worst-case input tokens, a bound no tokenizer exceeds: every token covers at
- * least one UTF-8 byte, plus each message's framing. `max_tokens`, the cap, the budget hold and
- * the record of a stream without the provider's usage are derived from it, so they hold
- * whatever the upstream's tokenizer does.
+ * Framing a provider adds around tool definitions: OpenAI renders them as a TypeScript-like
+ * namespace (a preamble, then `type name = (_: {...}) => any;` per function, each shorter than
+ * its JSON), Anthropic adds a tool-use system prompt of at most about 350 tokens. 512 for the
+ * section and 32 per tool bound both.
  */
-export function inputTokensUpperBound(prompt: readonly PromptMessage[]): number {
+export const TOOLS_OVERHEAD_TOKENS = 512;
+export const PER_TOOL_OVERHEAD_TOKENS = 32;
+
+/**
+ * The most tokens the request's tooling can be billed as: the UTF-8 bytes of the JSON of its
+ * tools, tool choice and response format (a schema is tokenized too), plus their framing.
+ */
+export function toolingTokensUpperBound(tooling: Tooling | undefined): number {
+  if (!tooling) return 0;
+  const { tools, toolChoice, responseFormat } = tooling;
   let tokens = 0;
-  for (const m of prompt) tokens += utf8Length(m.content) + CHAT_OVERHEAD_TOKENS;
+  if (tools && tools.length > 0) {
+    tokens += utf8Length(JSON.stringify(tools));
+    tokens += TOOLS_OVERHEAD_TOKENS + PER_TOOL_OVERHEAD_TOKENS * tools.length;
+  }
+  if (toolChoice !== undefined) tokens += utf8Length(JSON.stringify(toolChoice));
+  if (responseFormat !== undefined) {
+    tokens += utf8Length(JSON.stringify(responseFormat)) + TOOLS_OVERHEAD_TOKENS;
+  }
+  return tokens;
+}
+
+/**
+ * One message's worst-case input tokens: its text's UTF-8 bytes, the JSON bytes of its tool
+ * calls (names and arguments) and of the call id it answers, its images' bound, and framing
+ * for it and for each part and call.
+ */
+function messageTokensUpperBound(m: PromptMessage): number {
+  let tokens = utf8Length(m.content) + CHAT_OVERHEAD_TOKENS;
+  if (m.parts) tokens += m.parts.length * CHAT_OVERHEAD_TOKENS;
+  if (m.imageTokens) tokens += m.imageTokens;
+  if (m.toolCalls) {
+    tokens += utf8Length(JSON.stringify(m.toolCalls));
+    tokens += m.toolCalls.length * CHAT_OVERHEAD_TOKENS;
+  }
+  if (m.toolCallId) tokens += utf8Length(m.toolCallId);
+  return tokens;
+}
+
+/**
+ * The prompt's worst-case input tokens, a bound no tokenizer exceeds: every token covers at
+ * least one UTF-8 byte, plus each message's framing, plus the tooling (tool definitions, tool
+ * choice, response format) and each image at the most its model can charge. `max_tokens`, the
+ * cap, the budget hold and the record of a stream without the provider's usage are derived
+ * from it, so they hold whatever the upstream's tokenizer does.
+ */
+export function inputTokensUpperBound(prompt: readonly PromptMessage[], tooling?: Tooling): number {
+  let tokens = toolingTokensUpperBound(tooling);
+  for (const m of prompt) tokens += messageTokensUpperBound(m);
   return tokens;
 }
 
@@ -133,8 +179,9 @@ export function maxOutputTokens(
   prompt: readonly PromptMessage[],
   capMicroUsd: number,
   clientMax: number | null = null,
+  tooling?: Tooling,
 ): number {
-  const budget = capMicroUsd - costMicroUsd(model, inputTokensUpperBound(prompt), 0);
+  const budget = capMicroUsd - costMicroUsd(model, inputTokensUpperBound(prompt, tooling), 0);
   // In whole pico-dollars, so a float quotient can never round one unaffordable token in.
   const affordable = Math.floor((budget * 1e6) / picoUsdPerToken(model.outputUsdPerMillion));
   return Math.max(0, Math.min(MAX_OUTPUT_TOKENS, clientMax ?? MAX_OUTPUT_TOKENS, affordable));
@@ -150,10 +197,11 @@ export function holdPrice(
   prompt: readonly PromptMessage[],
   capMicroUsd: number,
   clientMax: number | null = null,
+  tooling?: Tooling,
 ): HoldPrice {
   return {
     capMicroUsd,
-    inputMicroUsd: costMicroUsd(model, inputTokensUpperBound(prompt), 0),
+    inputMicroUsd: costMicroUsd(model, inputTokensUpperBound(prompt, tooling), 0),
     outputPicoUsd: picoUsdPerToken(model.outputUsdPerMillion),
     maxTokensCeiling: Math.min(MAX_OUTPUT_TOKENS, clientMax ?? MAX_OUTPUT_TOKENS),
   };

@@ -23,6 +23,11 @@ export interface DoneData {
 export type Frame =
   | { event: "message_chunk"; data: { content: string; output_tokens: number; cost_usd: number } }
   | { event: "reasoning_chunk"; data: { content: string } }
+  /** A piece of a function call; only the OpenAI encoders write it (the native API has no tools). */
+  | {
+      event: "tool_call_chunk";
+      data: { index: number; id?: string; name?: string; arguments: string };
+    }
   | { event: "heartbeat"; data: { ts: number } }
   | { event: "done"; data: DoneData }
   | { event: "error"; data: { error_code: string; detail: string; retry_after: number | null } };
@@ -43,7 +48,10 @@ export function frameEncoder(): Encoder {
   let id = 0;
   return (frames) => {
     let text = "";
-    for (const frame of frames) text += sseFrame(frame.event, frame.data, ++id);
+    for (const frame of frames) {
+      if (frame.event === "tool_call_chunk") continue;
+      text += sseFrame(frame.event, frame.data, ++id);
+    }
     return encoder.encode(text);
   };
 }

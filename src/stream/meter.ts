@@ -3,6 +3,7 @@
  * counted and capped (reasoning tokens are output tokens).
  */
 import {
+  CHAT_OVERHEAD_TOKENS,
   costMicroUsd,
   estimateTokens,
   inputTokensUpperBound,
@@ -11,7 +12,7 @@ import {
 } from "./cost";
 import type { Frame } from "./frames";
 import type { ModelInfo } from "./models";
-import type { PromptMessage } from "./prompt";
+import type { PromptMessage, Tooling } from "./prompt";
 import type { UpstreamEvent } from "./providers/provider";
 
 /** What the meter knows at any moment; read by the session for `done` and the ledger. */
@@ -77,6 +78,7 @@ export function meterTotals(
   prompt: readonly PromptMessage[],
   state: MeterState,
   bound: OutputBound,
+  tooling?: Tooling,
 ): MeterTotals {
   const usage = state.usage;
   if (usage && state.usageFinal && bound.ended) {
@@ -87,7 +89,7 @@ export function meterTotals(
       usageSource: "upstream",
     };
   }
-  const inputTokens = Math.max(usage?.inputTokens ?? 0, inputTokensUpperBound(prompt));
+  const inputTokens = Math.max(usage?.inputTokens ?? 0, inputTokensUpperBound(prompt, tooling));
   const unseen = bound.hidden || !state.generationEnded;
   const seen = unseen ? bound.maxTokens : Math.min(bound.maxTokens, state.outputBound);
   const outputTokens = Math.max(usage?.outputTokens ?? 0, state.outputTokens, seen);
@@ -127,10 +129,11 @@ export function createMeter(
   capMicroUsd: number,
   state: MeterState = newMeterState(),
   now = () => Date.now(),
+  tooling?: Tooling,
 ): { state: MeterState; take(event: UpstreamEvent): Frame | null } {
   // The running cost counts the input at the bound the hold used, so the meter's stop at the
   // cap (the hold) leaves room for no more output than `max_tokens`, whatever the upstream does.
-  const inputBound = inputTokensUpperBound(prompt);
+  const inputBound = inputTokensUpperBound(prompt, tooling);
   return {
     state,
     take(event) {
@@ -145,10 +148,20 @@ export function createMeter(
         return null;
       }
       // Whatever arrives was produced and is billed, forwarded or not.
-      state.outputBound += textTokensUpperBound(event.text);
+      const text = event.type === "tool_call" ? (event.name ?? "") + event.arguments : event.text;
+      state.outputBound += textTokensUpperBound(text);
+      if (event.type === "tool_call") {
+        // A function call's name and arguments are output like text, but a provider may write
+        // them in a wordier form than the JSON it sends (Anthropic's invoke blocks): twice their
+        // bytes, and the tokens that frame each call.
+        state.outputBound += textTokensUpperBound(text);
+        if (event.id !== undefined || event.name !== undefined) {
+          state.outputBound += 2 * CHAT_OVERHEAD_TOKENS;
+        }
+      }
       state.usageFinal = false;
       if (state.capped) return null;
-      const tokens = Math.max(1, estimateTokens(event.text));
+      const tokens = Math.max(1, estimateTokens(text));
       const cost = costMicroUsd(model, inputBound, state.outputTokens + tokens);
       if (cost > capMicroUsd) {
         state.capped = true;
@@ -158,6 +171,10 @@ export function createMeter(
       state.firstTokenAt ??= now();
       if (event.type === "reasoning") {
         return { event: "reasoning_chunk", data: { content: event.text } };
+      }
+      if (event.type === "tool_call") {
+        const { type: _type, ...data } = event;
+        return { event: "tool_call_chunk", data };
       }
       return {
         event: "message_chunk",

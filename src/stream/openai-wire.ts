@@ -16,6 +16,28 @@ const FINISH: Record<string, string> = {
   max_duration: "length",
 };
 
+/**
+ * The finish reason in OpenAI's words: an answer that called functions and then stopped
+ * finished with `tool_calls`, whatever the provider named it (Anthropic's `tool_use`).
+ */
+const finishOf = (done: DoneData, calledTools: boolean) => {
+  const reason = FINISH[done.finish_reason] ?? "stop";
+  return calledTools && reason === "stop" ? "tool_calls" : reason;
+};
+
+type ToolPiece = Extract<Frame, { event: "tool_call_chunk" }>["data"];
+
+/** One piece of a function call as OpenAI streams it: id, type and name on the call's first piece. */
+function toolCallDelta(p: ToolPiece): Record<string, unknown> {
+  const fn: Record<string, string> = {};
+  if (p.name !== undefined) fn.name = p.name;
+  fn.arguments = p.arguments;
+  const call: Record<string, unknown> = { index: p.index };
+  if (p.id !== undefined) Object.assign(call, { id: p.id, type: "function" });
+  call.function = fn;
+  return { tool_calls: [call] };
+}
+
 /** OpenAI's usage object, plus what the stream cost. */
 function usage(done: DoneData) {
   return {
@@ -53,7 +75,8 @@ export function openAiChunks(includeUsage: boolean): WireFormat {
       // Every chunk starts the same: its JSON is built once, so a token costs one small stringify.
       const prefix = `data: ${JSON.stringify(base).slice(0, -1)},"choices":[{"index":0,"delta":`;
       let first = true;
-      const chunk = (delta: Record<string, string>, finish: string | null = null) => {
+      let calledTools = false;
+      const chunk = (delta: Record<string, unknown>, finish: string | null = null) => {
         // The first delta names the role, as OpenAI's does.
         const d = first ? { role: "assistant", ...delta } : delta;
         first = false;
@@ -65,9 +88,12 @@ export function openAiChunks(includeUsage: boolean): WireFormat {
           if (f.event === "message_chunk") text += chunk({ content: f.data.content });
           else if (f.event === "reasoning_chunk") {
             text += chunk({ reasoning_content: f.data.content });
+          } else if (f.event === "tool_call_chunk") {
+            calledTools = true;
+            text += chunk(toolCallDelta(f.data));
           } else if (f.event === "heartbeat") text += ": keep-alive\n\n";
           else if (f.event === "done") {
-            text += chunk({}, FINISH[f.data.finish_reason] ?? "stop");
+            text += chunk({}, finishOf(f.data, calledTools));
             if (includeUsage) text += data({ ...base, choices: [], usage: usage(f.data) });
             text += "data: [DONE]\n\n";
           } else {
@@ -87,13 +113,27 @@ export const openAiCompletion: WireFormat = {
   encoder(request, startedAt): Encoder {
     let content = "";
     let reasoning = "";
+    const calls: { id: string; type: "function"; function: { name: string; arguments: string } }[] =
+      [];
     return (frames: Frame[]) => {
       for (const f of frames) {
         if (f.event === "message_chunk") content += f.data.content;
         else if (f.event === "reasoning_chunk") reasoning += f.data.content;
-        else if (f.event === "done") {
-          const message: Record<string, string> = { role: "assistant", content };
+        else if (f.event === "tool_call_chunk") {
+          const p = f.data;
+          calls[p.index] ??= { id: "", type: "function", function: { name: "", arguments: "" } };
+          const call = calls[p.index] as (typeof calls)[number];
+          if (p.id !== undefined) call.id = p.id;
+          if (p.name !== undefined) call.function.name += p.name;
+          call.function.arguments += p.arguments;
+        } else if (f.event === "done") {
+          const toolCalls = calls.filter(Boolean);
+          const message: Record<string, unknown> = {
+            role: "assistant",
+            content: content === "" && toolCalls.length > 0 ? null : content,
+          };
           if (reasoning) message.reasoning_content = reasoning;
+          if (toolCalls.length > 0) message.tool_calls = toolCalls;
           return utf8.encode(
             JSON.stringify({
               ...head(request, startedAt, "chat.completion"),
@@ -101,7 +141,7 @@ export const openAiCompletion: WireFormat = {
                 {
                   index: 0,
                   message,
-                  finish_reason: FINISH[f.data.finish_reason] ?? "stop",
+                  finish_reason: finishOf(f.data, toolCalls.length > 0),
                   logprobs: null,
                 },
               ],

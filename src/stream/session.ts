@@ -7,7 +7,7 @@ import { toUsd } from "./cost";
 import { type DoneData, type Encoder, type Frame, frameEncoder } from "./frames";
 import { createMeter, meterTotals, newMeterState } from "./meter";
 import type { ModelInfo } from "./models";
-import type { PromptMessage } from "./prompt";
+import type { PromptMessage, Tooling } from "./prompt";
 import type { ProviderStream } from "./providers/provider";
 
 export interface SessionOptions {
@@ -15,6 +15,8 @@ export interface SessionOptions {
   model: ModelInfo;
   /** The whole prompt, for the input estimate when the upstream reports no usage. */
   prompt: readonly PromptMessage[];
+  /** The request's tools and response format: in the input bound like the prompt. */
+  tooling?: Tooling;
   capMicroUsd: number;
   /** The `max_tokens` the upstream was sent: the bound of what it can bill as output. */
   maxTokens: number;
@@ -64,12 +66,15 @@ export function promptOnly(
   startedAt: number,
   maxTokens: number,
   finishReason: FinishReason = "client_abort",
+  tooling?: Tooling,
 ): StreamSummary {
-  const totals = meterTotals(model, prompt, newMeterState(), {
-    maxTokens,
-    ended: false,
-    hidden: model.reasoning,
-  });
+  const totals = meterTotals(
+    model,
+    prompt,
+    newMeterState(),
+    { maxTokens, ended: false, hidden: model.reasoning },
+    tooling,
+  );
   return {
     ...totals,
     finishReason,
@@ -95,7 +100,7 @@ export function runSession(
   const { readable, writable } = new IdentityTransformStream();
   const writer = writable.getWriter();
   const encode = o.encode ?? frameEncoder();
-  const meter = createMeter(o.model, o.prompt, o.capMicroUsd);
+  const meter = createMeter(o.model, o.prompt, o.capMicroUsd, undefined, undefined, o.tooling);
   const state = meter.state;
   const signal = o.upstreamAbort.signal;
   let stop: FinishReason | null = null;
@@ -225,11 +230,13 @@ export function runSession(
       if (failed) o.upstreamAbort.abort("upstream_error");
     }
 
-    const totals = meterTotals(o.model, o.prompt, state, {
-      maxTokens: o.maxTokens,
-      ended,
-      hidden: o.model.reasoning,
-    });
+    const totals = meterTotals(
+      o.model,
+      o.prompt,
+      state,
+      { maxTokens: o.maxTokens, ended, hidden: o.model.reasoning },
+      o.tooling,
+    );
     const finishReason: FinishReason = failed
       ? "upstream_error"
       : (stop ?? FINISH[state.finishReason ?? "stop"] ?? "stop");

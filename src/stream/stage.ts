@@ -104,6 +104,7 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
       prompt,
       maxTokens,
       sampling: input.sampling,
+      ...(input.tooling ? { tooling: input.tooling } : {}),
       signal: upstreamAbort.signal,
       capMicroUsd,
       clientMaxTokens: input.maxTokens,
@@ -115,7 +116,14 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
     if (upstreamAbort.signal.reason === "max_duration") {
       // Asked and never answered within the max duration: the provider may still bill the
       // prompt (and hidden reasoning), so its bound is recorded; the quota unit comes back.
-      const summary = promptOnly(model, prompt, startedAt, maxTokens, "upstream_error");
+      const summary = promptOnly(
+        model,
+        prompt,
+        startedAt,
+        maxTokens,
+        "upstream_error",
+        input.tooling,
+      );
       c.executionCtx.waitUntil(limits.refund().catch(() => {}));
       c.executionCtx.waitUntil(record(summary, provider.id));
       throw new AppError("upstream_error", "the model provider did not answer in time", {
@@ -126,7 +134,10 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
       // The client left while the upstream was answering: the prompt may be billed, so it is
       // recorded and the quota stays spent, as for any stream the client walks away from.
       c.executionCtx.waitUntil(
-        record(promptOnly(model, prompt, startedAt, maxTokens), provider.id),
+        record(
+          promptOnly(model, prompt, startedAt, maxTokens, "client_abort", input.tooling),
+          provider.id,
+        ),
       );
       return new Response(null, { status: CLIENT_CLOSED });
     }
@@ -145,6 +156,7 @@ export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
     // The answering target's prices: the stream is metered and recorded at them.
     model: upstream.model ?? model,
     prompt,
+    ...(input.tooling ? { tooling: input.tooling } : {}),
     capMicroUsd,
     maxTokens: upstream.maxTokens ?? maxTokens,
     heartbeatMs: config.heartbeatIntervalMs,

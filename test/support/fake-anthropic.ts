@@ -2,7 +2,7 @@
  * @module A fake Anthropic Messages API on loopback that replays recorded streams byte for byte
  * (test/fixtures/anthropic, sources in its README). The last user message chooses:
  * `[[anthropic id=a1 rec=basic status=529 cut=1 delay=10]]`. rec: `basic`, `max-tokens`,
- * `thinking`, or `error` (the first events of `basic`, then the documentation's
+ * `thinking`, `tool-use` (text, then a `tool_use` block streamed as `input_json_delta`), or `error` (the first events of `basic`, then the documentation's
  * `overloaded_error` event); status: answer this status with Anthropic's error body instead;
  * cut=N: destroy the socket after N events; delay: ms between events. GET
  * /__test/requests/<id> returns what the request carried (key, version, body).
@@ -22,15 +22,18 @@ function recordings(): Record<string, string[]> {
       .split(/\n\n(?=event:)/)
       // The last event of a recording file may lack its blank line; the API sends one.
       .map((e) => (e.endsWith("\n\n") ? e : `${e.replace(/\n*$/, "")}\n\n`));
-  const thinking = readFileSync(join(FIXTURES, "thinking.jsonl"), "utf8")
-    .split("\n")
-    .filter(Boolean)
-    .map((line) => `event: ${(JSON.parse(line) as { type: string }).type}\ndata: ${line}\n\n`);
+  const jsonl = (file: string) =>
+    readFileSync(join(FIXTURES, file), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => `event: ${(JSON.parse(line) as { type: string }).type}\ndata: ${line}\n\n`);
+  const thinking = jsonl("thinking.jsonl");
   const basic = sse("basic.sse");
   return {
     basic,
     "max-tokens": sse("max-tokens.sse"),
     thinking,
+    "tool-use": jsonl("tool-use.jsonl"),
     error: [...basic.slice(0, 5), readFileSync(join(FIXTURES, "error-event.sse"), "utf8")],
   };
 }
@@ -50,8 +53,11 @@ async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> 
 
 function directive(body: Record<string, unknown>): Record<string, string> {
   const messages = (body.messages as { content: unknown }[] | undefined) ?? [];
+  // The last message's content, blocks too (a tool_result may carry the next directive).
   const last = messages.at(-1)?.content;
-  const m = /\[\[anthropic([^\]]*)\]\]/.exec(typeof last === "string" ? last : "");
+  const m = /\[\[anthropic([^\]]*)\]\]/.exec(
+    typeof last === "string" ? last : JSON.stringify(last ?? ""),
+  );
   const d: Record<string, string> = {};
   for (const pair of (m?.[1] ?? "").trim().split(/\s+/)) {
     const [k, v = ""] = pair.split("=");

@@ -17,6 +17,16 @@
  * reports usage early does (it is not the final word).
  * denykey=K: answer 401 to the key K (key rotation). A key written `name.key=v` applies only to
  * the fake started with that name (two fakes behind one route read the same message).
+ * calls=N: answer with N function calls (parallel when N > 1) instead of text, unless the last
+ * message is a `tool` result (then text, as a model that has its results); tname: the function's
+ * name (default get_weather); argsb64: its arguments (base64url; default {"location":"Tokyo"}),
+ * streamed in pieces of `piece` characters (default 5); with calls, cut=N cuts before piece N.
+ * The shape is OpenAI's recorded stream of a gpt-4.1-nano tool call (a chunk with the role and
+ * `content: null`, a chunk with index, id, type and name and empty arguments, argument pieces,
+ * `finish_reason: "tool_calls"`, the usage chunk): alexbrowng/aiomodels,
+ * tests/openai/chat_completion_chunks/get_weather.py.
+ * The directive is read from the last message that has one (string or text parts), so a
+ * second turn that ends with `tool` messages keeps its first turn's directive.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -41,6 +51,10 @@ interface Directive {
   rfield: string;
   early: number;
   denykey: string;
+  calls: number;
+  tname: string;
+  args: string;
+  piece: number;
 }
 
 export interface FakeUpstream {
@@ -69,6 +83,10 @@ function parseDirective(message: string, name: string): Directive {
     rfield: "reasoning_content",
     early: 0,
     denykey: "",
+    calls: 0,
+    tname: "get_weather",
+    args: '{"location":"Tokyo"}',
+    piece: 5,
   };
   const m = /\[\[fake([^\]]*)\]\]/.exec(message);
   for (const pair of (m?.[1] ?? "").trim().split(/\s+/)) {
@@ -76,12 +94,71 @@ function parseDirective(message: string, name: string): Directive {
     const dot = scoped.indexOf(".");
     if (dot > 0 && scoped.slice(0, dot) !== name) continue;
     const k = dot > 0 ? scoped.slice(dot + 1) : scoped;
-    if (k === "id" || k === "text" || k === "rfield" || k === "denykey") d[k] = v;
+    if (k === "id" || k === "text" || k === "rfield" || k === "denykey" || k === "tname") d[k] = v;
     else if (k === "textb64") d.text = Buffer.from(v, "base64url").toString("utf8");
+    else if (k === "argsb64") d.args = Buffer.from(v, "base64url").toString("utf8");
     else if (k === "usage") d.usage = v !== "0";
     else if (k && k in d) (d as unknown as Record<string, number>)[k] = Number(v);
   }
   return d;
+}
+
+/** The text of the last message that holds a directive (a string or text parts). */
+function directiveText(messages: { content: unknown }[]): string {
+  for (let i = messages.length - 1; i >= 0; i--) {
+    const c = messages[i]?.content;
+    const text =
+      typeof c === "string"
+        ? c
+        : Array.isArray(c)
+          ? c.map((p: { text?: unknown }) => (typeof p?.text === "string" ? p.text : "")).join("")
+          : "";
+    if (text.includes("[[fake")) return text;
+  }
+  return "";
+}
+
+/** A chunk of the recorded shape with this delta. */
+function deltaChunk(delta: Record<string, unknown>, finish: string | null = null): string {
+  const body = {
+    id: "chatcmpl-fake",
+    object: "chat.completion.chunk",
+    created: 0,
+    model: "fake",
+    choices: [{ index: 0, delta, finish_reason: finish }],
+  };
+  return `data: ${JSON.stringify(body)}\n\n`;
+}
+
+/**
+ * Streams `d.calls` function calls as OpenAI records them; false when cut (the socket is gone).
+ * Each argument piece counts as one token sent.
+ */
+async function streamCalls(res: ServerResponse, d: Directive, record: UpstreamRecord) {
+  res.write(deltaChunk({ role: "assistant", content: null }));
+  let piece = 0;
+  for (let c = 0; c < d.calls; c++) {
+    const id = `call_fake${c}`;
+    const fn = { name: d.tname, arguments: "" };
+    res.write(deltaChunk({ tool_calls: [{ index: c, id, type: "function", function: fn }] }));
+    // By code points, so an emoji is never split into halves.
+    const chars = Array.from(d.args);
+    for (let at = 0; at < chars.length; at += d.piece) {
+      if (record.clientAborted) return false;
+      if (piece === d.cut) {
+        if (d.linger) await sleep(d.linger);
+        res.socket?.destroy();
+        return false;
+      }
+      if (piece > 0 && d.delay) await sleep(d.delay);
+      const args = chars.slice(at, at + d.piece).join("");
+      res.write(deltaChunk({ tool_calls: [{ index: c, function: { arguments: args } }] }));
+      record.tokensSent++;
+      piece++;
+    }
+  }
+  res.write(deltaChunk({}, "tool_calls"));
+  return true;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -116,8 +193,8 @@ async function answer(
   const started = Date.now();
   const body = await readJson(req);
   const messages = (body.messages as { role: string; content: unknown }[] | undefined) ?? [];
-  const last = messages.at(-1)?.content;
-  const d = parseDirective(typeof last === "string" ? last : "", name);
+  const d = parseDirective(directiveText(messages), name);
+  if (messages.at(-1)?.role === "tool") d.calls = 0;
   if (d.denykey && req.headers.authorization === `Bearer ${d.denykey}`) d.status = 401;
   const {
     model: _model,
@@ -162,6 +239,10 @@ async function answer(
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   res.flushHeaders();
   if (d.firstDelay) await sleep(d.firstDelay);
+  if (d.calls > 0) {
+    if (!(await streamCalls(res, d, record))) return;
+    d.tokens = 0;
+  }
   if (d.early) {
     const usage = { prompt_tokens: 1, completion_tokens: 0, total_tokens: 1 };
     res.write(`data: ${JSON.stringify({ id: "chatcmpl-fake", choices: [], usage })}\n\n`);
@@ -194,7 +275,7 @@ async function answer(
     record.tokensSent++;
   }
   if (record.clientAborted) return;
-  res.write(chunk(null, limit < d.tokens ? "length" : "stop"));
+  if (d.calls === 0) res.write(chunk(null, limit < d.tokens ? "length" : "stop"));
   if (d.usage && record.includeUsage) {
     const promptTokens = Math.ceil(JSON.stringify(messages).length / 4);
     const usage = {

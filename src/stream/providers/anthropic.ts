@@ -4,7 +4,7 @@
  * from `message_start` and `message_delta`, an `error` event ends the stream as a failure.
  */
 import type { EventSourceMessage } from "eventsource-parser";
-import type { PromptMessage } from "../prompt";
+import { anthropicMessages, anthropicTooling } from "./anthropic-tools";
 import { fetchUpstream } from "./failure";
 import type { ProviderRequest, TargetAdapter, UpstreamEvent, UpstreamReader } from "./provider";
 import { sseEvents } from "./sse";
@@ -19,6 +19,7 @@ const STOP: Record<string, string> = {
   stop_sequence: "stop",
   max_tokens: "length",
   refusal: "content_filter",
+  tool_use: "tool_calls",
 };
 
 interface AnthropicUsage {
@@ -30,8 +31,16 @@ interface AnthropicUsage {
 
 interface AnthropicEvent {
   type?: unknown;
+  index?: unknown;
   message?: { usage?: AnthropicUsage };
-  delta?: { type?: unknown; text?: unknown; thinking?: unknown; stop_reason?: unknown };
+  content_block?: { type?: unknown; id?: unknown; name?: unknown };
+  delta?: {
+    type?: unknown;
+    text?: unknown;
+    thinking?: unknown;
+    partial_json?: unknown;
+    stop_reason?: unknown;
+  };
   usage?: AnthropicUsage;
 }
 
@@ -45,13 +54,11 @@ const inputOf = (u: AnthropicUsage) =>
 export function anthropicBody(request: ProviderRequest): Record<string, unknown> {
   const { model, prompt, maxTokens, sampling } = request;
   const system = prompt.filter((m) => m.role === "system").map((m) => m.content);
-  const messages = prompt
-    .filter((m): m is PromptMessage & { role: "user" | "assistant" } => m.role !== "system")
-    .map((m) => ({ role: m.role, content: m.content }));
   const body: Record<string, unknown> = {
     model: model.upstreamName,
     max_tokens: maxTokens,
-    messages,
+    messages: anthropicMessages(prompt),
+    ...anthropicTooling(request.tooling),
     stream: true,
   };
   if (system.length > 0) body.system = system.join("\n\n");
@@ -76,6 +83,8 @@ export function anthropicBody(request: ProviderRequest): Record<string, unknown>
 export function anthropicEvents(body: ReadableStream<Uint8Array>): UpstreamReader {
   let complete = false;
   let inputTokens = 0;
+  // Content block index -> the tool call's index among this answer's calls (OpenAI's numbering).
+  const calls = new Map<unknown, number>();
   const onMessage = (message: EventSourceMessage, batch: UpstreamEvent[]) => {
     let event: AnthropicEvent;
     try {
@@ -87,9 +96,30 @@ export function anthropicEvents(body: ReadableStream<Uint8Array>): UpstreamReade
       case "message_start":
         inputTokens = inputOf(event.message?.usage ?? {});
         return;
+      case "content_block_start": {
+        const b = event.content_block;
+        if (b?.type !== "tool_use") return;
+        if (typeof b.id !== "string" || typeof b.name !== "string") {
+          throw new Error("malformed upstream tool_use");
+        }
+        calls.set(event.index, calls.size);
+        batch.push({
+          type: "tool_call",
+          index: calls.size - 1,
+          id: b.id,
+          name: b.name,
+          arguments: "",
+        });
+        return;
+      }
       case "content_block_delta": {
         const d = event.delta;
-        if (d?.type === "text_delta" && typeof d.text === "string" && d.text) {
+        if (d?.type === "input_json_delta") {
+          const index = calls.get(event.index);
+          if (index === undefined) throw new Error("input_json_delta outside a tool_use block");
+          const args = typeof d.partial_json === "string" ? d.partial_json : "";
+          if (args) batch.push({ type: "tool_call", index, arguments: args });
+        } else if (d?.type === "text_delta" && typeof d.text === "string" && d.text) {
           batch.push({ type: "delta", text: d.text });
         } else if (d?.type === "thinking_delta" && typeof d.thinking === "string" && d.thinking) {
           batch.push({ type: "reasoning", text: d.thinking });
@@ -121,7 +151,7 @@ export function anthropicEvents(body: ReadableStream<Uint8Array>): UpstreamReade
         // e.g. overloaded_error mid-stream: the session ends the stream with upstream_error.
         throw new Error("upstream error event");
       default:
-        // ping, content_block_start/stop, and event types added later.
+        // ping, content_block_stop, and event types added later.
         return;
     }
   };

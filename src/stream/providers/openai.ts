@@ -1,5 +1,6 @@
 /** @module An OpenAI-compatible chat-completions client that streams and asks for usage. */
 import { fetchUpstream } from "./failure";
+import { openAiMessage, openAiTooling } from "./openai-body";
 import type {
   Provider,
   ProviderStream,
@@ -13,6 +14,13 @@ interface ChatDelta {
   content?: unknown;
   reasoning_content?: unknown;
   reasoning?: unknown;
+  tool_calls?: unknown;
+}
+
+interface ToolCallDelta {
+  index?: unknown;
+  id?: unknown;
+  function?: { name?: unknown; arguments?: unknown } | null;
 }
 
 interface ChatChunk {
@@ -46,6 +54,7 @@ function thinkingText(thinking: unknown): string {
 function deltaEvents(delta: ChatDelta, events: UpstreamEvent[]): void {
   push(events, "reasoning", delta.reasoning_content);
   push(events, "reasoning", delta.reasoning);
+  if (Array.isArray(delta.tool_calls)) toolCallEvents(delta.tool_calls, events);
   if (!Array.isArray(delta.content)) {
     push(events, "delta", delta.content);
     return;
@@ -53,6 +62,29 @@ function deltaEvents(delta: ChatDelta, events: UpstreamEvent[]): void {
   for (const part of delta.content as { type?: unknown; text?: unknown; thinking?: unknown }[]) {
     if (part?.type === "text") push(events, "delta", part.text);
     else if (part?.type === "thinking") push(events, "reasoning", thinkingText(part.thinking));
+  }
+}
+
+const str = (v: unknown) => (typeof v === "string" ? v : undefined);
+
+/**
+ * `delta.tool_calls` pieces: the first of a call names its `id` and `name`, later ones add
+ * `arguments`. A piece without a whole-number index is malformed.
+ */
+function toolCallEvents(calls: ToolCallDelta[], events: UpstreamEvent[]): void {
+  for (const call of calls) {
+    if (!isCount(call?.index)) throw new Error("malformed upstream tool call");
+    const id = str(call.id);
+    const name = str(call.function?.name);
+    const args = str(call.function?.arguments) ?? "";
+    if (id === undefined && name === undefined && args === "") continue;
+    events.push({
+      type: "tool_call",
+      index: call.index,
+      ...(id !== undefined ? { id } : {}),
+      ...(name !== undefined ? { name } : {}),
+      arguments: args,
+    });
   }
 }
 
@@ -118,7 +150,7 @@ export function openAiTarget(
 ): TargetAdapter {
   const url = `${options.baseUrl}/chat/completions`;
   return {
-    async open({ model, prompt, maxTokens, sampling, signal }, key) {
+    async open({ model, prompt, maxTokens, sampling, tooling, signal }, key) {
       const res = await fetchUpstream(fetchImpl, url, {
         method: "POST",
         headers: {
@@ -130,7 +162,8 @@ export function openAiTarget(
         body: JSON.stringify({
           ...sampling,
           model: model.upstreamName,
-          messages: prompt,
+          messages: prompt.map(openAiMessage),
+          ...openAiTooling(tooling),
           stream: true,
           stream_options: { include_usage: true },
           [model.maxTokensParam]: maxTokens,

@@ -1,12 +1,18 @@
 /** @module The provider port: what the stream stage needs from any model upstream. */
 import type { ModelInfo } from "../models";
-import type { PromptMessage } from "../prompt";
+import type { PromptMessage, Tooling } from "../prompt";
 
 /** One thing the upstream said, in our terms. */
 export type UpstreamEvent =
   | { type: "delta"; text: string }
   /** Reasoning text (`reasoning_content`, `reasoning`, thinking parts): output, never answer. */
   | { type: "reasoning"; text: string }
+  /**
+   * A piece of a function call (OpenAI's `delta.tool_calls[i]`, Anthropic's `tool_use` start and
+   * `input_json_delta`): `index` numbers the calls of one answer from 0; the first piece of a
+   * call carries its `id` and `name`, later ones only more `arguments` (JSON text).
+   */
+  | { type: "tool_call"; index: number; id?: string; name?: string; arguments: string }
   | { type: "usage"; inputTokens: number; outputTokens: number }
   | { type: "finish"; reason: string };
 
@@ -28,6 +34,8 @@ export interface ProviderRequest {
   maxTokens: number;
   /** Sampling parameters passed through as they are (temperature, top_p, stop, ...). */
   sampling?: SamplingParams;
+  /** Tools, tool choice and response format (OpenAI surface only); in the input bound too. */
+  tooling?: Tooling;
   /** Aborted when the client goes away or the stream must stop. */
   signal: AbortSignal;
   /**

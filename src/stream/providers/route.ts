@@ -57,6 +57,7 @@ export function targetMaxTokens(target: ModelInfo, request: ProviderRequest): nu
     request.prompt,
     request.capMicroUsd,
     request.clientMaxTokens ?? null,
+    request.tooling,
   );
 }
 
