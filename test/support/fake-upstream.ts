@@ -1,80 +1,19 @@
 /**
  * @module An OpenAI-compatible chat-completions server on loopback whose behaviour is chosen by
- * a directive in the last user message, e.g. `[[fake id=a1 tokens=5 delay=10 usage=0 status=429 cut=3 hang=2 bad=2]]`.
- *
- * id: key for GET /__test/requests/<id>; tokens: how many to stream; delay / firstDelay: ms
- * before each later / the first token; usage=0: omit the usage chunk; status: answer this
- * HTTP status instead (429 adds Retry-After: retryAfter); cut=N: destroy the socket before
- * token N; hang=N: go silent before token N; bad=N: send malformed JSON as token N;
- * text / textb64: the token text (base64url for text with spaces or newlines);
- * headerDelay=MS: wait MS before answering at all (status and headers);
- * ignoremax=1: stream all tokens whatever max_tokens says; linger=MS: wait MS before a cut, so
- * the tokens written before it reach the client (a socket destroyed right after a write can
- * lose that write in transit); reasoning=N: first stream N reasoning tokens, in the field
- * `rfield` names (`reasoning_content`, the default, `reasoning`, or `mistral` for thinking parts),
- * and, when the request bounds output, count them against that bound as OpenAI does;
- * early=1: send a usage chunk (completion_tokens 0) before the first token, as a provider that
- * reports usage early does (it is not the final word).
+ * a directive in the last user message, e.g. `[[fake id=a1 tokens=5 delay=10 usage=0 status=429 cut=3 hang=2 bad=2]]`
+ * (every key: test/support/fake-directive.ts). GET /__test/requests/<id> returns what it saw of
+ * request `id`; GET /__test/bills?prefix=P the o200k bills (`bill=1`) of ids starting with P.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { billOf, loadO200k } from "./fake-bill";
+import { parseDirective } from "./fake-directive";
 import type { UpstreamRecord } from "./upstream-record";
-
-interface Directive {
-  id: string;
-  tokens: number;
-  delay: number;
-  firstDelay: number;
-  headerDelay: number;
-  usage: boolean;
-  status: number;
-  cut: number;
-  hang: number;
-  bad: number;
-  retryAfter: number;
-  text: string;
-  ignoremax: number;
-  linger: number;
-  reasoning: number;
-  rfield: string;
-  early: number;
-}
 
 export interface FakeUpstream {
   url: string;
   records: Map<string, UpstreamRecord>;
   close(): Promise<void>;
-}
-
-function parseDirective(message: string): Directive {
-  const d: Directive = {
-    id: "",
-    tokens: 5,
-    delay: 0,
-    firstDelay: 0,
-    headerDelay: 0,
-    usage: true,
-    status: 200,
-    cut: -1,
-    hang: -1,
-    bad: -1,
-    retryAfter: 7,
-    text: "tok",
-    ignoremax: 0,
-    linger: 0,
-    reasoning: 0,
-    rfield: "reasoning_content",
-    early: 0,
-  };
-  const m = /\[\[fake([^\]]*)\]\]/.exec(message);
-  for (const pair of (m?.[1] ?? "").trim().split(/\s+/)) {
-    const [k, v = ""] = pair.split("=");
-    if (k === "id" || k === "text" || k === "rfield") d[k] = v;
-    else if (k === "textb64") d.text = Buffer.from(v, "base64url").toString("utf8");
-    else if (k === "usage") d.usage = v !== "0";
-    else if (k && k in d) (d as unknown as Record<string, number>)[k] = Number(v);
-  }
-  return d;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -134,11 +73,24 @@ async function answer(
     finished: false,
   };
   if (d.id) records.set(d.id, record);
+  const tok = d.bill ? await loadO200k() : null;
+  // Every chunk's text as written (what the model produced), and whether the thinking ended.
+  const chunks: string[] = [];
+  let thought = d.think === 0;
+  const bill = () =>
+    tok
+      ? billOf(tok, messages, chunks, {
+          tokens: d.think,
+          thought,
+          bound: record.maxCompletionTokens ?? record.maxTokens,
+        })
+      : undefined;
   res.on("close", () => {
     if (!record.finished) {
       record.clientAborted = true;
       record.abortedAfterMs = Date.now() - started;
     }
+    record.bill = bill();
   });
 
   if (d.headerDelay) await sleep(d.headerDelay);
@@ -153,21 +105,30 @@ async function answer(
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   res.flushHeaders();
   if (d.firstDelay) await sleep(d.firstDelay);
+  thought = true;
   if (d.early) {
     const usage = { prompt_tokens: 1, completion_tokens: 0, total_tokens: 1 };
     res.write(`data: ${JSON.stringify({ id: "chatcmpl-fake", choices: [], usage })}\n\n`);
   }
   let bound = record.maxTokens ?? record.maxCompletionTokens;
   if (d.ignoremax) bound = null;
+  // Hidden reasoning takes its share of the bound first, as at OpenAI.
+  const hidden = bound === null ? d.think : Math.min(d.think, bound);
+  if (bound !== null) bound -= hidden;
   for (let i = 0; i < d.reasoning && (bound === null || i < bound); i++) {
     if (record.clientAborted) return;
     if (i > 0 && d.delay) await sleep(d.delay);
-    res.write(chunk(i === 0 ? "think" : " think", null, d.rfield));
+    chunks.push(i === 0 ? "think" : " think");
+    res.write(chunk(chunks.at(-1) as string, null, d.rfield));
     record.tokensSent++;
   }
   const reasoned = record.tokensSent;
   if (bound !== null) bound = Math.max(0, bound - reasoned);
   const limit = bound === null ? d.tokens : Math.min(d.tokens, bound);
+  // Billing (o200k) also stops at the bound in tokens, not chunks: a chunk of many tokens
+  // (textb64 of mixed whitespace) must not take it past max_tokens, which no provider does.
+  let billed = 0;
+  let cappedInTokens = false;
   for (let i = 0; i < limit; i++) {
     if (record.clientAborted) return;
     if (i === d.hang) return; // keep the socket open and silent
@@ -181,17 +142,26 @@ async function answer(
       continue;
     }
     if (i > 0 && d.delay) await sleep(d.delay);
-    res.write(chunk(i === 0 ? d.text : ` ${d.text}`, null));
+    const text = i === 0 ? d.text : ` ${d.text}`;
+    billed += tok ? tok.encode(text).length : 0;
+    if (tok && bound !== null && billed > bound) {
+      cappedInTokens = true;
+      break;
+    }
+    chunks.push(text);
+    res.write(chunk(chunks.at(-1) as string, null));
     record.tokensSent++;
   }
   if (record.clientAborted) return;
-  res.write(chunk(null, limit < d.tokens ? "length" : "stop"));
+  res.write(chunk(null, limit < d.tokens || cappedInTokens ? "length" : "stop"));
   if (d.usage && record.includeUsage) {
-    const promptTokens = Math.ceil(JSON.stringify(messages).length / 4);
+    const b = bill();
+    const promptTokens = b?.promptTokens ?? Math.ceil(JSON.stringify(messages).length / 4);
+    const completion = b?.completionTokens ?? record.tokensSent + hidden;
     const usage = {
       prompt_tokens: promptTokens,
-      completion_tokens: record.tokensSent,
-      total_tokens: promptTokens + record.tokensSent,
+      completion_tokens: completion,
+      total_tokens: promptTokens + completion,
     };
     res.write(`data: ${JSON.stringify({ id: "chatcmpl-fake", choices: [], usage })}\n\n`);
   }
@@ -207,6 +177,14 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
     const url = new URL(req.url ?? "/", "http://x");
     if (req.method === "POST" && url.pathname === "/v1/chat/completions") {
       answer(req, res, records).catch(() => res.destroy());
+      return;
+    }
+    if (req.method === "GET" && url.pathname === "/__test/bills") {
+      const prefix = url.searchParams.get("prefix") ?? "";
+      const bills = [...records.values()]
+        .filter((r) => r.bill && r.id.startsWith(prefix))
+        .map((r) => ({ id: r.id, model: r.model, clientAborted: r.clientAborted, ...r.bill }));
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(bills));
       return;
     }
     const rec = /^\/__test\/requests\/([\w-]+)$/.exec(url.pathname);
