@@ -208,5 +208,17 @@ function o200kMarkdown(runs: BudgetRunResult[]): string[] {
       ),
     ),
     "",
+    ...runs.map(
+      (r) =>
+        `- ${r.store}, furthest below their o200k bill: ${
+          r.o200k.streams_furthest_below_their_bill
+            .map(
+              (w) =>
+                `${w.stream_id} (${w.kind}, ${w.plan}, ${w.tokens_seen_by_client} tokens seen, upstream ${w.bill?.clientAborted ? "cut" : "answered in full"}): ${w.bill ? `${w.bill.promptTokens} + ${w.bill.completionTokens} tokens` : "?"}, recorded ${w.recorded_micro_usd} µUSD, ${w.below_by_micro_usd} below`,
+            )
+            .join("; ") || "none"
+        }`,
+    ),
+    "",
   ];
 }
