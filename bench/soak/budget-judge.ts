@@ -6,6 +6,7 @@ import type { StreamResult } from "../lib/client";
 import { round } from "../lib/stats";
 import { type BudgetSent, type Caller, gapBound, LIMITS_MICRO } from "./budget-plan";
 import type { BudgetReading, CallerReading, StoredRecord } from "./budget-read";
+import { judgeServed, type ServedBill } from "./budget-served";
 
 type Reading = {
   shared: Record<string, BudgetReading & { refused_last_hour: number }>;
@@ -31,6 +32,8 @@ export interface BudgetRunData {
   ledgerFailures: number;
   refusedBy: (r: StreamResult) => string | null;
   addresses: number;
+  /** The fake upstream's o200k bills of this run's requests. */
+  bills: ServedBill[];
 }
 
 /** An exhausted budget may leave this fraction of itself unused when that is above its per-shard bound. */
@@ -176,6 +179,14 @@ export function judgeBudgetRun(d: BudgetRunData) {
     };
   };
   const own = { anon_daily: ownOf("anon_daily"), user_daily: ownOf("user_daily") };
+  const o200k = judgeServed({
+    sent,
+    callers: d.callers,
+    own: final.own,
+    shared: final.shared,
+    ends: d.ends,
+    bills: d.bills,
+  });
   const sharedRows = Object.values(shared) as ((typeof shared)[string] & { small?: boolean })[];
   const checks = {
     spend_within_every_budget:
@@ -214,6 +225,8 @@ export function judgeBudgetRun(d: BudgetRunData) {
     // closed) and transport failures are counted and listed in `failures`: the budgets must hold
     // through them, which the checks above judge.
     no_internal_errors: sent.every((s) => s.r.status !== 500),
+    // Judged by the provider's tokenizer: see budget-served.ts.
+    ...o200k.checks,
   };
   return {
     store: d.store === "upstash" ? "Upstash" : "Durable Object",
@@ -268,6 +281,7 @@ export function judgeBudgetRun(d: BudgetRunData) {
       total_spend_micro_usd: ledgerOf(everyIdx),
       ledger_write_failed_lines: d.ledgerFailures,
     },
+    o200k,
     read_back_waited_ms: { after_load: d.afterLoad.waited_ms, at_end: final.waited_ms },
     checks,
   };

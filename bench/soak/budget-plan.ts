@@ -3,7 +3,7 @@
  * signed-in callers, random caps, lengths and client aborts), and the bound on what a budget may
  * leave unused once it is exhausted.
  */
-import { type StreamResult, streamRequest, type Target } from "../lib/client";
+import type { StreamResult } from "../lib/client";
 
 /** Tight budgets, in USD as the worker reads them; the load exhausts every one of them. */
 export const BUDGETS = {
@@ -36,8 +36,11 @@ type SoakModel = keyof typeof PRICE;
 /** Anonymous callers may use only gpt-4o-mini; signed-in ones pay for gpt-4o here. */
 export const modelOf = (anonymous: boolean): SoakModel => (anonymous ? "gpt-4o-mini" : "gpt-4o");
 
-/** The longest message the soak sends (see `message`), in UTF-8 bytes. */
-const MAX_MESSAGE_BYTES = "Budget soak 123456 [[fake tokens=99 delay=9]]".length;
+/** The longest stream id a soak message names (`bs-<run>-upstash-D-<i>` is about 30). */
+const MAX_ID_BYTES = 40;
+/** The longest plain message the soak sends (see `plainMessage`), in UTF-8 bytes. */
+const MAX_MESSAGE_BYTES =
+  "Budget soak 123456 [[fake tokens=99 delay=9 bill=1 id=]]".length + MAX_ID_BYTES;
 /** Tokens the worker adds around each message for its worst-case input bound. */
 const CHAT_OVERHEAD_TOKENS = 8;
 
@@ -103,50 +106,29 @@ export function abortPlan(roll: number): AbortPlan {
         : "full";
 }
 
+/** What a request of the soak is: the plain mix, or one of the two kinds aimed at money without usage. */
+export type StreamKind = "plain" | "adversarial" | "reasoning";
+
 /** One request the soak sent, and what came of it. */
 export interface BudgetSent {
   streamId: string;
   caller: Caller;
+  kind: StreamKind;
   plan: AbortPlan;
   r: StreamResult;
 }
 
-/** A random message: 10 to 99 tokens, 1 to 5 ms apart. */
-function message(i: number): { text: string; tokens: number } {
-  const tokens = 10 + rand(90);
-  return { text: `Budget soak ${i} [[fake tokens=${tokens} delay=${1 + rand(5)}]]`, tokens };
-}
-
 /**
- * One soak request: half anonymous, half signed-in, callers picked by `zipf`; caps from a few
- * tokens' worth to several hundred; `aborts` false for the drain, which runs streams to the end.
+ * A plain message: 10 to 99 tokens, 1 to 5 ms apart; named `id` to the fake upstream, which
+ * bills it with o200k (`bill=1`).
  */
-export function budgetRequest(
-  t: Target,
-  callers: { anon: Caller[]; signedIn: Caller[] },
-  i: number,
-  label: string,
-  aborts: boolean,
-): Promise<BudgetSent> {
-  const pool = Math.random() < 0.5 ? callers.anon : callers.signedIn;
-  const caller = pool[zipf(pool.length)] as Caller;
-  const { text, tokens } = message(i);
-  // Anonymous: 50 to 400 µUSD (20 to 650 output tokens); signed-in: 800 to 4,000 µUSD.
-  const capUsd = caller.anonymous ? (50 + rand(351)) / 1e6 : (800 + rand(3201)) / 1e6;
-  const plan = abortPlan(aborts ? Math.random() : 1);
-  const streamId = `${label}-${i}`;
-  return streamRequest(t, {
-    message: text,
-    token: caller.token,
-    ip: ADDRESSES[rand(ADDRESSES.length)],
-    streamId,
-    model: modelOf(caller.anonymous),
-    costCapUsd: capUsd,
-    timeoutMs: 30_000,
-    ...(plan === "abort_tokens" ? { abortAfterTokens: 1 + rand(tokens - 1) } : {}),
-    ...(plan === "abort_ms" ? { abortAfterMs: rand(100) } : {}),
-    ...(plan === "abort_before_headers" ? { abortBeforeHeadersMs: rand(15) } : {}),
-  }).then((r) => ({ streamId, caller, plan, r }));
+export function plainMessage(i: number, id: string): { text: string; tokens: number } {
+  if (id.length > MAX_ID_BYTES) throw new Error(`stream id ${id} is longer than ${MAX_ID_BYTES}`);
+  const tokens = 10 + rand(90);
+  return {
+    text: `Budget soak ${i} [[fake tokens=${tokens} delay=${1 + rand(5)} bill=1 id=${id}]]`,
+    tokens,
+  };
 }
 
 /** The budget a refusal names (`... (budget global_hourly)`), or null for any other answer. */

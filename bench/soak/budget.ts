@@ -17,18 +17,19 @@ import {
 } from "../lib/stack";
 import { type Runtime, startWranglerDev, type WranglerDev } from "../lib/wrangler";
 import { judgeBudgetRun } from "./budget-judge";
+import { budgetRequest } from "./budget-mix";
 import {
   ADDRESSES,
   ANON_IDENTITIES,
   BUDGETS,
   type BudgetSent,
-  budgetRequest,
   type Caller,
   refusedBy,
   SIGNED_IN_USERS,
   settledOut,
 } from "./budget-plan";
 import { METRICS_TOKEN, readCallers, readSharedBudgets, readUpstashRecords } from "./budget-read";
+import { readBills } from "./budget-served";
 
 /** How the budget run is sized. */
 export interface BudgetSoakOptions {
@@ -122,6 +123,9 @@ export async function budgetSoak(stack: Stack, store: "upstash" | "do", o: Budge
       }),
       ...GENEROUS_LIMITS,
       RATE_LIMIT_USAGE: "1000000/60s",
+      // The worker finds a client gone at its next write: heartbeats this often let it see one
+      // that left during a reasoning model's silence, so the upstream is cut while thinking.
+      HEARTBEAT_INTERVAL_MS: "200",
       METRICS_TOKEN,
       ...BUDGETS,
     },
@@ -192,6 +196,7 @@ export async function budgetSoak(stack: Stack, store: "upstash" | "do", o: Budge
       store === "upstash"
         ? (await readUpstashRecords(stack, prefix)).filter((r) => r.streamId.startsWith(label))
         : null;
+    const bills = await readBills(stack.upstreamUrl, label);
     const verdict = judgeBudgetRun({
       store,
       startedAt,
@@ -208,6 +213,7 @@ export async function budgetSoak(stack: Stack, store: "upstash" | "do", o: Budge
       ledgerFailures: ledgerFailures.length,
       refusedBy,
       addresses: ADDRESSES.length,
+      bills,
     });
     return { ...verdict, worker_warnings: warnings, worker_warning_causes: causes };
   } finally {

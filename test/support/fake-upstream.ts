@@ -25,11 +25,16 @@
  * `content: null`, a chunk with index, id, type and name and empty arguments, argument pieces,
  * `finish_reason: "tool_calls"`, the usage chunk): alexbrowng/aiomodels,
  * tests/openai/chat_completion_chunks/get_weather.py.
+ * think=N: N hidden reasoning tokens, thought during the silence of firstDelay (billed in usage
+ * only, as OpenAI's reasoning models do); bill=1: count the request with o200k (fake-bill.ts),
+ * report that count as its usage, and keep the bill in the record (GET /__test/bills?prefix=P
+ * lists the bills of ids starting with P).
  * The directive is read from the last message that has one (string or text parts), so a
  * second turn that ends with `tool` messages keeps its first turn's directive.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { billOf, loadO200k } from "./fake-bill";
 import type { UpstreamRecord } from "./upstream-record";
 
 interface Directive {
@@ -50,6 +55,8 @@ interface Directive {
   reasoning: number;
   rfield: string;
   early: number;
+  think: number;
+  bill: number;
   denykey: string;
   calls: number;
   tname: string;
@@ -82,6 +89,8 @@ function parseDirective(message: string, name: string): Directive {
     reasoning: 0,
     rfield: "reasoning_content",
     early: 0,
+    think: 0,
+    bill: 0,
     denykey: "",
     calls: 0,
     tname: "get_weather",
@@ -220,11 +229,24 @@ async function answer(
     finished: false,
   };
   if (d.id) records.set(d.id, record);
+  const tok = d.bill ? await loadO200k() : null;
+  // Every chunk's text as written (what the model produced), and whether the thinking ended.
+  const chunks: string[] = [];
+  let thought = d.think === 0;
+  const bill = () =>
+    tok
+      ? billOf(tok, messages, chunks, {
+          tokens: d.think,
+          thought,
+          bound: record.maxCompletionTokens ?? record.maxTokens,
+        })
+      : undefined;
   res.on("close", () => {
     if (!record.finished) {
       record.clientAborted = true;
       record.abortedAfterMs = Date.now() - started;
     }
+    record.bill = bill();
   });
 
   if (d.headerDelay) await sleep(d.headerDelay);
@@ -239,6 +261,7 @@ async function answer(
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   res.flushHeaders();
   if (d.firstDelay) await sleep(d.firstDelay);
+  thought = true;
   if (d.calls > 0) {
     if (!(await streamCalls(res, d, record))) return;
     d.tokens = 0;
@@ -249,15 +272,23 @@ async function answer(
   }
   let bound = record.maxTokens ?? record.maxCompletionTokens;
   if (d.ignoremax) bound = null;
+  // Hidden reasoning takes its share of the bound first, as at OpenAI.
+  const hidden = bound === null ? d.think : Math.min(d.think, bound);
+  if (bound !== null) bound -= hidden;
   for (let i = 0; i < d.reasoning && (bound === null || i < bound); i++) {
     if (record.clientAborted) return;
     if (i > 0 && d.delay) await sleep(d.delay);
-    res.write(chunk(i === 0 ? "think" : " think", null, d.rfield));
+    chunks.push(i === 0 ? "think" : " think");
+    res.write(chunk(chunks.at(-1) as string, null, d.rfield));
     record.tokensSent++;
   }
   const reasoned = record.tokensSent;
   if (bound !== null) bound = Math.max(0, bound - reasoned);
   const limit = bound === null ? d.tokens : Math.min(d.tokens, bound);
+  // Billing (o200k) also stops at the bound in tokens, not chunks: a chunk of many tokens
+  // (textb64 of mixed whitespace) must not take it past max_tokens, which no provider does.
+  let billed = 0;
+  let cappedInTokens = false;
   for (let i = 0; i < limit; i++) {
     if (record.clientAborted) return;
     if (i === d.hang) return; // keep the socket open and silent
@@ -271,17 +302,26 @@ async function answer(
       continue;
     }
     if (i > 0 && d.delay) await sleep(d.delay);
-    res.write(chunk(i === 0 ? d.text : ` ${d.text}`, null));
+    const text = i === 0 ? d.text : ` ${d.text}`;
+    billed += tok ? tok.encode(text).length : 0;
+    if (tok && bound !== null && billed > bound) {
+      cappedInTokens = true;
+      break;
+    }
+    chunks.push(text);
+    res.write(chunk(text, null));
     record.tokensSent++;
   }
   if (record.clientAborted) return;
-  if (d.calls === 0) res.write(chunk(null, limit < d.tokens ? "length" : "stop"));
+  if (d.calls === 0) res.write(chunk(null, limit < d.tokens || cappedInTokens ? "length" : "stop"));
   if (d.usage && record.includeUsage) {
-    const promptTokens = Math.ceil(JSON.stringify(messages).length / 4);
+    const b = bill();
+    const promptTokens = b?.promptTokens ?? Math.ceil(JSON.stringify(messages).length / 4);
+    const completion = b?.completionTokens ?? record.tokensSent + hidden;
     const usage = {
       prompt_tokens: promptTokens,
-      completion_tokens: record.tokensSent,
-      total_tokens: promptTokens + record.tokensSent,
+      completion_tokens: completion,
+      total_tokens: promptTokens + completion,
     };
     res.write(`data: ${JSON.stringify({ id: "chatcmpl-fake", choices: [], usage })}\n\n`);
   }
@@ -297,6 +337,14 @@ export async function startFakeUpstream(name = ""): Promise<FakeUpstream> {
     const url = new URL(req.url ?? "/", "http://x");
     if (req.method === "POST" && url.pathname === "/v1/chat/completions") {
       answer(req, res, records, name).catch(() => res.destroy());
+      return;
+    }
+    if (req.method === "GET" && url.pathname === "/__test/bills") {
+      const prefix = url.searchParams.get("prefix") ?? "";
+      const bills = [...records.values()]
+        .filter((r) => r.bill && r.id.startsWith(prefix))
+        .map((r) => ({ id: r.id, model: r.model, clientAborted: r.clientAborted, ...r.bill }));
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(bills));
       return;
     }
     const rec = /^\/__test\/requests\/([\w-]+)$/.exec(url.pathname);

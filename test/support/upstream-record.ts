@@ -19,4 +19,17 @@ export interface UpstreamRecord {
   /** ms since the request arrived when the abort was seen. */
   abortedAfterMs: number | null;
   finished: boolean;
+  /** What an o200k provider bills for it (directive `bill=1`), set when the request ends. */
+  bill?: FakeBill;
+}
+
+/** What the fake billed one request for, in o200k tokens (test/support/fake-bill.ts). */
+export interface FakeBill {
+  /** The chat as sent, with OpenAI's framing (what `prompt_tokens` counts). */
+  promptTokens: number;
+  /** Visible output served (each chunk counted on its own) plus hidden reasoning. */
+  completionTokens: number;
+  hiddenReasoningTokens: number;
+  /** The client left while the model was still thinking silently. */
+  cutWhileThinking: boolean;
 }
