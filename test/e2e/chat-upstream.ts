@@ -16,6 +16,8 @@ export interface Scripted {
   delayMs?: number;
   /** The output tokens reported in `usage` (default: one per chunk), at most the request's max_tokens, as a real upstream. */
   completionTokens?: number;
+  /** Send no usage at all (a provider that reports none): the gateway records an upper bound. */
+  noUsage?: boolean;
 }
 
 /** One request the gateway made. */
@@ -96,7 +98,8 @@ export async function startChatUpstream(): Promise<ChatUpstream> {
     );
     const usage = { prompt_tokens: 20, completion_tokens: reported, total_tokens: 0 };
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
-    res.write(`data: ${JSON.stringify({ id: "chatcmpl-e2e", choices: [], usage })}\n\n`);
+    if (!answer.noUsage)
+      res.write(`data: ${JSON.stringify({ id: "chatcmpl-e2e", choices: [], usage })}\n\n`);
     res.end("data: [DONE]\n\n");
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

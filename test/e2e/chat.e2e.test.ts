@@ -314,6 +314,25 @@ describe("Magic Box conversations", () => {
     }
   });
 
+  it("says a cost is at most what it shows when the provider sent no count of its own", async () => {
+    const { page, problems, close } = await rig.open();
+    try {
+      rig.upstream().script("Count to three.", { text: "One, two, three." });
+      rig.upstream().script("And again?", { text: "One, two, three.", noUsage: true });
+      await ask(page, "Count to three.");
+      await waitForState(page, ["done"]);
+      const cost = () => lastTurn(page).locator('[data-metric="cost"]').textContent();
+      expect(await cost()).toMatch(/^\$0\.\d{6}$/);
+      await ask(page, "And again?");
+      await waitForState(page, ["done"]);
+      expect(await cost()).toMatch(/^at most \$0\.\d{6}$/);
+      expect(await lastTurn(page).locator(".figures-line").textContent()).toContain("at most $");
+      expect(problems).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
+
   it("shows the reasoning collapsed and apart from the answer, and never sends it back", async () => {
     const { page, problems, close } = await rig.open();
     try {

@@ -553,5 +553,5 @@ describe("Magic Box page", () => {
       }
       expect(url).not.toMatch(/token|bearer|eyJ|authorization/i);
     }
-  });
+  }, 60_000);
 });

@@ -127,11 +127,12 @@ describe("the official openai SDK", () => {
       .chat.completions.create({
         model: "gpt-4o-mini",
         messages: [{ role: "user", content: "x" }],
-        tools: [{ type: "function", function: { name: "f", parameters: {} } }],
+        // Tools are supported now (issue 22); log probabilities are not.
+        logprobs: true,
       })
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BadRequestError);
-    expect(error).toMatchObject({ status: 400, code: "invalid_input", param: "tools" });
+    expect(error).toMatchObject({ status: 400, code: "invalid_input", param: "logprobs" });
   });
 
   it("throws NotFoundError model_not_found for an unknown model, as OpenAI's own API does", async () => {

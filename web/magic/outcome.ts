@@ -54,9 +54,16 @@ export function finished(
     return;
   }
   if (typeof d.stream_id === "string") turn.streamId = d.stream_id;
+  // Without the provider's own count the server records an upper bound: say so ("at most").
+  const bound = d.usage_source === "estimated";
+  const cost = bound ? `at most ${formatUsd(d.cost_usd)}` : formatUsd(d.cost_usd);
   turn.metrics = [
-    ["tokens", "Tokens", `${d.input_tokens} in · ${d.output_tokens} out`],
-    ["cost", "Cost", formatUsd(d.cost_usd)],
+    [
+      "tokens",
+      bound ? "Tokens (at most)" : "Tokens",
+      `${d.input_tokens} in · ${d.output_tokens} out`,
+    ],
+    ["cost", "Cost", cost],
     ["ttft", "First token", formatMs(d.ttft_ms)],
     ["duration", "Total time", formatMs(d.duration_ms)],
     ["model", "Model", String(d.model ?? "")],
@@ -64,7 +71,7 @@ export function finished(
   const cut = cutShort(d.finish_reason);
   end(turn, "done", cut, cut ? "Cut short" : "");
   host.answered(d, source);
-  host.say(`Answer complete: ${d.output_tokens} tokens, ${formatUsd(d.cost_usd)}.`);
+  host.say(`Answer complete: ${d.output_tokens} tokens, ${cost}.`);
 }
 
 /** The send failed before or while streaming: stopped, refused, or the connection dropped. */
