@@ -464,6 +464,15 @@ describe("reasoning", () => {
 });
 
 describe("GET /api/v1/models", () => {
+  it("says whether the built-in demo answers: in development without a key, and only then", async () => {
+    const demoOf = async (bindings: ReturnType<typeof testEnv>) => {
+      const { res } = await call("/api/v1/models", {}, bindings);
+      return ((await res.json()) as { demo: unknown }).demo;
+    };
+    expect(await demoOf(testEnv({ OPENAI_API_KEY: undefined }))).toBe(true);
+    expect(await demoOf(testEnv())).toBe(false);
+  });
+
   it("lists the registry with prices, the default and what anonymous callers may use", async () => {
     const { res } = await call(
       "/api/v1/models",

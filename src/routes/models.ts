@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import type { Config } from "../config";
 import type { AppEnv } from "../env";
 import type { ModelInfo } from "../stream/models";
+import { answersWithDemo } from "../stream/select-provider";
 
 /** One model as clients see it: its id, its prices and who may use it. */
 export interface PublicModel {
@@ -16,10 +17,16 @@ export interface PublicModel {
 }
 
 /** The configured registry, in configuration order. */
-export function publicModels(config: Config): { default: string; models: PublicModel[] } {
+export function publicModels(config: Config): {
+  default: string;
+  demo: boolean;
+  models: PublicModel[];
+} {
   const { registry } = config;
   return {
     default: registry.defaultModel,
+    // The built-in demo answers (development without a key): the page shows its banner at once.
+    demo: answersWithDemo(config),
     models: registry.ids.map((id) => {
       // A registry model's prices are the highest over its route: what a stream may cost.
       const model = registry.models.get(id) as ModelInfo;

@@ -12,6 +12,19 @@ import { routeProvider } from "./providers/route";
 
 const providers = new WeakMap<Config, Provider>();
 
+/** The built-in registry without its key: the demo answers in development, nothing in production. */
+function isKeyless(config: Config): boolean {
+  const { registry } = config;
+  return (
+    registry.builtIn === true &&
+    registry.models.get(registry.defaultModel)?.route[0]?.provider.unavailable === true
+  );
+}
+
+/** True when the built-in demo provider answers (development without a key): the page says so. */
+export const answersWithDemo = (config: Config) =>
+  config.environment === "development" && isKeyless(config);
+
 /**
  * The provider for this config, built once per isolate (its breakers and key rings live as
  * long); throws `model_unavailable` in production when the built-in registry has no key.
@@ -20,9 +33,7 @@ export function providerFor(config: Config, fetchImpl?: typeof fetch): Provider 
   let provider = providers.get(config);
   if (!provider) {
     const { registry } = config;
-    const keyless =
-      registry.builtIn &&
-      registry.models.get(registry.defaultModel)?.route[0]?.provider.unavailable;
+    const keyless = isKeyless(config);
     if (keyless && config.environment !== "development") {
       throw new AppError("model_unavailable", "no model provider is configured", {
         retryAfter: 60,

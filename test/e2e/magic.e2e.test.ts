@@ -159,6 +159,8 @@ describe("Magic Box page", () => {
       expect(await page.locator("#quota").textContent()).toContain(
         `${HOURLY_QUOTA} of ${HOURLY_QUOTA} streams left this hour`,
       );
+      // A first visit, nothing answered yet: the server says the demo answers, so the page does.
+      await page.locator("#demo-notice").waitFor({ state: "visible" });
       const box = page.locator("#prompt");
       await box.click();
       await box.pressSequentially("What does the gateway do?");

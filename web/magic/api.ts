@@ -211,7 +211,11 @@ export interface ModelInfo {
 }
 
 /** The model registry, or null when the server does not offer it (the menu then shows the default). */
-export async function fetchModels(): Promise<{ default: string; models: ModelInfo[] } | null> {
+export async function fetchModels(): Promise<{
+  default: string;
+  models: ModelInfo[];
+  demo: boolean;
+} | null> {
   try {
     const res = await fetch("/api/v1/models", { headers: { Accept: "application/json" } });
     if (!res.ok) return null;
@@ -221,7 +225,7 @@ export async function fetchModels(): Promise<{ default: string; models: ModelInf
       (m): m is ModelInfo => typeof m?.id === "string" && m.id.length <= 64,
     );
     const def = typeof body.default === "string" ? body.default : (models[0]?.id ?? "");
-    return { default: def, models };
+    return { default: def, models, demo: body.demo === true };
   } catch {
     return null;
   }

@@ -224,5 +224,9 @@ window.magicBox = {
 chat.open(chats.turns(chats.current));
 list.render();
 updateButtons();
-void fetchModels().then((r) => models.setRegistry(r));
+void fetchModels().then((r) => {
+  models.setRegistry(r);
+  // The server says the demo answers: its banner shows from the first visit, before any answer.
+  if (r?.demo) demoNotice.hidden = false;
+});
 void refreshUsage();
