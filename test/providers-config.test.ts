@@ -344,6 +344,8 @@ describe("the models endpoints", () => {
     const { res } = await call("/api/v1/models", {}, env(vars));
     expect(await json(res)).toEqual({
       default: "llama-70b",
+      // A configured registry: the demo does not answer.
+      demo: false,
       models: [
         {
           id: "llama-70b",
