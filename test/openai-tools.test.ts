@@ -6,6 +6,7 @@
  */
 import { encode } from "gpt-tokenizer/model/gpt-4o";
 import { decodeJwt } from "jose";
+import type { ChatCompletionChunk } from "openai/resources/chat/completions";
 import { describe, expect, it } from "vitest";
 import { inputTokensUpperBound, usdToMicro } from "../src/stream/cost";
 import { testEnv } from "./helpers/app";
@@ -51,8 +52,7 @@ async function chunksOf(res: Response) {
     .filter((l) => l.startsWith("data: "))
     .map((l) => l.slice(6));
   expect(data.at(-1)).toBe("[DONE]");
-  // biome-ignore lint/suspicious/noExplicitAny: chunks are checked field by field below
-  return data.slice(0, -1).map((d) => JSON.parse(d) as any);
+  return data.slice(0, -1).map((d) => JSON.parse(d) as ChatCompletionChunk);
 }
 
 describe("function calls on the OpenAI surface", () => {
@@ -77,8 +77,8 @@ describe("function calls on the OpenAI surface", () => {
       type: "function",
       function: { name: "get_weather", arguments: "" },
     });
-    expect(pieces.map((p) => p.function.arguments).join("")).toBe('{"location":"Tokyo"}');
-    expect(chunks.at(-1).choices[0].finish_reason).toBe("tool_calls");
+    expect(pieces.map((p) => p.function?.arguments).join("")).toBe('{"location":"Tokyo"}');
+    expect(chunks.at(-1)?.choices[0]?.finish_reason).toBe("tool_calls");
     const seen = await upstreamRecord(id);
     expect(seen?.params).toMatchObject({
       tools: [WEATHER],
@@ -101,8 +101,8 @@ describe("function calls on the OpenAI surface", () => {
     const pieces = chunks.flatMap((c) => c.choices[0]?.delta?.tool_calls ?? []);
     for (const i of [0, 1, 2]) {
       const mine = pieces.filter((p) => p.index === i);
-      expect(mine[0].id).toBe(`call_fake${i}`);
-      expect(mine.map((p) => p.function.arguments).join("")).toBe('{"location":"Tokyo"}');
+      expect(mine[0]?.id).toBe(`call_fake${i}`);
+      expect(mine.map((p) => p.function?.arguments).join("")).toBe('{"location":"Tokyo"}');
     }
   });
 
