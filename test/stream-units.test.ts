@@ -23,7 +23,8 @@ import type {
   UpstreamEvent,
   UpstreamReader,
 } from "../src/stream/providers/provider";
-import { runSession, type SessionOptions } from "../src/stream/session";
+import { runSession } from "../src/stream/session";
+import { sessionOptions } from "./helpers/session";
 import { openEvents, readEvents } from "./helpers/sse";
 
 const mini = MODELS["gpt-4o-mini"];
@@ -325,24 +326,6 @@ describe("openAiProvider", () => {
     await failed.catch((e: { detail: string }) => expect(e.detail).not.toContain("sk-live"));
   });
 });
-
-/** Options for a session over `events`, with small timers. */
-function sessionOptions(overrides: Partial<SessionOptions> = {}): SessionOptions {
-  return {
-    streamId: "s1",
-    model: mini,
-    prompt: user("m"),
-    capMicroUsd: 1_000_000,
-    maxTokens: 16_384,
-    heartbeatMs: 60_000,
-    maxDurationMs: 60_000,
-    idleTimeoutMs: 60_000,
-    firstTokenTimeoutMs: 60_000,
-    startedAt: Date.now(),
-    upstreamAbort: new AbortController(),
-    ...overrides,
-  };
-}
 
 describe("runSession", () => {
   it.each([

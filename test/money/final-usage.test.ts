@@ -17,6 +17,7 @@ import type {
 } from "../../src/stream/providers/provider";
 import { parseRegistry } from "../../src/stream/registry";
 import { runSession, type SessionOptions } from "../../src/stream/session";
+import { sessionOptions } from "../helpers/session";
 
 const prompt: PromptMessage[] = [{ role: "user", content: "Think hard." }];
 const MAX = 500;
@@ -40,22 +41,9 @@ function silentAfter(events: UpstreamEvent[]): UpstreamReader {
   };
 }
 
-function options(o: Partial<SessionOptions> = {}): SessionOptions {
-  return {
-    streamId: "s",
-    model: MODELS["o4-mini"],
-    prompt,
-    capMicroUsd: 1_000_000,
-    maxTokens: MAX,
-    heartbeatMs: 60_000,
-    maxDurationMs: 60_000,
-    idleTimeoutMs: 60_000,
-    firstTokenTimeoutMs: 60_000,
-    startedAt: Date.now(),
-    upstreamAbort: new AbortController(),
-    ...o,
-  };
-}
+/** A reasoning model's session, max_tokens MAX, unless `o` says otherwise. */
+const options = (o: Partial<SessionOptions> = {}) =>
+  sessionOptions({ model: MODELS["o4-mini"], prompt, maxTokens: MAX, startedAt: Date.now(), ...o });
 
 /** Runs a session over `upstream`, leaves once its first read is done, and returns its summary. */
 async function leaveEarly(upstream: ProviderStream, o: Partial<SessionOptions> = {}) {
