@@ -27,6 +27,19 @@ import type {
   UsageSnapshot,
   WindowResult,
 } from "./store";
+import {
+  ADMIT_ANSWER,
+  ADMIT_ARGS,
+  ADMIT_QUOTA_KEYS,
+  ADMIT_WINDOW_KEYS,
+  byName,
+  CANCEL_ARGS,
+  fieldsOf,
+  LEDGER_ARGS,
+  LEDGER_KEYS,
+  REFUSED,
+  SCRIPTS,
+} from "./upstash-protocol";
 
 const TOTAL_QUOTA_TTL_MS = 400 * 86_400_000;
 /**
@@ -34,218 +47,6 @@ const TOTAL_QUOTA_TTL_MS = 400 * 86_400_000;
  * (its call is aborted after LIMITS_TIMEOUT_MS), short enough to cost little memory.
  */
 const ADMISSION_MARK_TTL_MS = 60_000;
-
-/**
- * Lua: a budget's state (hash KEYS h: `spent`, `held`, `expired`; sorted set z: one member
- * `<id>:<µUSD>` per live hold, scored by its expiry). A hold that expired unsettled (its
- * isolate died, its record could not be written) counts as spent in full, since the provider
- * may have billed all of it: its µUSD move from `held` to `spent` (and to `expired`, for
- * operators), and the field `x:<member>` remembers it, so a record that arrives later replaces
- * that amount (WRITE_LEDGER).
- */
-const BUDGET_STATE = `
-local function budgetState(h, z, now)
-  local expired = redis.call("ZRANGEBYSCORE", z, "-inf", now)
-  if #expired > 0 then
-    local total = 0
-    for _, m in ipairs(expired) do
-      local amount = tonumber(string.match(m, ":(%d+)$"))
-      total = total + amount
-      redis.call("HSET", h, "x:" .. m, amount)
-    end
-    redis.call("HINCRBY", h, "held", -total)
-    redis.call("HINCRBY", h, "spent", total)
-    redis.call("HINCRBY", h, "expired", total)
-    redis.call("ZREMRANGEBYSCORE", z, "-inf", now)
-  end
-  local v = redis.call("HMGET", h, "spent", "held")
-  return tonumber(v[1] or "0"), tonumber(v[2] or "0")
-end`;
-
-/**
- * The whole admission in one atomic EVAL, in contract order: the user's and the IP's sliding
- * windows (ratelimit's arithmetic and key layout; for IPv6 also the /48's window, KEYS 6-7, at
- * its own limit in ARGV[18], 0 for none), for anonymous callers the hourly and total
- * quotas (KEYS 8-10), then each applicable budget (a hash and a sorted set per budget, after
- * the quota keys). The windows count once they all pass (a quota refusal still counts in
- * them); nothing else counts unless everything passes. The hold is `decideHold` of
- * src/limits/budget.ts, line for line. KEYS[5] marks what this admission counted
- * ("1:<hold>" windows, "2:<hold>" windows and quota; "0" once cancelled, when the script
- * counts nothing). Returns {refused, user left, ip left, hourly left, total left, max_tokens,
- * hold, refusing budget's index, settled out, refusing window's current and previous count};
- * refused: 0 none, 1 user, 2 ip, 3 hourly quota, 4 total quota, 5 cancelled, 6 a budget, 7 the
- * IPv6 /48.
- */
-const ADMIT = `${BUDGET_STATE}
-if redis.call("EXISTS", KEYS[5]) == 1 then return {5, 0, 0} end
-local now, markTtl = tonumber(ARGV[1]), ARGV[6]
-local function num(key) return tonumber(redis.call("GET", key) or "0") end
-local function used(current, previous, window)
-  return num(current) + math.floor((1 - (now % window) / window) * num(previous))
-end
-local function count(key, window)
-  if redis.call("INCR", key) == 1 then redis.call("PEXPIRE", key, window * 2 + 1000) end
-end
-local ul, uw, il, iw = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local wl = tonumber(ARGV[18])
-local uu, iu = used(KEYS[1], KEYS[2], uw), used(KEYS[3], KEYS[4], iw)
-local function refuse(code, a, b, c, d, k)
-  return {code, a, b, c, d, 0, 0, 0, 0, num(KEYS[k]), num(KEYS[k + 1])}
-end
-if uu >= ul then return refuse(1, 0, math.max(0, il - iu), 0, 0, 1) end
-if iu >= il then return refuse(2, ul - uu, 0, 0, 0, 3) end
-if wl > 0 and used(KEYS[6], KEYS[7], iw) >= wl then return refuse(7, ul - uu, 0, 0, 0, 6) end
-local function countWindows()
-  count(KEYS[1], uw)
-  count(KEYS[3], iw)
-  if wl > 0 then count(KEYS[6], iw) end
-  redis.call("SET", KEYS[5], "1:0", "PX", markTtl)
-end
-local anon, first = ARGV[7] == "1", 8
-local hl, hw, qcap, hu, total = 0, 1, 0, 0, 0
-local left = {ul - uu - 1, il - iu - 1, -1, -1}
-if anon then
-  hl, hw, qcap = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-  hu, total = used(KEYS[8], KEYS[9], hw), num(KEYS[10])
-  left[3], left[4] = hl - hu - 1, qcap - total - 1
-  if total >= qcap then
-    countWindows()
-    return refuse(4, left[1], left[2], math.max(0, hl - hu), 0, 8)
-  end
-  if hu >= hl then
-    countWindows()
-    return refuse(3, left[1], left[2], 0, qcap - total, 8)
-  end
-  first = 11
-end
-local cap, inCost, outPico, ceiling = tonumber(ARGV[12]), tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-local function tokensFor(micro) return math.floor((micro - inCost) * 1000000 / outPico) end
-local budgets = (#KEYS - first + 1) / 2
-for i = 0, budgets - 1 do
-  local limit = tonumber(ARGV[19 + 2 * i])
-  local spent, held = budgetState(KEYS[first + 2 * i], KEYS[first + 2 * i + 1], now)
-  local free = limit - spent - held
-  if tokensFor(free) < 1 then
-    local out = tokensFor(limit - spent) < 1 and 1 or 0
-    return {6, left[1], left[2], left[3], left[4], 0, 0, i, out, 0, 0}
-  end
-  if free < cap then cap = free end
-end
-local maxTokens = math.min(ceiling, tokensFor(cap))
-local hold = inCost + math.ceil(maxTokens * outPico / 1000000)
-countWindows()
-if anon then
-  count(KEYS[8], hw)
-  redis.call("INCR", KEYS[10])
-  redis.call("PEXPIRE", KEYS[10], ARGV[11])
-end
-for i = 0, budgets - 1 do
-  local h, z = KEYS[first + 2 * i], KEYS[first + 2 * i + 1]
-  redis.call("HINCRBY", h, "held", hold)
-  redis.call("ZADD", z, now + tonumber(ARGV[16]), ARGV[17] .. ":" .. hold)
-  redis.call("PEXPIRE", h, ARGV[20 + 2 * i])
-  redis.call("PEXPIRE", z, ARGV[20 + 2 * i])
-end
-redis.call("SET", KEYS[5], (anon and "2:" or "1:") .. hold, "PX", markTtl)
-return {0, left[1], left[2], left[3], left[4], maxTokens, hold, 0, 0, 0, 0}
-`;
-
-/** Lua: takes one back from a counter, never below zero (DECR keeps the counter's TTL). */
-const UNCOUNT = `
-local function uncount(key)
-  if tonumber(redis.call("GET", key) or "0") > 0 then redis.call("DECR", key) end
-end`;
-
-/**
- * Cancels an admission (the keys of ADMIT): undoes what its mark says it counted, never below
- * zero, releases its hold in every budget, and leaves the mark "0" so that the admission, should
- * it arrive later, counts nothing. ARGV: mark TTL, the quota keys' flag, the admission id, the
- * /48 window's flag.
- */
-const CANCEL_ADMISSION = `${UNCOUNT}
-local counted = redis.call("GET", KEYS[5]) or ""
-redis.call("SET", KEYS[5], "0", "PX", ARGV[1])
-local kind, hold = string.match(counted, "^(%d):(%d+)$")
-if kind ~= "1" and kind ~= "2" then return 0 end
-uncount(KEYS[1])
-uncount(KEYS[3])
-if ARGV[4] == "1" then uncount(KEYS[6]) end
-if kind == "2" then
-  uncount(KEYS[8])
-  uncount(KEYS[10])
-end
-local first = ARGV[2] == "1" and 11 or 8
-for i = first, #KEYS - 1, 2 do
-  if redis.call("ZREM", KEYS[i + 1], ARGV[3] .. ":" .. hold) == 1 then
-    redis.call("HINCRBY", KEYS[i], "held", -tonumber(hold))
-  end
-end
-return 1
-`;
-
-/** Gives one quota unit back to the hourly bucket (KEYS[1]) and the total (KEYS[2]), never below zero. */
-const REFUND_QUOTA = `${UNCOUNT}
-uncount(KEYS[1])
-uncount(KEYS[2])
-return 1
-`;
-
-/**
- * Stores a record once per record id, adds its cost to the user's spend counters, and settles
- * its hold in each budget (KEYS after the four ledger keys, a hash and a sorted set each): the
- * hold (ARGV[4], "<id>:<µUSD>", or "" for none) is released if it is still live, and the cost
- * becomes spent; if it expired unsettled (counted as spent in full), the cost replaces that
- * amount. All or nothing, once: a replay finds the record id and changes nothing.
- */
-const WRITE_LEDGER = `
-if redis.call("SET", KEYS[1], ARGV[1], "NX", "EX", ARGV[2]) == false then return 0 end
-local cost = tonumber(ARGV[3])
-redis.call("INCRBY", KEYS[2], cost)
-redis.call("INCR", KEYS[3])
-redis.call("INCRBY", KEYS[4], cost)
-redis.call("EXPIRE", KEYS[4], 2678400)
-local member = ARGV[4]
-local hold = tonumber(string.match(member, ":(%d+)$") or "0")
-for i = 5, #KEYS - 1, 2 do
-  local add = cost
-  if member ~= "" then
-    if redis.call("ZREM", KEYS[i + 1], member) == 1 then
-      redis.call("HINCRBY", KEYS[i], "held", -hold)
-    elseif redis.call("HDEL", KEYS[i], "x:" .. member) == 1 then
-      add = cost - hold
-      redis.call("HINCRBY", KEYS[i], "expired", -hold)
-    end
-  end
-  redis.call("HINCRBY", KEYS[i], "spent", add)
-  redis.call("PEXPIRE", KEYS[i], ARGV[5])
-end
-return 1
-`;
-
-/**
- * Reads budgets (KEYS: a hash and a sorted set each), counting expired holds as spent:
- * {spent, held, expired, ...}.
- */
-const READ_BUDGETS = `${BUDGET_STATE}
-local out = {}
-for i = 1, #KEYS - 1, 2 do
-  local spent, held = budgetState(KEYS[i], KEYS[i + 1], tonumber(ARGV[1]))
-  out[#out + 1] = spent
-  out[#out + 1] = held
-  out[#out + 1] = tonumber(redis.call("HGET", KEYS[i], "expired") or "0")
-end
-return out
-`;
-
-/** Adds field/value pairs (ARGV after the TTLs) to each bucket hash in KEYS. */
-const RECORD_METRICS = `
-local n = #KEYS
-for k = 1, n do
-  for i = n + 1, #ARGV, 2 do redis.call("HINCRBY", KEYS[k], ARGV[i], ARGV[i + 1]) end
-  redis.call("PEXPIRE", KEYS[k], ARGV[k])
-end
-return 1
-`;
 
 /** One window's result from what the admission script said was left in it. */
 function windowResult(
@@ -262,6 +63,51 @@ function windowResult(
     reset: windowEnd(now, spec),
     ...(success ? {} : { retryAt: passesAt(counts[0], counts[1], now, spec) }),
   };
+}
+
+type AdmitAnswer = ReturnType<typeof fieldsOf<typeof ADMIT_ANSWER>>;
+
+/** The admission the script's answer `a` describes, step by step in contract order. */
+function admission(
+  request: AdmissionRequest,
+  budgets: BudgetSpec[],
+  a: AdmitAnswer,
+  specs: LimitSpecs,
+): Admission {
+  const { at: now, anonymous } = request;
+  const counts: [number, number] = [a.countCurrent, a.countPrevious];
+  // The rate windows: the /48's refusal is the address's, per IP with its own wider limit.
+  const user = windowResult(a.refused !== REFUSED.user, a.userLeft, specs.user, now, counts);
+  const ip =
+    a.refused === REFUSED.ipWide
+      ? windowResult(false, 0, specs.ipWide, now, counts)
+      : windowResult(a.refused !== REFUSED.ip, a.ipLeft, specs.ip, now, counts);
+  if (!user.success || !ip.success) return { user, ip, quota: null, budget: null };
+  // The anonymous quotas.
+  const hourlyOk = a.refused !== REFUSED.hourly;
+  const totalOk = a.refused !== REFUSED.total;
+  const quota = anonymous
+    ? {
+        success: hourlyOk && totalOk,
+        exhausted: !hourlyOk ? ("hourly" as const) : !totalOk ? ("total" as const) : null,
+        hourly: windowResult(hourlyOk, a.hourlyLeft, specs.anonHourly, now, counts),
+        total: { limit: specs.anonTotal, remaining: a.totalLeft, success: totalOk },
+      }
+    : null;
+  if (!hourlyOk || !totalOk) return { user, ip, quota, budget: null };
+  // The budgets.
+  if (a.refused === REFUSED.budget) {
+    const b = budgets[a.refusedBy] as BudgetSpec;
+    const budget = {
+      ok: false as const,
+      budget: b.name,
+      settledOut: a.settledOut === 1,
+      endsAt: budgetWindow(b, now).endsAt,
+    };
+    return { user, ip, quota, budget };
+  }
+  const ticket = { id: request.id, at: now, microUsd: a.hold, anonymous, shard: 0 };
+  return { user, ip, quota, budget: { ok: true, maxTokens: a.maxTokens, ticket } };
 }
 
 /** Builds the Upstash store; `fetchTimeoutMs` aborts any REST call that hangs; keys start with `PREFIX`. */
@@ -290,12 +136,12 @@ export function upstashStore(
   // Sent as EVALSHA (the script's SHA-1, computed once), EVAL only when redis does not know it
   // yet: a request carries a few dozen bytes instead of the whole script.
   const scripts = {
-    admit: redis.createScript<number[]>(ADMIT),
-    cancelAdmission: redis.createScript(CANCEL_ADMISSION),
-    refundQuota: redis.createScript(REFUND_QUOTA),
-    writeLedger: redis.createScript<number>(WRITE_LEDGER),
-    readBudgets: redis.createScript<number[]>(READ_BUDGETS),
-    recordMetrics: redis.createScript(RECORD_METRICS),
+    admit: redis.createScript<number[]>(SCRIPTS.admit),
+    cancelAdmission: redis.createScript(SCRIPTS.cancelAdmission),
+    refundQuota: redis.createScript(SCRIPTS.refundQuota),
+    writeLedger: redis.createScript<number>(SCRIPTS.writeLedger),
+    readBudgets: redis.createScript<number[]>(SCRIPTS.readBudgets),
+    recordMetrics: redis.createScript(SCRIPTS.recordMetrics),
   };
   // One window, one decision (minting, usage reads): ratelimit as it is. timeout 0: never
   // ratelimit's fail-open answer; ephemeralCache off: every decision is the store's.
@@ -337,7 +183,7 @@ export function upstashStore(
     windowKeys(`${PREFIX}:rl:ip:${ipKey}`, specs.ip, now);
   const wideWindow = (wideKey: string, now: number) =>
     windowKeys(`${PREFIX}:rl:ip48:${wideKey}`, specs.ipWide, now);
-  const quotaKeys = (userKey: string, now: number) => {
+  const quotaKeys = (userKey: string, now: number): [string, string, string] => {
     const base = `${PREFIX}:quota:${userKey}`;
     return [...windowKeys(`${base}:hourly`, specs.anonHourly, now), `${base}:total`];
   };
@@ -348,18 +194,33 @@ export function upstashStore(
     return [`${base}:${id}`, `${base}:${id}:holds`];
   };
   const budgetsOf = (anonymous: boolean) => applicableBudgets(specs.budgets, anonymous);
-  /**
-   * ADMIT's keys: the user's and the IP's windows, the admission's mark, the /48's window (for
-   * IPv4 a pair nothing touches), (anonymous) the quotas, the budgets.
-   */
-  const admissionKeys = (r: AdmissionRequest) => [
-    ...userWindow(r.userKey, r.at),
-    ...ipWindow(r.ipKey, r.at),
-    `${PREFIX}:admission:${r.id}`,
-    ...(r.wideIpKey ? wideWindow(r.wideIpKey, r.at) : ipWindow(r.ipKey, r.at)),
-    ...(r.anonymous ? quotaKeys(r.userKey, r.at) : []),
-    ...budgetsOf(r.anonymous).flatMap((b) => budgetKeys(b, r.userKey, r.at)),
-  ];
+  /** The admission's keys by name (ADMIT_KEYS), then its budgets'. */
+  const admissionKeys = (r: AdmissionRequest) => {
+    const [userCurrent, userPrevious] = userWindow(r.userKey, r.at);
+    const [ipCurrent, ipPrevious] = ipWindow(r.ipKey, r.at);
+    // For IPv4 the /48's pair is the IP's again, which nothing touches (its limit is 0).
+    const [wideCurrent, widePrevious] = r.wideIpKey
+      ? wideWindow(r.wideIpKey, r.at)
+      : [ipCurrent, ipPrevious];
+    const windows = byName(ADMIT_WINDOW_KEYS, {
+      userCurrent,
+      userPrevious,
+      ipCurrent,
+      ipPrevious,
+      mark: `${PREFIX}:admission:${r.id}`,
+      wideCurrent,
+      widePrevious,
+    });
+    const [hourlyCurrent, hourlyPrevious, total] = quotaKeys(r.userKey, r.at);
+    const quotas = r.anonymous
+      ? byName(ADMIT_QUOTA_KEYS, { hourlyCurrent, hourlyPrevious, total })
+      : [];
+    return [
+      ...windows,
+      ...quotas,
+      ...budgetsOf(r.anonymous).flatMap((b) => budgetKeys(b, r.userKey, r.at)),
+    ];
+  };
   /** A budget's keys outlive its window by the longest a hold can wait for its settlement. */
   const budgetTtl = (b: BudgetSpec, now: number) =>
     budgetWindow(b, now).endsAt - now + specs.holdTtlMs + 3_600_000;
@@ -389,58 +250,46 @@ export function upstashStore(
     async admit(request): Promise<Admission> {
       const { at: now, anonymous, price } = request;
       const budgets = budgetsOf(anonymous);
-      const args = [now, specs.user.limit, specs.user.windowMs, specs.ip.limit, specs.ip.windowMs];
-      args.push(ADMISSION_MARK_TTL_MS, anonymous ? 1 : 0);
-      args.push(specs.anonHourly.limit, specs.anonHourly.windowMs, specs.anonTotal);
-      args.push(TOTAL_QUOTA_TTL_MS, price.capMicroUsd, price.inputMicroUsd, price.outputPicoUsd);
-      args.push(price.maxTokensCeiling, specs.holdTtlMs);
-      const argv = [...args.map(String), request.id];
-      argv.push(String(request.wideIpKey ? specs.ipWide.limit : 0));
+      const argv = byName(ADMIT_ARGS, {
+        now,
+        userLimit: specs.user.limit,
+        userWindow: specs.user.windowMs,
+        ipLimit: specs.ip.limit,
+        ipWindow: specs.ip.windowMs,
+        markTtl: ADMISSION_MARK_TTL_MS,
+        anonymous: anonymous ? 1 : 0,
+        hourlyLimit: specs.anonHourly.limit,
+        hourlyWindow: specs.anonHourly.windowMs,
+        totalQuota: specs.anonTotal,
+        totalQuotaTtl: TOTAL_QUOTA_TTL_MS,
+        capMicroUsd: price.capMicroUsd,
+        inputMicroUsd: price.inputMicroUsd,
+        outputPicoUsd: price.outputPicoUsd,
+        maxTokensCeiling: price.maxTokensCeiling,
+        holdTtl: specs.holdTtlMs,
+        admissionId: request.id,
+        wideLimit: request.wideIpKey ? specs.ipWide.limit : 0,
+      });
       for (const b of budgets) argv.push(String(b.limitMicroUsd), String(budgetTtl(b, now)));
-      const answer = (await scripts.admit.exec(admissionKeys(request), argv)) as number[];
-      const [refused, userLeft = 0, ipLeft = 0, hourlyLeft = 0, totalLeft = 0] = answer;
-      const [maxTokens = 0, hold = 0, refusedBy = 0, settledOut = 0] = answer.slice(5);
-      const counts: [number, number] = [answer[9] ?? 0, answer[10] ?? 0];
-      if (refused === 5) throw new Error("the admission was cancelled before it reached the store");
-      const user = windowResult(refused !== 1, userLeft, specs.user, now, counts);
-      // The /48's refusal is the address's: per-IP, with its own wider limit.
-      const ip =
-        refused === 7
-          ? windowResult(false, 0, specs.ipWide, now, counts)
-          : windowResult(refused !== 2, ipLeft, specs.ip, now, counts);
-      if (refused === 1 || refused === 2 || refused === 7) {
-        return { user, ip, quota: null, budget: null };
+      const a = fieldsOf(
+        ADMIT_ANSWER,
+        (await scripts.admit.exec(admissionKeys(request), argv)) as number[],
+      );
+      if (a.refused === REFUSED.cancelled) {
+        throw new Error("the admission was cancelled before it reached the store");
       }
-      const quota = anonymous
-        ? {
-            success: refused !== 3 && refused !== 4,
-            exhausted:
-              refused === 3 ? ("hourly" as const) : refused === 4 ? ("total" as const) : null,
-            hourly: windowResult(refused !== 3, hourlyLeft, specs.anonHourly, now, counts),
-            total: { limit: specs.anonTotal, remaining: totalLeft, success: refused !== 4 },
-          }
-        : null;
-      if (refused === 3 || refused === 4) return { user, ip, quota, budget: null };
-      if (refused === 6) {
-        const b = budgets[refusedBy] as BudgetSpec;
-        const budget = {
-          ok: false as const,
-          budget: b.name,
-          settledOut: settledOut === 1,
-          endsAt: budgetWindow(b, now).endsAt,
-        };
-        return { user, ip, quota, budget };
-      }
-      const ticket = { id: request.id, at: now, microUsd: hold, anonymous, shard: 0 };
-      return { user, ip, quota, budget: { ok: true, maxTokens, ticket } };
+      return admission(request, budgets, a, specs);
     },
     async cancelAdmission(request) {
-      await scripts.cancelAdmission.exec(admissionKeys(request), [
-        String(ADMISSION_MARK_TTL_MS),
-        request.anonymous ? "1" : "0",
-        request.id,
-        request.wideIpKey ? "1" : "0",
-      ]);
+      await scripts.cancelAdmission.exec(
+        admissionKeys(request),
+        byName(CANCEL_ARGS, {
+          markTtl: ADMISSION_MARK_TTL_MS,
+          anonymous: request.anonymous ? 1 : 0,
+          admissionId: request.id,
+          wide: request.wideIpKey ? 1 : 0,
+        }),
+      );
     },
     async refundQuota(userKey, spentAt) {
       // The unit goes back to the bucket it was taken from, never below zero.
@@ -491,14 +340,22 @@ export function upstashStore(
       const budgets = budgetsOf(anonymous).flatMap((b) => budgetKeys(b, record.userKey, at));
       const member = record.hold ? `${record.hold.id}:${record.hold.microUsd}` : "";
       const written = await scripts.writeLedger.exec(
-        [`${PREFIX}:ledger:${record.recordId}`, spend.total, spend.streams, spend.day, ...budgets],
         [
-          JSON.stringify(record),
-          String(LEDGER_RETENTION_SECONDS),
-          String(record.costMicroUsd),
-          member,
-          String(2 * 86_400_000 + specs.holdTtlMs),
+          ...byName(LEDGER_KEYS, {
+            record: `${PREFIX}:ledger:${record.recordId}`,
+            spendTotal: spend.total,
+            spendStreams: spend.streams,
+            spendDay: spend.day,
+          }),
+          ...budgets,
         ],
+        byName(LEDGER_ARGS, {
+          record: JSON.stringify(record),
+          retention: LEDGER_RETENTION_SECONDS,
+          cost: record.costMicroUsd,
+          member,
+          budgetTtl: 2 * 86_400_000 + specs.holdTtlMs,
+        }),
       );
       return written === 1 ? "written" : "duplicate";
     },
