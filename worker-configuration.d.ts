@@ -1,5 +1,5 @@
 /* eslint-disable */
-// Made by `npm run types` (scripts/types.mjs: wrangler types --include-runtime=false --strict-vars=false --env-interface CloudflareBindings --env-file=/dev/null) from wrangler.toml; do not edit, run it again (hash: a7e3477c486330cdfb9f01b55d161669)
+// Made by `npm run types` (scripts/types.mjs: wrangler types --include-runtime=false --strict-vars=false --env-interface CloudflareBindings --env-file=/dev/null) from wrangler.toml; do not edit, run it again (hash: 253acffd92f6443a898bdbd5bd71d0f4)
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./src/index");
@@ -44,3 +44,7 @@ declare namespace Cloudflare {
 	}
 }
 interface CloudflareBindings extends Cloudflare.Env {}
+declare module "*.lua" {
+	const value: string;
+	export default value;
+}
