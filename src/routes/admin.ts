@@ -2,8 +2,8 @@
 import { zValidator } from "@hono/zod-validator";
 import { type Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
-import { createMiddleware } from "hono/factory";
 import * as z from "zod";
+import { requireToken } from "../auth/operator-token";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { requireJsonObject, zodHook } from "../input/validate";
@@ -21,30 +21,10 @@ export const MAX_REPLAY = 500;
 const MAX_REPLAY_BYTES = 512 * 1024;
 const DAY_MS = 86_400_000;
 
-const encoder = new TextEncoder();
-
-/** Compares secrets in constant time (length is not secret: it is fixed by configuration). */
-function sameSecret(given: string, expected: string): boolean {
-  const a = encoder.encode(given);
-  const b = encoder.encode(expected);
-  return a.byteLength === b.byteLength && crypto.subtle.timingSafeEqual(a, b);
-}
-
 /** 404 while ADMIN_TOKEN is unset (the API does not exist), 401 for a missing or wrong token. */
-const requireAdmin = createMiddleware<AppEnv>(async function requireAdmin(c, next) {
-  const expected = c.var.config.adminToken;
-  if (!expected) throw new AppError("not_found", "no such endpoint");
-  const given = /^Bearer +(\S{1,512})$/i.exec(c.req.header("Authorization") ?? "")?.[1];
-  if (!given || !sameSecret(given, expected)) {
-    throw new AppError("unauthorized", "a valid admin token is required", {
-      headers: {
-        "WWW-Authenticate": given ? 'Bearer error="invalid_token"' : 'Bearer realm="admin"',
-      },
-    });
-  }
-  c.header("Cache-Control", "no-store");
-  await next();
-});
+const requireAdmin = requireToken("admin", (config) => config.adminToken);
+
+const encoder = new TextEncoder();
 
 /** A UTC calendar day, YYYY-MM-DD, that exists (2026-02-30 does not). */
 const day = z
