@@ -1,5 +1,5 @@
 /** @module The two limit stores as test envs: the Durable Object, and Upstash through the local server. */
-import { inject } from "vitest";
+import { inject, vi } from "vitest";
 import type { Bindings } from "../../src/env";
 import type { AdmissionRequest } from "../../src/limits/store";
 import { testEnv } from "./app";
@@ -59,10 +59,18 @@ export function randomIp(v6 = false): string {
     : `203.0.${Math.floor(Math.random() * 256)}.${Math.floor(Math.random() * 254) + 1}`;
 }
 
-/** Waits, if needed, until at least `marginMs` remain in the current bucket of a `windowMs` window. */
-export async function awayFromBoundary(windowMs: number, marginMs: number): Promise<void> {
-  const left = windowMs - (Date.now() % windowMs);
-  if (left < marginMs) await new Promise((r) => setTimeout(r, left + 20));
+/**
+ * Stops the clock (Date, for the tests, the worker and the Durable Objects alike: they share
+ * this isolate) at a moment with at least `marginMs` left in the current bucket of a
+ * `windowMs` window, so a test never waits for a boundary nor meets one by chance. The
+ * clock stands still until `vi.useRealTimers()` (an `afterEach` of the test's file); timers
+ * stay real. Returns the moment.
+ */
+export function pinClock(windowMs: number, marginMs: number, from = Date.now()): number {
+  const start = Math.floor(from / windowMs) * windowMs;
+  const at = from + marginMs <= start + windowMs ? from : start + windowMs + 1;
+  vi.useFakeTimers({ toFake: ["Date"], now: at });
+  return at;
 }
 
 /** An admission request at the store: a fresh id and, unless given, a fresh /64 (no /48), now. */

@@ -2,7 +2,7 @@
  * @module Spend budgets, against both stores: holds under concurrency, the shrunk last stream,
  * settlement however a stream ends, expiry, replays, and a store that fails in between.
  */
-import { describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, inject, it, vi } from "vitest";
 import { parseConfig } from "../../src/config";
 import type { Bindings } from "../../src/env";
 import { ledgerRecord } from "../../src/ledger/record";
@@ -15,13 +15,18 @@ import { call, json } from "../helpers/app";
 import { openEvents, readEvents } from "../helpers/sse";
 import {
   admissionRequest,
-  awayFromBoundary,
+  pinClock,
   randomIp,
   type StoreKind,
   storeEnv,
   upstashScope,
 } from "../helpers/stores";
 import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
+
+// pinClock stops the clock for a test; the next starts with the real one.
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 const upstreamBase = inject("upstreamUrl").replace(/\/v1$/, "");
 const MODEL = MODELS["gpt-4o-mini"];
@@ -160,7 +165,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])(
         // One shard: the shared budget decided whole, as exact as Upstash (sharding: below).
         BUDGET_SHARDS: "1",
       });
-      await awayFromBoundary(3_600_000, 60_000);
+      pinClock(3_600_000, 60_000);
       const tokens = await Promise.all(Array.from({ length: 100 }, () => anonToken()));
       const started = await Promise.all(tokens.map((t) => startStream(env, t, randomIp(), SILENT)));
       // Admitted by the budget: a 200, or (on a loaded machine) an upstream that failed to connect.
@@ -327,7 +332,7 @@ describe("shared budgets over Durable Object shards", () => {
       BUDGET_GLOBAL_HOURLY_USD: "0",
       BUDGET_SHARDS: String(shards),
     });
-    await awayFromBoundary(3_600_000, 60_000);
+    pinClock(3_600_000, 60_000);
     const store = storeFor(parseConfig(env), env);
     // At the store, so only the budgets decide (no upstream, no HTTP under a loaded machine).
     const requests = Array.from({ length: 30 }, () =>

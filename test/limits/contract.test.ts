@@ -1,20 +1,19 @@
 /** @module One contract suite for both limit stores: exact counts, quotas, refunds, headers. */
 import { decodeJwt } from "jose";
-import { describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, inject, it, vi } from "vitest";
 import { parseConfig } from "../../src/config";
 import type { Bindings } from "../../src/env";
 import { storeFor } from "../../src/limits/select-store";
 import { holdPrice } from "../../src/stream/cost";
 import { MODELS } from "../../src/stream/models";
 import { call, json } from "../helpers/app";
-import {
-  admissionRequest,
-  awayFromBoundary,
-  randomIp,
-  type StoreKind,
-  storeEnv,
-} from "../helpers/stores";
+import { admissionRequest, pinClock, randomIp, type StoreKind, storeEnv } from "../helpers/stores";
 import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
+
+// pinClock stops the clock for a test; the next starts with the real one.
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 const upstreamBase = inject("upstreamUrl").replace(/\/v1$/, "");
 
@@ -68,7 +67,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     // atomic decision would; never let one more through. README, "Where the limits live".)
     const env = storeEnv(kind, { RATE_LIMIT_IP: "1000/30s" });
     const token = await supabaseHs256(supabaseClaims());
-    await awayFromBoundary(30_000, 5_000);
+    pinClock(30_000, 5_000);
     const ip = randomIp();
     const results = await Promise.all(Array.from({ length: 100 }, () => stream(env, token, ip)));
     const ok = results.filter((r) => r.res.status === 200);
@@ -114,12 +113,11 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const env = storeEnv(kind, { RATE_LIMIT_USER: "5/2s" });
     const token = await supabaseHs256(supabaseClaims());
     const ip = randomIp();
-    // Start the first burst late in a bucket, the second just after the boundary.
-    const untilLate = windowMs - (Date.now() % windowMs);
-    await new Promise((r) => setTimeout(r, untilLate + windowMs * 0.7));
+    // The first burst late in a bucket, the second just after the boundary.
+    const bucket = Math.floor(Date.now() / windowMs) * windowMs;
+    vi.useFakeTimers({ toFake: ["Date"], now: bucket + windowMs * 0.7 });
     const first = await Promise.all(Array.from({ length: 10 }, () => stream(env, token, ip)));
-    const untilNext = windowMs - (Date.now() % windowMs);
-    await new Promise((r) => setTimeout(r, untilNext + 30));
+    vi.setSystemTime(bucket + windowMs + 30);
     const second = await Promise.all(Array.from({ length: 10 }, () => stream(env, token, ip)));
     const passed = (rs: { res: Response }[]) => rs.filter((r) => r.res.status === 200).length;
     expect(passed(first)).toBe(5);
@@ -131,7 +129,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const env = storeEnv(kind, { RATE_LIMIT_USER: "3/30s" });
     const token = await anonToken();
     const ip = randomIp();
-    await awayFromBoundary(30_000, 5_000);
+    pinClock(30_000, 5_000);
     const results = [];
     for (let i = 0; i < 5; i++) results.push(await stream(env, token, ip));
     expect(results.map((r) => r.res.status)).toEqual([200, 200, 200, 429, 429]);
@@ -144,7 +142,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const env = storeEnv(kind, { RATE_LIMIT_IP: "3/30s", RATE_LIMIT_USER: "2/30s" });
     const token = await anonToken();
     const [crowded, own] = [randomIp(), randomIp()];
-    await awayFromBoundary(30_000, 5_000);
+    pinClock(30_000, 5_000);
     // Other users fill the crowded address's window.
     for (let i = 0; i < 3; i++) {
       expect((await stream(env, await supabaseHs256(supabaseClaims()), crowded)).res.status).toBe(
@@ -170,7 +168,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const env = storeEnv(kind, { RATE_LIMIT_IP: "3/30s", RATE_LIMIT_USER: "1/30s" });
     const token = await supabaseHs256(supabaseClaims());
     const ip = randomIp();
-    await awayFromBoundary(30_000, 5_000);
+    pinClock(30_000, 5_000);
     const statuses = [];
     for (let i = 0; i < 3; i++) statuses.push((await stream(env, token, ip)).res.status);
     expect(statuses).toEqual([200, 429, 429]);
@@ -181,7 +179,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
   it("limits one client address across users, and says it was the per-IP limit", async () => {
     const env = storeEnv(kind, { RATE_LIMIT_IP: "3/30s" });
     const ip = randomIp();
-    await awayFromBoundary(30_000, 5_000);
+    pinClock(30_000, 5_000);
     const statuses = [];
     let last = "";
     for (let i = 0; i < 4; i++) {
@@ -196,7 +194,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
 
   it("counts one IPv6 /64 as one client and ignores X-Forwarded-For", async () => {
     const env = storeEnv(kind, { RATE_LIMIT_IP: "2/30s" });
-    await awayFromBoundary(30_000, 5_000);
+    pinClock(30_000, 5_000);
     const prefix = `2001:db8:${Math.floor(Math.random() * 65_535).toString(16)}:7`;
     const send = async (ip: string, xff?: string) => {
       const token = await supabaseHs256(supabaseClaims());
@@ -217,7 +215,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
 
   it("counts ::ffff:a.b.c.d as a.b.c.d", async () => {
     const env = storeEnv(kind, { RATE_LIMIT_IP: "1/30s" });
-    await awayFromBoundary(30_000, 5_000);
+    pinClock(30_000, 5_000);
     const v4 = randomIp();
     const first = await stream(env, await supabaseHs256(supabaseClaims()), v4);
     const second = await stream(env, await supabaseHs256(supabaseClaims()), `::ffff:${v4}`);
@@ -228,7 +226,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const env = storeEnv(kind, { RATE_LIMIT_USER: "1/30s" });
     const token = await supabaseHs256(supabaseClaims());
     const ip = randomIp();
-    await awayFromBoundary(30_000, 5_000);
+    pinClock(30_000, 5_000);
     const ok = await stream(env, token, ip);
     expect(ok.res.status).toBe(200);
     expect(ok.res.headers.get("RateLimit-Limit")).toBe("1");
@@ -282,7 +280,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const store = storeFor(parseConfig(env), env);
     const userKey = `anonymous:anon_${crypto.randomUUID()}`;
     const ipKey = `ip:${randomIp()}`;
-    await awayFromBoundary(30_000, 5_000);
+    pinClock(30_000, 5_000);
     const request = () => anonymousAdmission(userKey, ipKey, Date.now());
     // Counted, then cancelled (its answer was lost): everything comes back.
     const first = request();
@@ -355,7 +353,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const env = storeEnv(kind, { RATE_LIMIT_USAGE: "3/30s", RATE_LIMIT_USER: "5/30s" });
     const token = await anonToken();
     const ip = randomIp();
-    await awayFromBoundary(30_000, 5_000);
+    pinClock(30_000, 5_000);
     const answers = [];
     for (let i = 0; i < 4; i++) {
       answers.push((await call("/api/v1/usage", { headers: bearer(token), ip }, env)).res);

@@ -2,7 +2,7 @@
  * @module IPv6 limits per /64 and per /48, Retry-After from the window's own arithmetic, and the
  * isolate's memory of refusals (which spares the store), against both stores.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { parseConfig } from "../../src/config";
 import type { Bindings } from "../../src/env";
 import { storeFor } from "../../src/limits/select-store";
@@ -11,13 +11,18 @@ import { MODELS } from "../../src/stream/models";
 import { call } from "../helpers/app";
 import {
   admissionRequest,
-  awayFromBoundary,
+  pinClock,
   randomIp,
   type StoreKind,
   storeEnv,
   upstashScope,
 } from "../helpers/stores";
 import { bearer, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
+
+// pinClock stops the clock for a test; the next starts with the real one.
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 const r16 = () => Math.floor(Math.random() * 65_536).toString(16);
 /** A random /48 of 2001:db8::/32, and an address in its `n`th /64. */
@@ -71,7 +76,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const statuses: number[] = [];
     // The twelve streams stay in one 30 s bucket: past its end the first eight weigh less than
     // eight, and a ninth would pass.
-    await awayFromBoundary(30_000, 10_000);
+    pinClock(30_000, 10_000);
     for (let n = 0; n < 12; n++) statuses.push(await streamStatus(env, inSlash64(prefix, n)));
     expect(statuses.filter((s) => s === 200)).toHaveLength(8);
     expect(statuses.slice(8)).toEqual([429, 429, 429, 429]);
