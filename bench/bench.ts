@@ -18,6 +18,8 @@
  * The phases live in bench/phases/; this file runs them in order and writes the results.
  *
  * Flags: --quick (small counts, to try the script), --skip-memory, --skip-admissions,
+ * --route (also a two-target route against the default registry, bench/phases/route.ts),
+ * --route-only (that phase alone, on the Workers runtime alone), --route-rounds <n>,
  * --update-results (write the committed bench/results/), --out <dir>,
  * --peer-dir <dir> (a directory whose node_modules holds @portkey-ai/gateway, installed there by
  * hand so that it never becomes a dependency of this project; the project's own node_modules is
@@ -49,14 +51,19 @@ import { concurrentPhase, longStreamPhase, relayProbe } from "./phases/memory";
 import { startPortkey } from "./phases/peer";
 import { measurements, setTargets } from "./phases/results";
 import { probeRoundTrip, type RoundTrips, roundTripsOf } from "./phases/round-trips";
+import { type RouteAb, routeMarkdown, routePhase } from "./phases/route";
+import { routeOnly } from "./phases/route-only";
 import { type RuntimeSet, startRuntimeSet } from "./phases/runtime-set";
 import { judgeTargets } from "./phases/targets";
 
 installCleanupHandlers();
 
 const SKIP_ADMISSIONS = process.argv.includes("--skip-admissions");
+const ROUTE_ONLY = process.argv.includes("--route-only");
+const ROUTE = ROUTE_ONLY || process.argv.includes("--route");
 
 async function main(): Promise<void> {
+  if (ROUTE_ONLY) return routeOnly();
   const machine = await machineInfo();
   log(`machine: ${machine.cpu} × ${machine.cores}, Node ${process.version}`);
   const stack = await startStack();
@@ -120,6 +127,11 @@ async function main(): Promise<void> {
   log(`budgets on against off: up to ${PLAN.abRounds} paired rounds on the ${abSet.title}`);
   const budgetsAb = await budgetsAbPhase(abSet);
   log(`budgets on against off: ${budgetsAb.rounds} rounds`);
+  let route: RouteAb | null = null;
+  if (ROUTE) {
+    log(`route: a two-target route against the default registry on the ${abSet.title}`);
+    route = await routePhase(stack, abSet);
+  }
 
   log("throughput: closed loops at concurrency 1, 16, 64");
   const throughput = await throughputPhase(loadTargets);
@@ -241,10 +253,13 @@ async function main(): Promise<void> {
     budgets_on_against_off: budgetsAb,
     admissions,
     targets: targetsMet,
+    ...(route ? { route_against_default: route } : {}),
   };
   mkdirSync(OUT_DIR, { recursive: true });
   writeFileSync(join(OUT_DIR, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
-  const md = markdown(results, { latencyTargets, loadTargets, sets, memorySet });
+  const md =
+    markdown(results, { latencyTargets, loadTargets, sets, memorySet }) +
+    (route ? `\n${routeMarkdown(route)}` : "");
   writeFileSync(join(OUT_DIR, "latest.md"), md);
   console.log(`\n${md}`);
   log(`wrote ${join(OUT_DIR, "latest.json")} and latest.md`);

@@ -5,28 +5,9 @@
  * machine's slow drift in load, which unpaired percentiles of a loaded machine do not.
  */
 import { completed } from "../lib/client";
-import { round } from "../lib/stats";
 import { type BenchTarget, PLAN, SHORT, send, shuffle } from "./common";
+import { paired } from "./paired";
 import type { RuntimeSet } from "./runtime-set";
-
-/** The 25th, 50th and 75th percentiles of `xs` (nearest rank), with their count. */
-function quartiles(xs: number[]) {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (q: number) =>
-    s.length === 0 ? null : round(s[Math.min(s.length - 1, Math.floor(q * s.length))] as number, 2);
-  return { n: s.length, p25: at(0.25), p50: at(0.5), p75: at(0.75) };
-}
-
-/** Per-round differences a − b, where both streams of the round completed. */
-function paired(a: number[], b: number[]) {
-  const out: number[] = [];
-  for (let i = 0; i < Math.min(a.length, b.length); i++) {
-    const x = a[i] as number;
-    const y = b[i] as number;
-    if (Number.isFinite(x) && Number.isFinite(y)) out.push(x - y);
-  }
-  return quartiles(out);
-}
 
 /** Runs the paired rounds on `set`. */
 export async function budgetsAbPhase(set: RuntimeSet) {

@@ -2,14 +2,51 @@
  * @module GET /api/v1/usage: the caller's own limits, quotas left and spend, without spending
  * any. Reads are limited per user in a window of their own (RATE_LIMIT_USAGE), apart from the
  * stream windows, so polling cannot cost a stream and a flood of reads is refused early.
+ * `recent` is the caller's own latest ledger records from D1 (one indexed read, in parallel
+ * with the store's), naming the provider and upstream model that answered each stream.
  */
 import { Hono } from "hono";
 import { requireAuth } from "../auth/middleware";
 import type { WindowSpec } from "../config";
 import type { AppEnv } from "../env";
+import { D1LedgerBook } from "../ledger/d1-book";
+import type { LedgerRecord } from "../ledger/record";
 import { clientIp, passWindow } from "../limits/middleware";
 import { storeFor } from "../limits/select-store";
 import type { WindowResult } from "../limits/store";
+import { describeError, type Logger } from "../observe/log";
+
+/** How many of the caller's latest records `recent` shows. */
+export const RECENT_RECORDS = 10;
+
+/** A record as the caller sees it: no record id, no user key (it is theirs). */
+const recentView = (r: LedgerRecord) => ({
+  stream_id: r.streamId,
+  model: r.model,
+  provider: r.provider,
+  upstream_model: r.upstreamModel ?? null,
+  input_tokens: r.inputTokens,
+  output_tokens: r.outputTokens,
+  cost_usd: r.costMicroUsd / 1e6,
+  finish_reason: r.finishReason,
+  usage_source: r.usageSource,
+  started_at: new Date(r.startedAt).toISOString(),
+});
+
+/**
+ * The caller's latest records, newest first; null when no ledger is bound or D1 failed (the
+ * limits and spend still answer: they come from the store, not from D1).
+ */
+async function recentOf(db: D1Database | undefined, key: string, log: Logger) {
+  if (!db) return null;
+  try {
+    const page = await new D1LedgerBook(db).records(key, RECENT_RECORDS, null);
+    return page.records.map(recentView);
+  } catch (e) {
+    log.warn("usage_recent_failed", { error: describeError(e) });
+    return null;
+  }
+}
 
 const view = (w: WindowResult, spec: WindowSpec) => ({
   limit: w.limit,
@@ -30,7 +67,12 @@ export const usageRoutes = new Hono<AppEnv>().get("/", requireAuth(), clientIp, 
     "rate_limited",
     `usage reads limited to ${spec.limit} per ${spec.windowMs / 1000} s`,
   );
-  const u = await store.usage(principal.key, `ip:${c.var.clientIp}`, principal.isAnonymous);
+  // LEDGER_DB is optional at run time: a worker deployed without the ledger has none.
+  const db = c.env.LEDGER_DB as D1Database | undefined;
+  const [u, recent] = await Promise.all([
+    store.usage(principal.key, `ip:${c.var.clientIp}`, principal.isAnonymous),
+    recentOf(db, principal.key, c.var.log),
+  ]);
   const hour = { limit: config.anonQuotaHourly, windowMs: 3_600_000 };
   for (const [k, v] of Object.entries(headers)) c.header(k, v);
   c.header("Cache-Control", "no-store");
@@ -57,5 +99,6 @@ export const usageRoutes = new Hono<AppEnv>().get("/", requireAuth(), clientIp, 
           reset: Math.ceil(u.budget.endsAt / 1000),
         }
       : null,
+    recent,
   });
 });

@@ -1,15 +1,43 @@
 /**
  * @module The setup of the operator page's browser tests: `wrangler dev` with both operator
  * tokens and some traffic in its metrics and ledger (streams, refused tokens, a bad input), and
- * Chromium.
+ * Chromium. The model is a configured route whose first target refuses connections, so every
+ * stream is answered by the fallback (a loopback OpenAI-compatible server).
  */
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll } from "vitest";
+import { freePort } from "../support/ports";
 import { withChromium } from "./browser";
+import { type ChatUpstream, startChatUpstream } from "./chat-upstream";
 import { type DevServer, startWranglerDev } from "./dev-server";
 
 export const METRICS_TOKEN = "ops-e2e-metrics-token-0123456789abcdef";
 export const ADMIN_TOKEN = "ops-e2e-admin-token-0123456789abcdef-01";
+
+/** The configured model the streams use, and the route target that answers them. */
+export const ROUTE = { model: "ops-route", provider: "backup", upstreamModel: "backup-model-1" };
+
+/** PROVIDERS and MODELS: `primary` (nothing listens at `deadUrl`) falls back to `backup`. */
+function routeVars(deadUrl: string, upstreamUrl: string): Record<string, string> {
+  return {
+    PROVIDERS: JSON.stringify({
+      primary: { type: "openai", base_url: deadUrl, api_keys: ["OPS_KEY"] },
+      [ROUTE.provider]: { type: "openai", base_url: upstreamUrl, api_keys: ["OPS_KEY"] },
+    }),
+    MODELS: JSON.stringify({
+      [ROUTE.model]: {
+        route: [
+          { provider: "primary", model: "primary-model-1" },
+          { provider: ROUTE.provider, model: ROUTE.upstreamModel },
+        ],
+        input_usd_per_million: 1,
+        output_usd_per_million: 2,
+      },
+    }),
+    ANON_MODELS: ROUTE.model,
+    OPS_KEY: "sk-ops-e2e-not-a-real-key",
+  };
+}
 
 /** A chart's `data-values`: what it draws. */
 export interface BarData {
@@ -31,11 +59,19 @@ export interface OpsRig {
 export function useOpsRig(streams: number): OpsRig {
   let dev: DevServer | undefined;
   let browser: Browser | undefined;
+  let upstream: ChatUpstream | undefined;
   let user = "";
   let cost = 0;
   beforeAll(async () => {
+    upstream = await startChatUpstream();
+    const dead = `http://127.0.0.1:${await freePort()}/v1`;
     [dev, browser] = await withChromium(
-      startWranglerDev({ METRICS_TOKEN, ADMIN_TOKEN, METRICS_FLUSH_MS: "0" }),
+      startWranglerDev({
+        METRICS_TOKEN,
+        ADMIN_TOKEN,
+        METRICS_FLUSH_MS: "0",
+        ...routeVars(dead, upstream.baseUrl),
+      }),
     );
     const minted = await fetch(`${dev.url}/api/v1/anon_session`, {
       method: "POST",
@@ -77,6 +113,7 @@ export function useOpsRig(streams: number): OpsRig {
   afterAll(async () => {
     await browser?.close().catch(() => {});
     await dev?.stop();
+    await upstream?.close();
   });
 
   const ready = <T>(v: T | undefined): T => {

@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ARTIFACTS } from "./browser";
-import { ADMIN_TOKEN, type BarData, chartData, METRICS_TOKEN, useOpsRig } from "./ops-setup";
+import { ADMIN_TOKEN, type BarData, chartData, METRICS_TOKEN, ROUTE, useOpsRig } from "./ops-setup";
 
 const STREAMS = 3;
 const rig = useOpsRig(STREAMS);
@@ -90,6 +90,20 @@ describe("the operator page", () => {
       .locator("td")
       .allTextContents();
     expect(top.slice(0, 2)).toEqual([rig.user(), String(STREAMS)]);
+    // The top spender's latest streams name the route's target that answered: the fallback.
+    expect(await page.textContent("#streams-whose")).toContain(rig.user());
+    const rows = page.locator("#streams tbody tr");
+    expect(await rows.count()).toBe(STREAMS);
+    const headers = await page.locator("#streams thead th").allTextContents();
+    for (const row of await rows.all()) {
+      const cells = await row.locator("td").allTextContents();
+      const cell = (h: string) => cells[headers.indexOf(h)];
+      expect(cell("model")).toBe(ROUTE.model);
+      expect(cell("provider")).toBe(ROUTE.provider);
+      expect(cell("upstream model")).toBe(ROUTE.upstreamModel);
+      expect(cell("finish")).toBe("stop");
+    }
+    expect(await page.locator("#streams-empty").isHidden()).toBe(true);
     // The tables under the charts say the same, and uPlot drew a canvas for each chart.
     expect(await page.locator("#chart-errors table.figures tbody tr").allTextContents()).toEqual(
       errors.categories.map((c) => `${c}${value(errors, c, "day")}${value(errors, c, "hour")}`),

@@ -133,3 +133,25 @@ export async function fetchSpend(
   const q = new URLSearchParams({ from, to, group, limit: String(limit) });
   return (await getJson<{ rows: SpendRow[] }>(`/api/v1/admin/spend?${q}`, t.admin)).rows;
 }
+
+/** One ledger record as /api/v1/admin/ledger gives it (the columns the page shows). */
+export interface LedgerRecord {
+  stream_id: string;
+  user: string;
+  model: string;
+  /** The PROVIDERS name of the route's target that answered. */
+  provider: string;
+  /** That target's own model name; null for records older than routes, and for the demo. */
+  upstream_model: string | null;
+  input_tokens: number;
+  output_tokens: number;
+  cost_usd: number;
+  finish_reason: string;
+  started_at: string;
+}
+
+/** Reads `user`'s latest records from the ledger, newest first. */
+export async function fetchRecords(t: Tokens, user: string, limit = 20): Promise<LedgerRecord[]> {
+  const q = new URLSearchParams({ user, limit: String(limit) });
+  return (await getJson<{ records: LedgerRecord[] }>(`/api/v1/admin/ledger?${q}`, t.admin)).records;
+}

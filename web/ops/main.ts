@@ -5,12 +5,14 @@ import {
   ApiError,
   clearTokens,
   fetchMetrics,
+  fetchRecords,
   fetchSpend,
   loadTokens,
   saveTokens,
   type Tokens,
 } from "./api";
 import { drawLedger, drawMetrics, utcDay } from "./board";
+import { drawRecords } from "./records";
 import { createStatus } from "./status";
 
 const REFRESH_MS = 15_000;
@@ -34,8 +36,16 @@ async function refresh(t: Tokens, asked: boolean): Promise<void> {
   if (metrics.status === "fulfilled") drawMetrics(metrics.value);
   else
     problems.push(metrics.reason instanceof ApiError ? metrics.reason.message : "metrics failed");
-  if (ledger.status === "fulfilled") drawLedger(ledger.value[0], from, ledger.value[1]);
-  else problems.push(ledger.reason instanceof ApiError ? ledger.reason.message : "ledger failed");
+  if (ledger.status === "fulfilled") {
+    drawLedger(ledger.value[0], from, ledger.value[1]);
+    // The top spender's latest streams: who answered them (provider, upstream model).
+    const top = ledger.value[1][0]?.user ?? null;
+    try {
+      drawRecords(top, top ? await fetchRecords(t, top) : []);
+    } catch (e) {
+      problems.push(e instanceof ApiError ? e.message : "ledger records failed");
+    }
+  } else problems.push(ledger.reason instanceof ApiError ? ledger.reason.message : "ledger failed");
   document.body.dataset.loaded = String(Date.now());
   if (problems.length) status.failed(problems);
   else status.updated(metrics.status === "fulfilled" ? metrics.value.store : "?", asked);

@@ -1,0 +1,21 @@
+/** @module Paired differences of two targets' per-round figures, as quartiles: drift in the machine's load cancels. */
+import { round } from "../lib/stats";
+
+/** The 25th, 50th and 75th percentiles of `xs` (nearest rank), with their count. */
+export function quartiles(xs: number[]) {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (q: number) =>
+    s.length === 0 ? null : round(s[Math.min(s.length - 1, Math.floor(q * s.length))] as number, 2);
+  return { n: s.length, p25: at(0.25), p50: at(0.5), p75: at(0.75) };
+}
+
+/** Per-round differences a − b, where both streams of the round completed. */
+export function paired(a: number[], b: number[]) {
+  const out: number[] = [];
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = a[i] as number;
+    const y = b[i] as number;
+    if (Number.isFinite(x) && Number.isFinite(y)) out.push(x - y);
+  }
+  return quartiles(out);
+}
