@@ -120,7 +120,7 @@ export async function follow(
       try {
         end = await readStream(current, onEvent);
       } catch (e) {
-        if (signal.aborted) throw e;
+        if (signal.aborted) throw signal.reason ?? e;
       }
       if (end) return { kind: "end", end };
       if (!position.streamId || position.lastEventId < 0) return { kind: "dropped" };
@@ -143,7 +143,7 @@ export async function follow(
     try {
       res = await deps.resume(position.streamId, position.lastEventId, signal);
     } catch (e) {
-      if (signal.aborted) throw e;
+      if (signal.aborted) throw signal.reason ?? e;
       continue; // still offline
     }
     if (res.status === 404) return { kind: "gone" };
