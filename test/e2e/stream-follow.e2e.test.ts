@@ -3,8 +3,15 @@
  * from the last event id, overlaps are skipped, the backoff and the deadline hold, and every way
  * a resume can end. Time is pinned: sleep advances a fake clock.
  */
-import { describe, expect, it } from "vitest";
-import { BACKOFF_MS, type Ending, follow, GIVE_UP_MS, type Position } from "../../web/magic/follow";
+import { describe, expect, it, vi } from "vitest";
+import {
+  BACKOFF_MS,
+  type Ending,
+  follow,
+  GIVE_UP_MS,
+  type Position,
+  STALL_MS,
+} from "../../web/magic/follow";
 
 const enc = new TextEncoder();
 const frame = (id: number | null, event: string, data: Record<string, unknown>) =>
@@ -151,5 +158,48 @@ describe("follow", () => {
     await expect(run(body(chunk(1, "a"), true), [], undefined, controller.signal)).rejects.toThrow(
       "stopped",
     );
+  });
+
+  it("gives up a connection that brings nothing for STALL_MS and resumes from the last event", async () => {
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval"] });
+    try {
+      let clock = 0;
+      let sent = false;
+      // One event, then silence: a connection lost without an error.
+      const silent = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (!sent) {
+            sent = true;
+            c.enqueue(enc.encode(chunk(1, "a")));
+          }
+          return new Promise(() => {});
+        },
+      });
+      const events: string[] = [];
+      const asked: number[] = [];
+      const following = follow(
+        { streamId: "s1", lastEventId: 0 },
+        silent,
+        { event: (_e, d) => events.push(String(d.content)), reconnecting() {}, reconnected() {} },
+        {
+          async resume(_id, after) {
+            asked.push(after);
+            return sse(chunk(2, "b") + done(3));
+          },
+          sleep: async () => {},
+          now: () => clock,
+        },
+        new AbortController().signal,
+      );
+      await vi.advanceTimersByTimeAsync(5_000);
+      expect(asked).toEqual([]);
+      clock += STALL_MS + 1;
+      await vi.advanceTimersByTimeAsync(5_000);
+      expect((await following).kind).toBe("end");
+      expect(asked).toEqual([1]);
+      expect(events.join("")).toBe("ab");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -15,6 +15,12 @@ export const BACKOFF_MS = [500, 1000, 2000, 4000, 8000];
  * stream (600 s): a reconnect within it still gets every event the stream produced.
  */
 export const GIVE_UP_MS = 120_000;
+/**
+ * A connection that brings no event for this long (ms) is taken for dead and resumed: the
+ * server sends a heartbeat every 10 s, and a connection lost while switching networks may
+ * otherwise hang silently, without any error, for minutes.
+ */
+export const STALL_MS = 35_000;
 
 /** Where an answer's stream stands: the fields of a Turn the follower keeps up to date. */
 export interface Position {
@@ -84,6 +90,38 @@ export function sleepUnlessOnline(ms: number, signal: AbortSignal): Promise<void
 }
 
 /**
+ * Reads one connection like readStream, but gives it up (null, as a drop) when the browser says
+ * it went offline or when nothing came for STALL_MS: either way a resume from the last event
+ * loses nothing, while waiting on a dead connection would hang the answer.
+ */
+async function read(
+  body: ReadableStream<Uint8Array>,
+  onEvent: (event: string, data: Record<string, unknown>, id: number | null) => void,
+  now: () => number,
+): Promise<StreamEnd | null> {
+  const cut = new AbortController();
+  let seen = now();
+  const watch = setInterval(() => {
+    if (now() - seen > STALL_MS) cut.abort();
+  }, 5_000);
+  const offline = () => cut.abort();
+  globalThis.addEventListener?.("offline", offline);
+  try {
+    return await readStream(
+      body,
+      (event, data, id) => {
+        seen = now();
+        onEvent(event, data, id);
+      },
+      cut.signal,
+    );
+  } finally {
+    clearInterval(watch);
+    globalThis.removeEventListener?.("offline", offline);
+  }
+}
+
+/**
  * Follows the stream at `position` to its end. `body` is the response being read, or null to
  * start with a resume (the page was reloaded mid-answer). Aborting `signal` rejects with its
  * reason, wherever it is; every other failure is an Ending.
@@ -118,7 +156,7 @@ export async function follow(
       const before = position.lastEventId;
       let end: StreamEnd | null = null;
       try {
-        end = await readStream(current, onEvent);
+        end = await read(current, onEvent, now);
       } catch (e) {
         if (signal.aborted) throw signal.reason ?? e;
       }

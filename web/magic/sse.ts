@@ -98,12 +98,13 @@ export function eventNumber(id: string): number | null {
 /**
  * Reads `body` to its end, calling `onEvent` for each event with JSON object data (with its id
  * as a number, see eventNumber), and stops (cancelling the body) at the first terminal event,
- * which it returns. Null: the stream ended or broke without one. A read error (connection
- * lost, aborted) is thrown to the caller.
+ * which it returns. Null: the stream ended or broke without one, or `cut` aborted (the body is
+ * then cancelled). A read error (connection lost, aborted) is thrown to the caller.
  */
 export async function readStream(
   body: ReadableStream<Uint8Array>,
   onEvent: (event: string, data: Record<string, unknown>, id: number | null) => void,
+  cut?: AbortSignal,
 ): Promise<StreamEnd | null> {
   let end: StreamEnd | null = null;
   const parser = createSseParser((ev) => {
@@ -114,15 +115,23 @@ export async function readStream(
   });
   const reader = body.getReader();
   const decoder = new TextDecoder();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    parser.feed(decoder.decode(value, { stream: true }));
-    if (end) {
-      reader.cancel().catch(() => {});
-      return end;
+  // A pending read resolves as done when the reader is cancelled.
+  const cancel = () => void reader.cancel().catch(() => {});
+  if (cut?.aborted) cancel();
+  cut?.addEventListener("abort", cancel, { once: true });
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parser.feed(decoder.decode(value, { stream: true }));
+      if (end) {
+        cancel();
+        return end;
+      }
     }
+    parser.feed(decoder.decode());
+    return end;
+  } finally {
+    cut?.removeEventListener("abort", cancel);
   }
-  parser.feed(decoder.decode());
-  return end;
 }
