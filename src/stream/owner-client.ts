@@ -102,6 +102,9 @@ export async function ownedStream(c: Context<AppEnv>): Promise<Response> {
   }
   annotate(c.req.raw, answer.report);
   followClient(c, answer.leave);
+  // Gone while the upstream was answering: the stream goes on for the grace (a resume can pick
+  // it up), as it does for a client that leaves later.
+  if (c.req.raw.signal?.aborted) return new Response(null, { status: CLIENT_CLOSED });
   // The access line and the metrics wait for the stream's own figures; so does waitUntil, so
   // that the request's background work ends with the stream's record.
   const finished = answer.finished();
