@@ -1,7 +1,8 @@
 /**
  * @module Browser tests of resumable answers (api.md, "Resumable streams"): a reload and a few
  * seconds offline in the middle of an answer each end with the upstream's whole text exactly
- * once, resumed from the last event the page had; Stop ends the stream on the server. Chromium
+ * once, resumed from the last event the page had; Stop ends the stream on the server; a stream
+ * the server no longer has ends with a notice. Chromium
  * against a real `wrangler dev` whose upstream the test scripts (see chat-setup.ts).
  */
 import type { Page, Request } from "playwright-core";
@@ -194,4 +195,48 @@ describe("Magic Box resumable answers", () => {
       await close();
     }
   }, 45_000);
+
+  it("a remembered answer the server no longer has ends with a clear notice, once", async () => {
+    const turn = {
+      user: "An old question",
+      answer: "Half an answer",
+      reasoning: "",
+      state: "streaming",
+      note: "",
+      badge: "",
+      metrics: [],
+      streamId: "no-such-stream",
+      lastEventId: 4,
+      errorCode: "",
+      leftOut: 0,
+    };
+    const { page, problems, close } = await rig.open({
+      statuses: [404],
+      storage: {
+        "magicBox.chats": JSON.stringify({
+          v: 1,
+          current: "old",
+          chats: [{ id: "old", title: "An old question", renamed: false, updated: 1 }],
+        }),
+        "magicBox.chat.old": JSON.stringify({ v: 1, turns: [turn] }),
+      },
+    });
+    try {
+      await waitForState(page, ["incomplete"]);
+      expect(await lastTurn(page).locator(".note").textContent()).toBe(
+        "The connection dropped, and the server no longer has the rest of this answer.",
+      );
+      expect(await lastTurn(page).locator(".answer-text").textContent()).toBe("Half an answer");
+      expect((await storedAnswer(page)).state).toBe("incomplete");
+      // Asked once, from the remembered event; a reload does not ask again.
+      const asked = resumes(page);
+      await page.reload();
+      await page.locator('#quota[data-loaded="true"]').waitFor();
+      expect(await lastTurn(page).getAttribute("data-state")).toBe("incomplete");
+      expect(asked).toEqual([]);
+      expect(problems).toEqual([]);
+    } finally {
+      await close();
+    }
+  });
 });
