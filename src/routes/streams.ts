@@ -76,9 +76,7 @@ const wrongMethod = () =>
 
 /** The streams routes. */
 export const streamsRoutes = new Hono<AppEnv>()
-  .get("/:id", refuseHead, requireAuth(), clientIp, (c) =>
-    resume(c, c.req.param("id"), afterOf(c)),
-  )
+  .get("/:id", refuseHead, requireAuth(), clientIp, (c) => resume(c, c.req.param("id"), afterOf(c)))
   .delete("/:id", requireAuth(), async (c) => {
     const streamId = c.req.param("id");
     if (c.get("config").streamResumeTtlS === 0 || !STREAM_ID.test(streamId)) throw notFound();

@@ -5,12 +5,12 @@
  */
 import type { Config } from "../config";
 import { AppError } from "../errors";
+import type { StreamRequest } from "../input/request";
 import { ledgerRecord, type StreamOutcome, unspent } from "../ledger/record";
 import { writeLedger } from "../ledger/write";
 import type { HoldTicket } from "../limits/budget";
 import type { LimitStore, QuotaResult } from "../limits/store";
 import type { LogFields, Logger } from "../observe/log";
-import type { StreamRequest } from "../input/request";
 import type { Encoder } from "./frames";
 import type { ProviderStream } from "./providers/provider";
 import { providerFor } from "./select-provider";

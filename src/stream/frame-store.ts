@@ -60,7 +60,11 @@ export class FrameStore {
 
   /** Marks the stream ended at `endedAt`, its last event `lastId`. */
   end(lastId: number, endedAt: number): void {
-    this.run("UPDATE stream SET state = 'ended', last_id = ?, ended_at = ? WHERE k = 1", lastId, endedAt);
+    this.run(
+      "UPDATE stream SET state = 'ended', last_id = ?, ended_at = ? WHERE k = 1",
+      lastId,
+      endedAt,
+    );
   }
 
   /** The stream's row, or null when there is none (never started, or expired). */
@@ -82,10 +86,7 @@ export class FrameStore {
   /** The stored frames whose id is greater than `after`, in order. */
   framesAfter(after: number): StoredFrame[] {
     const rows = this.sql
-      .exec<{ body: string }>(
-        "SELECT body FROM frames WHERE last_id > ? ORDER BY first_id",
-        after,
-      )
+      .exec<{ body: string }>("SELECT body FROM frames WHERE last_id > ? ORDER BY first_id", after)
       .toArray();
     const out: StoredFrame[] = [];
     for (const row of rows) {

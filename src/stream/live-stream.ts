@@ -4,8 +4,8 @@
  * writer did (one encode, one write per reader); storage is written per batch, not per token.
  */
 import { sseFrame } from "../errors";
-import type { Encoder, Frame } from "./frames";
 import type { FrameStore, StoredFrame } from "./frame-store";
+import type { Encoder, Frame } from "./frames";
 import { MAX_QUEUED_FRAMES } from "./session";
 
 /** A batch is written once it holds this many bytes of SSE text... */

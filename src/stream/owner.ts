@@ -206,7 +206,8 @@ export class StreamOwner extends DurableObject<Bindings> {
       if (lastId > after) frames.push({ id: lastId, text });
     }
     if (after >= lastId || frames.length === 0) return { kind: "past_end" };
-    const body = new Response(frames.map((f) => f.text).join("")).body as ReadableStream<Uint8Array>;
+    const body = new Response(frames.map((f) => f.text).join(""))
+      .body as ReadableStream<Uint8Array>;
     return { kind: "reading", body, leave: () => {} };
   }
 

@@ -44,11 +44,7 @@ export function resumeStream(
 ) {
   const headers: Record<string, string> = { ...bearer(who.token) };
   if (o.lastEventId !== undefined) headers["Last-Event-ID"] = o.lastEventId;
-  return call(
-    `/api/v1/streams/${streamId}${o.query ?? ""}`,
-    { headers, ip: who.ip },
-    bindings,
-  );
+  return call(`/api/v1/streams/${streamId}${o.query ?? ""}`, { headers, ip: who.ip }, bindings);
 }
 
 /** DELETE /api/v1/streams/{id}. */

@@ -37,7 +37,10 @@ async function usage(who: Who, bindings: ReturnType<typeof resumeEnv>) {
 }
 
 /** Polls the fake's record of directive `id` until `until` holds (≈3 s). */
-async function upstreamUntil(id: string, until: (r: { clientAborted: boolean; finished: boolean }) => boolean) {
+async function upstreamUntil(
+  id: string,
+  until: (r: { clientAborted: boolean; finished: boolean }) => boolean,
+) {
   let r = await upstreamRecord(id);
   for (let i = 0; i < 60 && !(r && until(r)); i++) {
     await sleep(50);

@@ -191,7 +191,10 @@ describe.each(STORES)("resume in the %s store", (kind) => {
     // The stream windows and the quota still show one stream only (this read is refused too,
     // since usage reads share the window, so look at the store's spend through a new window).
     const fresh = resumeEnv(kind);
-    const u = await usage(who, { ...fresh, UPSTASH_REDIS_REST_URL: bindings.UPSTASH_REDIS_REST_URL });
+    const u = await usage(who, {
+      ...fresh,
+      UPSTASH_REDIS_REST_URL: bindings.UPSTASH_REDIS_REST_URL,
+    });
     expect(u.quota.hourly.remaining).toBe(19);
     expect(u.spend.streams).toBe(1);
   });
