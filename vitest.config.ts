@@ -23,6 +23,9 @@ export default defineConfig({
           // two rules (test/conversation.test.ts) run with their defaults.
           ANON_MODELS: "gpt-4o-mini,gpt-4o,gpt-4.1-mini,o4-mini,gpt-5-mini",
           ANON_COST_CAP_MAX_USD: "1",
+          // A stream whose client left is cancelled this soon (production: 30 s), so the tests
+          // of disconnects see the cancel without waiting; test/stream/ sets its own.
+          STREAM_ORPHAN_GRACE_MS: "150",
           // The ledger's schema, applied to the local D1 by test/helpers/apply-migrations.ts.
           TEST_MIGRATIONS: await readD1Migrations("./migrations"),
         },

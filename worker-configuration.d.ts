@@ -1,9 +1,9 @@
 /* eslint-disable */
-// Made by `npm run types` (scripts/types.mjs: wrangler types --include-runtime=false --strict-vars=false --env-interface CloudflareBindings --env-file=/dev/null) from wrangler.toml; do not edit, run it again (hash: 253acffd92f6443a898bdbd5bd71d0f4)
+// Made by `npm run types` (scripts/types.mjs: wrangler types --include-runtime=false --strict-vars=false --env-interface CloudflareBindings --env-file=/dev/null) from wrangler.toml; do not edit, run it again (hash: d8622738dcc0b24776303310436654bd)
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./src/index");
-		durableNamespaces: "LimitsStore";
+		durableNamespaces: "LimitsStore" | "StreamOwner";
 	}
 	interface Env {
 		LEDGER_DB: D1Database;
@@ -40,7 +40,10 @@ declare namespace Cloudflare {
 		BUDGET_ANON_HOURLY_USD: string;
 		BUDGET_GLOBAL_HOURLY_USD: string;
 		BUDGET_SHARDS: string;
+		STREAM_RESUME_TTL_S: string;
+		STREAM_ORPHAN_GRACE_MS: string;
 		LIMITS: DurableObjectNamespace<import("./src/index").LimitsStore>;
+		STREAMS: DurableObjectNamespace<import("./src/index").StreamOwner>;
 	}
 }
 interface CloudflareBindings extends Cloudflare.Env {}

@@ -69,6 +69,10 @@ export interface Config {
   budgets: BudgetSpecs;
   /** Shards of each shared budget in the Durable Object store (Upstash decides them whole). */
   budgetShards: number;
+  /** Resumable streams: kept this long after their end (0: off, the direct path of before). */
+  streamResumeTtlS: number;
+  /** A stream with no reader goes on this long for a reconnect, then is cancelled. */
+  streamOrphanGraceMs: number;
 }
 
 /** Raised when a var is malformed; the app answers `misconfigured` until it is fixed. */
@@ -206,6 +210,8 @@ const schema = z.object({
   BUDGET_ANON_HOURLY_USD: budgetUsd("2.00"),
   BUDGET_GLOBAL_HOURLY_USD: budgetUsd("20.00"),
   BUDGET_SHARDS: int(1, 64).default(8),
+  STREAM_RESUME_TTL_S: int(0, 86_400).default(600),
+  STREAM_ORPHAN_GRACE_MS: int(0, 600_000).default(30_000),
 });
 
 /** The origin of `url`, or null when it is not a URL. */
@@ -349,6 +355,8 @@ export function parseConfig(env: Partial<Bindings>): Config {
       globalHourly: v.BUDGET_GLOBAL_HOURLY_USD,
     },
     budgetShards: v.BUDGET_SHARDS,
+    streamResumeTtlS: v.STREAM_RESUME_TTL_S,
+    streamOrphanGraceMs: v.STREAM_ORPHAN_GRACE_MS,
     registry,
   };
 }

@@ -10,6 +10,8 @@ export type ErrorCode =
   | "unsupported_media_type"
   | "invalid_input"
   | "model_not_allowed"
+  /** A stream_id the same principal is still streaming. */
+  | "stream_exists"
   /** OpenAI surface only: a model id the registry does not know (natively a 422). */
   | "model_not_found"
   | "forbidden"
@@ -34,6 +36,7 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   unsupported_media_type: 415,
   invalid_input: 422,
   model_not_allowed: 403,
+  stream_exists: 409,
   model_not_found: 404,
   forbidden: 403,
   challenge_failed: 403,

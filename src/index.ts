@@ -14,9 +14,11 @@ import { modelRoutes } from "./routes/models";
 import { openAiRoutes } from "./routes/openai";
 import { frameSrc, scriptSrc, serveAsset } from "./routes/page";
 import { streamRoutes } from "./routes/stream";
+import { streamsRoutes } from "./routes/streams";
 import { usageRoutes } from "./routes/usage";
 
 export { LimitsStore } from "./limits/durable-object";
+export { StreamOwner } from "./stream/owner";
 
 /**
  * Each API path and the methods it answers; any other method is a 405 with `Allow`. HEAD runs
@@ -60,6 +62,7 @@ app.use("/v1/*", allowListedOrigins);
 app.get("/healthz", (c) => c.json({ status: "ok" }));
 app.route("/api/v1/anon_session", anonSessionRoutes);
 app.route("/api/v1/stream", streamRoutes);
+app.route("/api/v1/streams", streamsRoutes);
 app.route("/api/v1/usage", usageRoutes);
 app.route("/api/v1/metrics", metricsRoutes);
 app.route("/api/v1/models", modelRoutes);

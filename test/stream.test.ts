@@ -399,7 +399,9 @@ describe("clients that leave before the upstream answers", () => {
     const key = principalKey(token);
     const { id, message } = fakeMessage({ headerDelay: 1500, tokens: 3 });
     const controller = new AbortController();
-    const pending = startStream({ token, message, signal: controller.signal });
+    // The direct path: a resumable stream goes on for the orphan grace (test/stream/).
+    const bindings = testEnv({ STREAM_RESUME_TTL_S: "0" });
+    const pending = startStream({ token, message, signal: controller.signal, bindings });
     // Wait (bounded) until the upstream has the request, then leave.
     for (let i = 0; i < 40; i++) {
       if ((await fetch(`${UPSTREAM_BASE}/__test/requests/${id}`)).status === 200) break;

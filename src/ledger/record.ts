@@ -9,7 +9,9 @@ export type FinishReason =
   | "max_duration"
   | "client_abort"
   | "upstream_error"
-  | "content_filter";
+  | "content_filter"
+  /** Stopped by its owner (`DELETE /api/v1/streams/{id}`). */
+  | "stopped";
 
 /** Ledger records are kept this long. */
 export const LEDGER_RETENTION_SECONDS = 30 * 86_400;

@@ -28,6 +28,7 @@ export const ledgerRecordSchema = z.strictObject({
     "client_abort",
     "upstream_error",
     "content_filter",
+    "stopped",
   ]),
   usageSource: z.enum(["upstream", "estimated"]),
   // 2000-01-01 .. 2200-01-01: a timestamp outside that is a bug, not a stream.

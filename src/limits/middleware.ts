@@ -34,6 +34,13 @@ export interface LimitGrant {
   maxTokens: number;
   /** The hold its ledger record settles. */
   hold: HoldTicket;
+  /** When the quota unit was spent (what `refund` gives back to), or null when none was. */
+  quotaSpentAt: number | null;
+  /**
+   * Undoes the whole admission (rate-limit hits, quota unit, hold) for a stream that never ran
+   * (409 `stream_exists`); after the response, retried like a failed admission's cancel.
+   */
+  cancel: () => Promise<void>;
 }
 
 /** Seconds to wait when live holds (not settled spend) fill a budget: holds end with their streams. */
@@ -258,6 +265,8 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
     capMicroUsd: budget.ticket.microUsd,
     maxTokens: budget.maxTokens,
     hold: budget.ticket,
+    quotaSpentAt: quota ? now : null,
+    cancel: () => cancelAdmission(store, admission, c.get("log")),
     refund: async () => {
       if (!quota || refunded) return;
       refunded = true;

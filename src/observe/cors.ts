@@ -11,6 +11,7 @@ export const CORS_ALLOW_HEADERS = [
   "Content-Type",
   "Accept",
   "X-Request-Id",
+  "Last-Event-ID",
   "X-Stainless-Arch",
   "X-Stainless-Lang",
   "X-Stainless-OS",
@@ -45,7 +46,7 @@ function corsFor(config: Config): MiddlewareHandler {
     const allowed = new Set(config.corsOrigins);
     handler = cors({
       origin: (origin) => (allowed.has(origin) ? origin : null),
-      allowMethods: ["GET", "HEAD", "POST", "OPTIONS"],
+      allowMethods: ["GET", "HEAD", "POST", "DELETE", "OPTIONS"],
       allowHeaders: CORS_ALLOW_HEADERS,
       exposeHeaders: EXPOSE_HEADERS,
       maxAge: 600,

@@ -12,6 +12,7 @@ import { clientIp, enforceLimits } from "../limits/middleware";
 import { requireProvider } from "../stream/select-provider";
 import { streamAnswer } from "../stream/stage";
 import { nativeSse } from "../stream/wire";
+import { resumeByLastEventId } from "./streams";
 
 type Schema = ReturnType<typeof streamInputSchema>;
 /** Per config: the schemas of [query, json] x [signed in, anonymous]. */
@@ -57,6 +58,7 @@ export const streamRoutes = new Hono<AppEnv>()
     "/",
     refuseHead,
     requireAuth(),
+    resumeByLastEventId,
     setInput("query"),
     requireProvider,
     clientIp,

@@ -70,6 +70,7 @@ export function openAiChunks(includeUsage: boolean): WireFormat {
       "X-Accel-Buffering": "no",
     },
     buffered: false,
+    resumable: false,
     encoder(request, startedAt): Encoder {
       const base = head(request, startedAt, "chat.completion.chunk");
       // Every chunk starts the same: its JSON is built once, so a token costs one small stringify.
@@ -110,6 +111,7 @@ export function openAiChunks(includeUsage: boolean): WireFormat {
 export const openAiCompletion: WireFormat = {
   headers: { "Content-Type": "application/json; charset=utf-8", "Cache-Control": "no-store" },
   buffered: true,
+  resumable: false,
   encoder(request, startedAt): Encoder {
     let content = "";
     let reasoning = "";

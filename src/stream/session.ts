@@ -127,7 +127,8 @@ export function runSession(
       clientGone = true;
       if (!cutOff) void writer.abort("client_abort").catch(() => {});
     }
-    stop ??= "client_abort";
+    // A stop by the stream's owner (DELETE) is `stopped`; anything else a client that left.
+    stop ??= signal.reason === "stopped" ? "stopped" : "client_abort";
     void upstream.events.cancel(signal.reason).catch(() => {});
   };
   signal.addEventListener("abort", onAbort, { once: true });

@@ -13,6 +13,8 @@ export interface WireFormat {
    * failure still gets its own status instead of a 200 with an error inside.
    */
   buffered: boolean;
+  /** Its streams run in a stream owner and can be resumed (when STREAM_RESUME_TTL_S > 0). */
+  resumable: boolean;
 }
 
 /** Our own SSE events (`message_chunk`, `reasoning_chunk`, `heartbeat`, `done`, `error`). */
@@ -24,4 +26,5 @@ export const nativeSse: WireFormat = {
   },
   encoder: () => frameEncoder(),
   buffered: false,
+  resumable: true,
 };

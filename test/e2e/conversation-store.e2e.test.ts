@@ -1,6 +1,6 @@
 /** @module The page's history fitting (web/magic/store.ts) in Node: both bounds, whole turns, code points. */
 import { describe, expect, it } from "vitest";
-import { buildMessages, newTurn, type Turn } from "../../web/magic/store";
+import { buildMessages, newTurn, parseTurns, resumable, type Turn } from "../../web/magic/store";
 
 function answered(user: string, answer: string, state: Turn["state"] = "done"): Turn {
   return { ...newTurn(user, 0), answer, state };
@@ -54,5 +54,29 @@ describe("buildMessages", () => {
   it("clips an answer longer than one message may be, and marks the cut", () => {
     const { messages } = buildMessages([answered("q", "y".repeat(30))], "next", limits);
     expect(messages[1]?.content).toBe(`${"y".repeat(19)}…`);
+  });
+});
+
+describe("a stored answer that was streaming", () => {
+  const stored = (t: Partial<Turn>) =>
+    parseTurns(JSON.parse(JSON.stringify({ turns: [{ ...newTurn("q", 0), ...t }] })))[0];
+
+  it("stays streaming, with its stream id and last event id, so the page resumes it", () => {
+    const t = stored({ answer: "half", state: "streaming", streamId: "s-1", lastEventId: 7 });
+    expect(t).toMatchObject({ state: "streaming", streamId: "s-1", lastEventId: 7 });
+    expect(t && resumable(t)).toBe(true);
+  });
+
+  it("is marked incomplete when it cannot be resumed (no stream id, no event ids, an older page's)", () => {
+    for (const t of [
+      stored({ answer: "half", state: "streaming", streamId: "", lastEventId: 3 }),
+      stored({ answer: "half", state: "streaming", streamId: "s-1", lastEventId: -1 }),
+      stored({ answer: "", state: "sending", streamId: "s-1", lastEventId: 0 }),
+    ])
+      expect(t?.state).toMatch(/^(incomplete|failed)$/);
+    const older = parseTurns({
+      turns: [{ user: "q", answer: "a", state: "streaming", streamId: "s" }],
+    });
+    expect(older[0]?.state).toBe("incomplete");
   });
 });

@@ -220,7 +220,7 @@ describe("Magic Box page", () => {
     }
   });
 
-  it("b. Stop keeps the partial answer, marks it stopped, and the worker logs client_abort", async () => {
+  it("b. Stop keeps the partial answer, marks it stopped, and stops the stream on the server (finish_reason stopped)", async () => {
     const { page, problems, close } = await openPage();
     try {
       const headerIds: string[] = [];
@@ -256,7 +256,8 @@ describe("Magic Box page", () => {
       const streamId = await lastTurn(page).getAttribute("data-stream-id");
       expect(streamId).toBeTruthy();
       expect(headerIds).toContain(streamId);
-      // The cancel reached the upstream: the worker's stream_end line names client_abort.
+      // Stop reached the server (DELETE /api/v1/streams/{id}), not only the page's own read: the
+      // worker's stream_end line names stopped, not the client_abort of a reader that left.
       await expect
         .poll(
           () =>
@@ -267,7 +268,7 @@ describe("Magic Box page", () => {
       const line = server
         ?.logLines()
         .find((l) => l.event === "stream_end" && l.stream_id === streamId);
-      expect(line?.finish_reason).toBe("client_abort");
+      expect(line?.finish_reason).toBe("stopped");
       expect(line?.provider).toBe("demo");
       await screenshot(page, "b-stopped.png");
       expect(problems).toEqual([]);

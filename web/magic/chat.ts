@@ -1,13 +1,15 @@
 /**
  * @module The open conversation: sends the history with each question, follows the stream into
- * the turn's view, records how each answer ended (a stopped or failed one stays, marked), and
+ * the turn's view (resuming an answer the page was closed in the middle of), records how each
+ * answer ended (a stopped or failed one stays, marked), stops an answer on the server too, and
  * asks the last question again (regenerate) or in new words (edit and resend).
  */
-import { openStream, readApiError, type Source } from "./api";
-import { failed, finished, type OutcomeHost, streamingFigures } from "./outcome";
+import { followAnswer } from "./answer";
+import { type ChatMessage, openStream, readApiError, type Source } from "./api";
+import { ended, failed, type OutcomeHost, streamingFigures } from "./outcome";
 import { announcement } from "./speech";
-import { readStream } from "./sse";
-import { buildMessages, newTurn, type Turn } from "./store";
+import { abandon, buildMessages, newTurn, resumable, type Turn } from "./store";
+import { stopStream } from "./streams";
 import { type Copier, createTurnView, type TurnView } from "./view";
 
 /** What the conversation needs from the rest of the page. */
@@ -26,31 +28,33 @@ export interface ChatHost extends OutcomeHost {
   edit(text: string): void;
 }
 
-/** Saving during a stream at most this often (ms): storage writes are synchronous. */
-const SAVE_EVERY_MS = 1000;
-
 /** The chat controller for the page. */
 export function createChat(host: ChatHost) {
   let turns: Turn[] = [];
   let views: TurnView[] = [];
   let running: AbortController | null = null;
+  /** The turn whose answer is streaming, while `running`. */
+  let live: Turn | null = null;
   /** The send in flight, if any: settle() waits for it to record how it ended. */
   let inFlight: Promise<unknown> = Promise.resolve();
-  let savedAt = 0;
   let warnedStorage = false;
 
   const empty = host.conversation.querySelector(".empty");
   const save = () => {
-    savedAt = Date.now();
     if (!host.save(turns) && !warnedStorage) {
       warnedStorage = true;
       host.say("This browser did not let the page save the chat; it will be lost on reload.");
     }
   };
-  const following = () => {
-    const c = host.conversation;
-    return c.scrollTop + c.clientHeight >= c.scrollHeight - 80;
+  // Leaving or hiding the page mid-answer: keep the answer and its last event id as they are
+  // now, so the next load resumes from exactly there.
+  const flush = () => {
+    if (running) save();
   };
+  addEventListener("pagehide", flush);
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") flush();
+  });
   const scrollDown = () => {
     host.conversation.scrollTop = host.conversation.scrollHeight;
   };
@@ -81,64 +85,73 @@ export function createChat(host: ChatHost) {
 
   /** Sends `message` with the history; resolves with its turn once the answer has ended, however. */
   function send(message: string): Promise<Turn> {
-    const work = sendNow(message);
-    inFlight = work.catch(() => {});
-    return work;
-  }
-
-  async function sendNow(message: string): Promise<Turn> {
     const { messages, leftOut } = buildMessages(turns, message);
     const turn = newTurn(message, leftOut);
     turns.push(turn);
     const view = show(turn);
     scrollDown();
     save();
+    host.say(leftOut ? "Sending (the oldest messages are left out)…" : "Sending…");
+    return track(run(turn, view, messages));
+  }
+
+  function track(work: Promise<Turn>): Promise<Turn> {
+    inFlight = work.catch(() => {});
+    return work;
+  }
+
+  /**
+   * Streams `turn`'s answer into `view`: a new stream of `messages`, or (null) the rest of the
+   * stream the turn remembers, after a reload. Resolves once the answer has ended, however.
+   */
+  async function run(turn: Turn, view: TurnView, messages: ChatMessage[] | null): Promise<Turn> {
     const controller = new AbortController();
     running = controller;
+    live = turn;
     offerActions();
     host.busy(true);
-    host.say(leftOut ? "Sending (the oldest messages are left out)…" : "Sending…");
     let source: Source = "anonymous";
     let stick = true;
-    let scrollQueued = false;
     const mine = turns;
+    const here = () => mine === turns && turns.includes(turn);
     try {
-      const sent = await openStream(messages, host.model(), controller.signal);
-      source = sent.source;
-      const res = sent.res;
-      turn.streamId = res.headers.get("X-Stream-Id") ?? "";
-      if (!res.ok || !res.body) throw await readApiError(res);
+      let body: ReadableStream<Uint8Array> | null = null;
+      if (messages) {
+        const sent = await openStream(messages, host.model(), controller.signal);
+        source = sent.source;
+        const res = sent.res;
+        turn.streamId = res.headers.get("X-Stream-Id") ?? "";
+        if (!res.ok || !res.body) throw await readApiError(res);
+        body = res.body;
+        streamingFigures(turn, { output_tokens: 0, cost_usd: 0 });
+        host.say("Answering…");
+      } else {
+        host.say("Resuming the answer where it stopped…");
+      }
       turn.state = "streaming";
-      streamingFigures(turn, { output_tokens: 0, cost_usd: 0 });
       view.render();
-      host.say("Answering…");
-      const outcome = await readStream(res.body, (event, data) => {
-        stick = following();
-        if (event === "message_chunk" && typeof data.content === "string") {
-          turn.answer += data.content;
-          streamingFigures(turn, data);
-        } else if (event === "reasoning_chunk" && typeof data.content === "string") {
-          turn.reasoning += data.content;
-        } else return;
-        view.schedule();
-        // Once per frame, after the render: many chunks arrive within one frame.
-        if (stick && !scrollQueued) {
-          scrollQueued = true;
-          requestAnimationFrame(() => {
-            scrollQueued = false;
-            if (stick) scrollDown();
-          });
-        }
-        if (Date.now() - savedAt > SAVE_EVERY_MS) save();
-      });
-      finished(turn, outcome, source, host);
+      // The stream's id is kept from its first moment: a reload now resumes it.
+      save();
+      const followed = await followAnswer(
+        turn,
+        view,
+        body,
+        source,
+        { conversation: host.conversation, say: host.say, save: () => here() && save() },
+        controller.signal,
+      );
+      source = followed.source;
+      stick = followed.stick;
+      if (here()) ended(turn, followed.ending, source, host);
     } catch (e) {
       // Another conversation opened (or this one was deleted) during the stream: nothing to report.
-      if (mine === turns && turns.includes(turn))
-        failed(turn, e, controller.signal.aborted, source, host);
+      if (here()) failed(turn, e, controller.signal.aborted, source, host);
     } finally {
-      if (running === controller) running = null;
-      if (mine === turns && turns.includes(turn)) {
+      if (running === controller) {
+        running = null;
+        live = null;
+      }
+      if (here()) {
         view.render();
         save();
         const text = view.root.querySelector(".answer-text");
@@ -149,6 +162,14 @@ export function createChat(host: ChatHost) {
       host.busy(false);
     }
     return turn;
+  }
+
+  /** Stops the answer in flight: the local read, and the stream on the server. */
+  function stop(): void {
+    if (!running) return;
+    const streamId = live?.streamId;
+    running.abort();
+    if (streamId) void stopStream(streamId);
   }
 
   /** Asks the last question again, in place of its answer. */
@@ -172,12 +193,10 @@ export function createChat(host: ChatHost) {
     get turns(): readonly Turn[] {
       return turns;
     },
-    stop() {
-      running?.abort();
-    },
+    stop,
     /** Stops an answer in flight and waits until it is recorded (as stopped) and saved. */
     async settle(): Promise<void> {
-      running?.abort();
+      stop();
       await inFlight;
     },
     /** Shows `next` (another conversation, or none); call settle() first. */
@@ -186,9 +205,14 @@ export function createChat(host: ChatHost) {
       for (const v of views) v.root.remove();
       views = [];
       if (next.length === 0 && empty) host.conversation.append(empty);
+      const last = next.at(-1);
+      for (const t of next) if (t !== last && t.state === "streaming") abandon(t);
       for (const t of next) show(t);
       offerActions();
       scrollDown();
+      // The page was closed while the last answer streamed: go on with it where it stopped.
+      const view = views.at(-1);
+      if (last && view && resumable(last)) void track(run(last, view, null));
     },
   };
 }

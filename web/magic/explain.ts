@@ -91,6 +91,8 @@ export function cutShort(reason: unknown): string {
       return "The answer was cut short by the length limit.";
     case "content_filter":
       return "The provider's content filter stopped the answer.";
+    case "client_abort":
+      return "The answer was cut short: the connection was gone for too long, so the server stopped it.";
     default:
       return "";
   }

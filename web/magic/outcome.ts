@@ -4,6 +4,7 @@
  */
 import { ApiError, type Source } from "./api";
 import { cutShort, explain, formatMs, formatUsd, LIMIT_TITLE } from "./explain";
+import type { Ending } from "./follow";
 import type { StreamEnd } from "./sse";
 import type { Turn } from "./store";
 
@@ -68,10 +69,45 @@ export function finished(
     ["duration", "Total time", formatMs(d.duration_ms)],
     ["model", "Model", String(d.model ?? "")],
   ];
+  host.answered(d, source);
+  if (d.finish_reason === "stopped") {
+    // Stopped on the server (this page's Stop reached it first, or another tab's did).
+    end(turn, "stopped", "This answer was stopped before it finished.", "Stopped");
+    host.say(`Stopped: ${d.output_tokens} tokens, ${cost}. The partial answer is kept.`);
+    return;
+  }
   const cut = cutShort(d.finish_reason);
   end(turn, "done", cut, cut ? "Cut short" : "");
-  host.answered(d, source);
   host.say(`Answer complete: ${d.output_tokens} tokens, ${cost}.`);
+}
+
+/** Following the stream ended: with its terminal event, or in one of the ways a resume ends. */
+export function ended(turn: Turn, ending: Ending, source: Source, host: OutcomeHost): void {
+  const partial = turn.answer !== "";
+  const broken = (sentence: string, status: string) => {
+    end(turn, partial ? "incomplete" : "failed", sentence, partial ? "Incomplete" : "Not answered");
+    host.say(status);
+  };
+  if (ending.kind === "end") finished(turn, ending.end, source, host);
+  else if (ending.kind === "dropped") finished(turn, null, source, host);
+  else if (ending.kind === "complete") {
+    // The server had nothing after the last event shown: the answer is whole.
+    end(turn, "done", "", "");
+    host.say("Answer complete.");
+  } else if (ending.kind === "gone")
+    broken(
+      "The connection dropped, and the server no longer has the rest of this answer.",
+      "The rest of the answer is no longer available; the answer is incomplete.",
+    );
+  else if (ending.kind === "gave-up")
+    broken(
+      "The connection dropped and could not be restored in time; the answer is incomplete.",
+      "Could not reconnect; the answer is incomplete.",
+    );
+  else {
+    const sentence = explain(ending.error, source);
+    broken(sentence, sentence);
+  }
 }
 
 /** The send failed before or while streaming: stopped, refused, or the connection dropped. */

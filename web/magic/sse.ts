@@ -90,33 +90,48 @@ export interface StreamEnd {
   data: Record<string, unknown>;
 }
 
+/** An event's `id:` as the stream's sequence number, or null when it is not one (no id, not digits). */
+export function eventNumber(id: string): number | null {
+  return /^\d{1,15}$/.test(id) ? Number(id) : null;
+}
+
 /**
- * Reads `body` to its end, calling `onEvent` for each event with JSON object data, and stops
- * (cancelling the body) at the first terminal event, which it returns. Null: the stream ended
- * or broke without one. A read error (connection lost, aborted) is thrown to the caller.
+ * Reads `body` to its end, calling `onEvent` for each event with JSON object data (with its id
+ * as a number, see eventNumber), and stops (cancelling the body) at the first terminal event,
+ * which it returns. Null: the stream ended or broke without one, or `cut` aborted (the body is
+ * then cancelled). A read error (connection lost, aborted) is thrown to the caller.
  */
 export async function readStream(
   body: ReadableStream<Uint8Array>,
-  onEvent: (event: string, data: Record<string, unknown>) => void,
+  onEvent: (event: string, data: Record<string, unknown>, id: number | null) => void,
+  cut?: AbortSignal,
 ): Promise<StreamEnd | null> {
   let end: StreamEnd | null = null;
   const parser = createSseParser((ev) => {
     const data = parseObject(ev.data);
     if (!data || end) return;
     if (ev.event === "done" || ev.event === "error") end = { event: ev.event, data };
-    else onEvent(ev.event, data);
+    else onEvent(ev.event, data, eventNumber(ev.id));
   });
   const reader = body.getReader();
   const decoder = new TextDecoder();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    parser.feed(decoder.decode(value, { stream: true }));
-    if (end) {
-      reader.cancel().catch(() => {});
-      return end;
+  // A pending read resolves as done when the reader is cancelled.
+  const cancel = () => void reader.cancel().catch(() => {});
+  if (cut?.aborted) cancel();
+  cut?.addEventListener("abort", cancel, { once: true });
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      parser.feed(decoder.decode(value, { stream: true }));
+      if (end) {
+        cancel();
+        return end;
+      }
     }
+    parser.feed(decoder.decode());
+    return end;
+  } finally {
+    cut?.removeEventListener("abort", cancel);
   }
-  parser.feed(decoder.decode());
-  return end;
 }

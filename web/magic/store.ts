@@ -20,6 +20,11 @@ export interface Turn {
   /** [key, label, value] rows shown under the answer. */
   metrics: [string, string, string][];
   streamId: string;
+  /**
+   * The id of the last event the answer holds (0: none yet; -1: the stream's events carry no
+   * ids, so it cannot be resumed). Saved with the answer, so the two always agree.
+   */
+  lastEventId: number;
   errorCode: string;
   /** Older messages the model did not see for this turn (they no longer fit the limits). */
   leftOut: number;
@@ -41,6 +46,7 @@ export function newTurn(user: string, leftOut: number): Turn {
     badge: "",
     metrics: [],
     streamId: "",
+    lastEventId: 0,
     errorCode: "",
     leftOut,
   };
@@ -60,18 +66,31 @@ function readTurn(v: unknown): Turn | null {
   t.note = str(o.note, 1000);
   t.badge = str(o.badge, 40);
   t.streamId = str(o.streamId, 64);
+  t.lastEventId =
+    Number.isSafeInteger(o.lastEventId) && (o.lastEventId as number) >= -1
+      ? (o.lastEventId as number)
+      : -1;
   t.errorCode = str(o.errorCode, 64);
   if (Array.isArray(o.metrics))
     t.metrics = o.metrics
       .filter((m): m is unknown[] => Array.isArray(m) && m.length === 3)
       .map((m) => [str(m[0], 40), str(m[1], 40), str(m[2], 80)]);
-  if (t.state === "sending" || t.state === "streaming") {
-    // The page was closed or reloaded while this answer streamed.
-    t.state = t.answer ? "incomplete" : "failed";
-    t.badge = t.answer ? "Incomplete" : "Not answered";
-    t.note = "The page was closed before this answer finished.";
-  }
+  // A stream the page was following when it closed stays "streaming": the chat resumes it when
+  // it is opened (resumable()). Without a stream id or event ids there is nothing to resume.
+  if (t.state === "sending" || (t.state === "streaming" && !resumable(t))) abandon(t);
   return t;
+}
+
+/** Marks a turn whose stream the page stopped following when it was closed or reloaded. */
+export function abandon(t: Turn): void {
+  t.state = t.answer ? "incomplete" : "failed";
+  t.badge = t.answer ? "Incomplete" : "Not answered";
+  t.note = "The page was closed before this answer finished.";
+}
+
+/** True when `turn` was streaming and the server can be asked for the rest of it. */
+export function resumable(turn: Turn): boolean {
+  return turn.state === "streaming" && turn.streamId !== "" && turn.lastEventId >= 0;
 }
 
 /** Stored turns (`{turns: [...]}`), oldest first; what cannot be read is left out. */

@@ -1,0 +1,176 @@
+/**
+ * @module One running stream inside its owner: the frames in memory, their batched writes to
+ * storage, and the readers it fans out to. Per upstream read it does what the session's own
+ * writer did (one encode, one write per reader); storage is written per batch, not per token.
+ */
+import { sseFrame } from "../errors";
+import type { FrameStore, StoredFrame } from "./frame-store";
+import type { Encoder, Frame } from "./frames";
+import { MAX_QUEUED_FRAMES } from "./session";
+
+/** A batch is written once it holds this many bytes of SSE text... */
+export const BATCH_BYTES = 16 * 1024;
+/** ...or this long after its first frame. */
+export const BATCH_MS = 1_000;
+
+/** One reader: its end of a byte stream, and how many frames it has not taken yet. */
+interface Reader {
+  writer: WritableStreamDefaultWriter<Uint8Array>;
+  queued: number;
+}
+
+export interface LiveOptions {
+  store: FrameStore;
+  /** No reader for this long: `onOrphaned` (the owner cancels the upstream). */
+  graceMs: number;
+  onOrphaned: () => void;
+  /** The first batch is about to be written. */
+  onFirstWrite: () => void;
+  /** The terminal frame went out and the last batch is stored. */
+  onEnded: (lastId: number) => void;
+}
+
+const bytesOf = new TextEncoder();
+const stopTimer = (t: ReturnType<typeof setTimeout> | undefined) => {
+  if (t !== undefined) clearTimeout(t);
+};
+
+/** The frames of a live stream and its readers. */
+export class LiveStream {
+  /** Every frame but heartbeats, for readers that join late; dropped once all are stored. */
+  private frames: StoredFrame[] = [];
+  private pending: StoredFrame[] = [];
+  private pendingBytes = 0;
+  private batchTimer: ReturnType<typeof setTimeout> | undefined;
+  private graceTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly readers = new Set<Reader>();
+  private begun = false;
+  lastId = 0;
+  ended = false;
+
+  constructor(
+    private readonly streamId: string,
+    private readonly o: LiveOptions,
+  ) {}
+
+  /** The session's encoder: numbers and fans out the frames itself, so it returns null. */
+  encoder(): Encoder {
+    return (frames: Frame[]) => {
+      let text = "";
+      let terminal = false;
+      for (const frame of frames) {
+        if (frame.event === "tool_call_chunk") continue;
+        const id = ++this.lastId;
+        const piece = sseFrame(frame.event, frame.data, id);
+        text += piece;
+        // Past heartbeats are never replayed: not kept, not stored.
+        if (frame.event === "heartbeat") continue;
+        const stored = { id, text: piece };
+        this.frames.push(stored);
+        this.pending.push(stored);
+        this.pendingBytes += piece.length;
+        if (frame.event === "done" || frame.event === "error") terminal = true;
+      }
+      if (text) this.fanOut(bytesOf.encode(text), frames.length);
+      if (terminal) this.end();
+      else if (this.pendingBytes >= BATCH_BYTES) this.flush();
+      else if (this.pending.length > 0 && this.batchTimer === undefined) {
+        this.batchTimer = setTimeout(() => this.flush(), BATCH_MS);
+      }
+      return null;
+    };
+  }
+
+  /** Writes `bytes` to every reader; one that is too far behind is cut off (it may resume). */
+  private fanOut(bytes: Uint8Array, count: number): void {
+    for (const reader of this.readers) {
+      if (reader.queued > MAX_QUEUED_FRAMES) {
+        // Still connected: it gets what is queued, then the end; a resume picks up from there.
+        this.readers.delete(reader);
+        void reader.writer.close().catch(() => {});
+        continue;
+      }
+      reader.queued += count;
+      reader.writer.write(bytes).then(
+        () => {
+          reader.queued -= count;
+        },
+        () => {},
+      );
+    }
+    if (this.readers.size === 0) this.orphaned();
+  }
+
+  /** Writes the pending frames as one row. */
+  private flush(): void {
+    stopTimer(this.batchTimer);
+    this.batchTimer = undefined;
+    if (!this.begun) {
+      this.begun = true;
+      this.o.onFirstWrite();
+      this.o.store.begin(this.streamId);
+    }
+    this.o.store.append(this.pending);
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  /** The terminal frame went out: store the rest, end every reader. */
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    stopTimer(this.graceTimer);
+    this.flush();
+    this.o.onEnded(this.lastId);
+    this.frames = [];
+    for (const reader of this.readers) void reader.writer.close().catch(() => {});
+    this.readers.clear();
+  }
+
+  /**
+   * A reader from event `after` on: the frames it missed, then the live ones, with nothing
+   * between the two (both happen in this one turn of the object). `leave` drops it.
+   */
+  join(after: number): { body: ReadableStream<Uint8Array>; leave: () => void } {
+    const { readable, writable } = new IdentityTransformStream();
+    const writer = writable.getWriter();
+    const reader: Reader = { writer, queued: 0 };
+    let missed = "";
+    for (const f of this.frames) if (f.id > after) missed += f.text;
+    if (missed) {
+      reader.queued = 1;
+      writer.write(bytesOf.encode(missed)).then(
+        () => {
+          reader.queued -= 1;
+        },
+        () => {},
+      );
+    }
+    this.readers.add(reader);
+    stopTimer(this.graceTimer);
+    this.graceTimer = undefined;
+    const leave = () => {
+      if (!this.readers.delete(reader)) return;
+      void writer.abort("client_abort").catch(() => {});
+      if (this.readers.size === 0) this.orphaned();
+    };
+    // The reader's client cancelled the body (it went away).
+    writer.closed.catch(leave);
+    return { body: readable, leave };
+  }
+
+  /** No reader: the upstream goes on for the grace, then is cancelled unless one came back. */
+  private orphaned(): void {
+    if (this.ended || this.graceTimer !== undefined) return;
+    this.graceTimer = setTimeout(() => {
+      this.graceTimer = undefined;
+      if (this.readers.size === 0 && !this.ended) this.o.onOrphaned();
+    }, this.o.graceMs);
+  }
+
+  /** Stops the timers of a stream that will not go on. */
+  dispose(): void {
+    stopTimer(this.graceTimer);
+    stopTimer(this.batchTimer);
+  }
+}

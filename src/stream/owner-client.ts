@@ -1,0 +1,145 @@
+/**
+ * @module The worker's side of the stream owner (owner.ts): which object owns a stream, the one
+ * call that starts it and returns the first reader's body, and the calls that resume and stop it.
+ */
+import { env as ownEnv } from "cloudflare:workers";
+import type { Context } from "hono";
+import type { Config } from "../config";
+import type { AppEnv, Bindings } from "../env";
+import { AppError } from "../errors";
+import { annotate, finishLater } from "../observe/request";
+import type { ResumeAnswer, StreamOwner } from "./owner";
+
+/** Status for a client that left before its stream started (nginx's "client closed request"). */
+const CLIENT_CLOSED = 499;
+
+const hex = (bytes: ArrayBuffer) =>
+  Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
+
+/**
+ * The owner of `streamId` for principal `userKey`: named by a hash of both (and the store
+ * prefix), so two principals' equal ids are two objects and no name shows a user's key.
+ */
+export async function ownerOf(
+  bindings: Bindings,
+  config: Config,
+  userKey: string,
+  streamId: string,
+): Promise<DurableObjectStub<StreamOwner>> {
+  const name = JSON.stringify([config.storePrefix, userKey, streamId]);
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(name));
+  const ns = bindings.STREAMS as unknown as DurableObjectNamespace<StreamOwner>;
+  return ns.get(ns.idFromName(hex(digest)));
+}
+
+const overrides = new WeakMap<object, Record<string, unknown>>();
+
+/**
+ * The vars of `bindings` that differ from the Worker's own env, which the owner reads: none in
+ * production (the same env); a test's overrides in tests. Computed once per env object.
+ */
+function overridesOf(bindings: Bindings): Record<string, unknown> {
+  let diff = overrides.get(bindings);
+  if (!diff) {
+    diff = {};
+    const own = ownEnv as unknown as Record<string, unknown>;
+    const given = bindings as unknown as Record<string, unknown>;
+    for (const key of new Set([...Object.keys(own), ...Object.keys(given)])) {
+      const [a, b] = [own[key], given[key]];
+      if (a === b) continue;
+      if (b === undefined) diff[key] = null;
+      else if (typeof b === "string") diff[key] = b;
+      else if (typeof b === "object" && b !== null && JSON.stringify(a) !== JSON.stringify(b)) {
+        // A var given as a table (PROVIDERS, MODELS); a binding (an object with methods) is not
+        // a var and cannot be sent: the owner uses its own.
+        if (Object.getPrototypeOf(b) === Object.prototype) diff[key] = b;
+      }
+    }
+    overrides.set(bindings, diff);
+  }
+  return diff;
+}
+
+/** The admitted stream of this request, run by its owner: one call, which returns the body. */
+export async function ownedStream(c: Context<AppEnv>): Promise<Response> {
+  const [config, input, principal, limits, log, wire] = [
+    c.get("config"),
+    c.get("streamInput"),
+    c.get("principal"),
+    c.get("limits"),
+    c.get("log"),
+    c.get("wire"),
+  ];
+  const { streamId } = input;
+  const owner = await ownerOf(c.env, config, principal.key, streamId);
+  const answer = await owner.start({
+    overrides: overridesOf(c.env),
+    requestId: log.requestId,
+    userKey: principal.key,
+    input: { ...input, model: input.model.id },
+    grant: {
+      capMicroUsd: limits.capMicroUsd,
+      maxTokens: limits.maxTokens,
+      hold: limits.hold,
+      quota: limits.quota,
+    },
+    quotaSpentAt: limits.quotaSpentAt,
+  });
+  switch (answer.kind) {
+    case "exists":
+      // Nothing ran: the admission is undone, so a 409 spends nothing.
+      c.executionCtx.waitUntil(limits.cancel());
+      throw new AppError("stream_exists", `stream ${streamId} is still streaming`, {
+        headers: limits.headers,
+      });
+    case "gone":
+      return new Response(null, { status: CLIENT_CLOSED });
+    case "refused":
+      throw new AppError(answer.error.code, answer.error.detail, {
+        ...(answer.error.retryAfter === null ? {} : { retryAfter: answer.error.retryAfter }),
+        headers: limits.headers,
+      });
+  }
+  annotate(c.req.raw, answer.report);
+  followClient(c, answer.leave);
+  // Gone while the upstream was answering: the stream goes on for the grace (a resume can pick
+  // it up), as it does for a client that leaves later.
+  if (c.req.raw.signal?.aborted) return new Response(null, { status: CLIENT_CLOSED });
+  // The access line and the metrics wait for the stream's own figures; so does waitUntil, so
+  // that the request's background work ends with the stream's record.
+  const finished = answer.finished();
+  finishLater(c.req.raw, finished);
+  c.executionCtx.waitUntil(finished.catch(() => {}));
+  const headers = { ...wire.headers, ...limits.headers, "X-Stream-Id": streamId };
+  return new Response(answer.body, { status: 200, headers });
+}
+
+/** A client whose request signal says it left leaves the stream (its owner starts the grace). */
+function followClient(c: Context<AppEnv>, leave: () => void): void {
+  const signal = c.req.raw.signal;
+  if (!signal) return;
+  const gone = () => void Promise.resolve(leave()).catch(() => {});
+  if (signal.aborted) gone();
+  else signal.addEventListener("abort", gone, { once: true });
+}
+
+/** A reader of `streamId` from after event `after`, as its owner answers. */
+export async function resumeOwned(
+  c: Context<AppEnv>,
+  streamId: string,
+  after: number,
+): Promise<ResumeAnswer> {
+  const owner = await ownerOf(c.env, c.get("config"), c.get("principal").key, streamId);
+  const answer = await owner.resume(after);
+  if (answer.kind === "reading") followClient(c, answer.leave);
+  return answer;
+}
+
+/** Stops `streamId` at once. */
+export async function stopOwned(
+  c: Context<AppEnv>,
+  streamId: string,
+): Promise<"stopped" | "ended" | "unknown"> {
+  const owner = await ownerOf(c.env, c.get("config"), c.get("principal").key, streamId);
+  return owner.stop();
+}

@@ -1,0 +1,244 @@
+/**
+ * @module The stream owner: one Durable Object per (principal, stream_id) that runs a resumable
+ * stream (the upstream, the meter, the ledger record: admitted.ts, as the direct path does),
+ * keeps its frames, and serves its readers. It outlives any one connection, so a reader that
+ * drops can come back; its storage outlives its memory, so an ended stream can be read after a
+ * restart until the alarm deletes it, STREAM_RESUME_TTL_S after the end.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { type Config, parseConfig } from "../config";
+import type { Bindings } from "../env";
+import { AppError, type ErrorCode, sseFrame } from "../errors";
+import type { StreamRequest } from "../input/request";
+import type { HoldTicket } from "../limits/budget";
+import { storeFor } from "../limits/select-store";
+import type { QuotaResult } from "../limits/store";
+import { createLogger, type LogFields } from "../observe/log";
+import { accessFields, runAdmitted } from "./admitted";
+import { FrameStore } from "./frame-store";
+import { LiveStream } from "./live-stream";
+
+/** What the worker sends to start a stream (structured-clonable: the model by id). */
+export interface StartRequest {
+  /** The worker's vars that differ from this object's own env (tests; none in production). */
+  overrides: Record<string, unknown>;
+  requestId: string;
+  userKey: string;
+  input: Omit<StreamRequest, "model"> & { model: string };
+  grant: { capMicroUsd: number; maxTokens: number; hold: HoldTicket; quota: QuotaResult | null };
+  /** When the quota unit was spent (its refund goes back to that bucket); null: none spent. */
+  quotaSpentAt: number | null;
+}
+
+/** A reader's end of the stream: its body, and a way to say its client left. */
+export interface ReaderAnswer {
+  kind: "reading";
+  body: ReadableStream<Uint8Array>;
+  leave: () => void;
+}
+
+/** The answer to a start. */
+export type StartAnswer =
+  | (ReaderAnswer & {
+      /** Fields for the request's access line known when the upstream answered. */
+      report: LogFields;
+      /** Resolves with the stream's access fields once it is recorded. */
+      finished: () => Promise<LogFields>;
+    })
+  | { kind: "exists" }
+  | { kind: "gone" }
+  | {
+      kind: "refused";
+      error: { code: ErrorCode; detail: string; retryAfter: number | null };
+    };
+
+/** The answer to a resume. */
+export type ResumeAnswer = ReaderAnswer | { kind: "past_end" } | { kind: "unknown" };
+
+/** Configs by their overrides (production: one, `{}`). */
+const configs = new Map<string, Config>();
+function configOf(env: Bindings, overrides: Record<string, unknown>): Config {
+  const key = JSON.stringify(overrides);
+  let config = configs.get(key);
+  if (!config) {
+    const merged: Record<string, unknown> = { ...env };
+    for (const [k, v] of Object.entries(overrides)) {
+      if (v === null) delete merged[k];
+      else merged[k] = v;
+    }
+    config = parseConfig(merged as Partial<Bindings>);
+    if (configs.size >= 32) configs.clear();
+    configs.set(key, config);
+  }
+  return config;
+}
+
+interface Running {
+  live: LiveStream;
+  upstreamAbort: AbortController;
+  ttlMs: number;
+}
+
+/** One stream's owner; its name is a hash of the principal's key and the stream id. */
+export class StreamOwner extends DurableObject<Bindings> {
+  private store: FrameStore;
+  private running: Running | null = null;
+
+  constructor(ctx: DurableObjectState, env: Bindings) {
+    super(ctx, env);
+    this.store = new FrameStore(ctx.storage.sql);
+  }
+
+  /** Starts the stream unless this principal's stream of that id is still live (409). */
+  async start(req: StartRequest): Promise<StartAnswer> {
+    if (this.running && !this.running.live.ended) return { kind: "exists" };
+    const config = configOf(this.env, req.overrides);
+    const model = config.registry.models.get(req.input.model);
+    if (!model) throw new Error(`unknown model ${req.input.model}`);
+    const input: StreamRequest = { ...req.input, model };
+    const log = createLogger(req.requestId);
+    const store = storeFor(config, this.env);
+    const upstreamAbort = new AbortController();
+    const ttlMs = config.streamResumeTtlS * 1000;
+    const live = new LiveStream(input.streamId, {
+      store: this.store,
+      graceMs: config.streamOrphanGraceMs,
+      onOrphaned: () => upstreamAbort.abort("orphaned"),
+      // A safety net for an object evicted mid-stream: its rows go after the longest a stream
+      // can last plus the TTL (the end moves the alarm to its own TTL).
+      onFirstWrite: () =>
+        void this.ctx.storage.setAlarm(Date.now() + config.streamMaxDurationMs + ttlMs + 60_000),
+      onEnded: (lastId) => {
+        const now = Date.now();
+        this.store.end(lastId, now);
+        void this.ctx.storage.setAlarm(now + ttlMs);
+      },
+    });
+    const running: Running = { live, upstreamAbort, ttlMs };
+    // Taken before the first await: a second start of this id is a 409 from here on.
+    this.running = running;
+    // The first reader is there before the first frame.
+    const reader = live.join(0);
+    const { quotaSpentAt } = req;
+    let refunded = false;
+    const report: LogFields = {};
+    let started: Awaited<ReturnType<typeof runAdmitted>>;
+    try {
+      started = await runAdmitted({
+        config,
+        store,
+        log,
+        input,
+        userKey: req.userKey,
+        grant: {
+          ...req.grant,
+          refund: async () => {
+            if (quotaSpentAt === null || refunded) return;
+            refunded = true;
+            await store.refundQuota(req.userKey, quotaSpentAt);
+          },
+        },
+        encode: live.encoder(),
+        upstreamAbort,
+        report: (fields) => Object.assign(report, fields),
+        waitUntil: (work) => void work.catch(() => {}),
+        endFields: () => ({ storage_writes: this.store.writes }),
+      });
+    } catch (e) {
+      this.forget(running);
+      const error = e instanceof AppError ? e : null;
+      if (!error) throw e;
+      return {
+        kind: "refused",
+        error: { code: error.code, detail: error.detail, retryAfter: error.retryAfter },
+      };
+    }
+    if (started.kind === "gone") {
+      this.forget(running);
+      return { kind: "gone" };
+    }
+    const { session, recorded } = started;
+    // Nothing is written to the session's own body (the encoder fans out to the readers); it
+    // is left alone, since cancelling it would tell the session its client left.
+    const fields = session.finished.then(async (summary) => {
+      await recorded.catch(() => {});
+      return accessFields(input.streamId, summary);
+    });
+    return {
+      ...reader,
+      kind: "reading",
+      report,
+      finished: () => fields,
+    };
+  }
+
+  /** A start that never ran: nothing of it is kept. */
+  private forget(running: Running): void {
+    running.live.dispose();
+    if (this.running === running) this.running = null;
+  }
+
+  /** A reader from after event `after`: the rest of the stream, live or stored. */
+  async resume(after: number): Promise<ResumeAnswer> {
+    const running = this.running;
+    if (running && !running.live.ended) return { kind: "reading", ...running.live.join(after) };
+    const stored = this.store.stream();
+    if (!stored) return { kind: "unknown" };
+    let lastId = stored.lastId;
+    const frames = this.store.framesAfter(after);
+    if (stored.state === "live") {
+      // Stored as live, but no session runs here: the object was restarted mid-stream. The
+      // stream cannot go on; it ends here with an error, so that no reader waits forever.
+      lastId = Math.max(this.store.lastStoredId(), lastId) + 1;
+      const text = sseFrame(
+        "error",
+        {
+          error_code: "upstream_error",
+          detail: "the stream was interrupted",
+          retry_after: null,
+        },
+        lastId,
+      );
+      this.store.append([{ id: lastId, text }]);
+      const now = Date.now();
+      this.store.end(lastId, now);
+      await this.ctx.storage.setAlarm(now + this.ttlMs());
+      if (lastId > after) frames.push({ id: lastId, text });
+    }
+    if (after >= lastId || frames.length === 0) return { kind: "past_end" };
+    const body = new Response(frames.map((f) => f.text).join(""))
+      .body as ReadableStream<Uint8Array>;
+    return { kind: "reading", body, leave: () => {} };
+  }
+
+  /** Stops the stream at once (`stopped`): "stopped", "ended", or "unknown". */
+  stop(): "stopped" | "ended" | "unknown" {
+    const running = this.running;
+    if (running && !running.live.ended) {
+      running.upstreamAbort.abort("stopped");
+      return "stopped";
+    }
+    return this.store.stream() ? "ended" : "unknown";
+  }
+
+  /** The stream's storage writes so far (for the bench and tests). */
+  writes(): number {
+    return this.store.writes;
+  }
+
+  /** STREAM_RESUME_TTL_S after the end: everything goes. */
+  override async alarm(): Promise<void> {
+    const running = this.running;
+    if (running && !running.live.ended) {
+      // A stream of this id started again since: its own end sets the next alarm.
+      return;
+    }
+    await this.ctx.storage.deleteAll();
+    this.running = null;
+    this.store = new FrameStore(this.ctx.storage.sql);
+  }
+
+  private ttlMs(): number {
+    return (this.running?.ttlMs ?? configOf(this.env, {}).streamResumeTtlS * 1000) || 600_000;
+  }
+}
