@@ -243,6 +243,8 @@ export class StreamOwner extends DurableObject<Bindings> {
   }
 
   private ttlMs(): number {
-    return (this.running?.ttlMs ?? configOf(this.env, {}, "own").streamResumeTtlS * 1000) || 600_000;
+    return (
+      (this.running?.ttlMs ?? configOf(this.env, {}, "own").streamResumeTtlS * 1000) || 600_000
+    );
   }
 }
