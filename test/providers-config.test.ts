@@ -544,6 +544,8 @@ describe("workers-ai targets through the AI binding", () => {
       ANON_MODELS: "llama-3.3-70b",
       GROQ_API_KEY: "gsk-test",
       AI: ai,
+      // A fake AI binding lives in the test, not in a stream owner: the direct path.
+      STREAM_RESUME_TTL_S: "0",
     });
 
   it("falls back from Groq to Workers AI and streams the recorded answer with its usage", async () => {

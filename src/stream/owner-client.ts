@@ -32,16 +32,16 @@ export async function ownerOf(
   return ns.get(ns.idFromName(hex(digest)));
 }
 
-const overrides = new WeakMap<object, Record<string, unknown>>();
+const overrides = new WeakMap<object, { key: string; vars: Record<string, unknown> }>();
 
 /**
  * The vars of `bindings` that differ from the Worker's own env, which the owner reads: none in
  * production (the same env); a test's overrides in tests. Computed once per env object.
  */
-function overridesOf(bindings: Bindings): Record<string, unknown> {
-  let diff = overrides.get(bindings);
-  if (!diff) {
-    diff = {};
+function overridesOf(bindings: Bindings): { key: string; vars: Record<string, unknown> } {
+  let known = overrides.get(bindings);
+  if (!known) {
+    const diff: Record<string, unknown> = {};
     const own = ownEnv as unknown as Record<string, unknown>;
     const given = bindings as unknown as Record<string, unknown>;
     for (const key of new Set([...Object.keys(own), ...Object.keys(given)])) {
@@ -55,9 +55,10 @@ function overridesOf(bindings: Bindings): Record<string, unknown> {
         if (Object.getPrototypeOf(b) === Object.prototype) diff[key] = b;
       }
     }
-    overrides.set(bindings, diff);
+    known = { key: crypto.randomUUID(), vars: diff };
+    overrides.set(bindings, known);
   }
-  return diff;
+  return known;
 }
 
 /** The admitted stream of this request, run by its owner: one call, which returns the body. */
@@ -72,8 +73,10 @@ export async function ownedStream(c: Context<AppEnv>): Promise<Response> {
   ];
   const { streamId } = input;
   const owner = await ownerOf(c.env, config, principal.key, streamId);
+  const env = overridesOf(c.env);
   const answer = await owner.start({
-    overrides: overridesOf(c.env),
+    overrides: env.vars,
+    envKey: env.key,
     requestId: log.requestId,
     userKey: principal.key,
     input: { ...input, model: input.model.id },

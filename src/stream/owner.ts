@@ -22,6 +22,11 @@ import { LiveStream } from "./live-stream";
 export interface StartRequest {
   /** The worker's vars that differ from this object's own env (tests; none in production). */
   overrides: Record<string, unknown>;
+  /**
+   * Names the worker's env object: the owner keeps one config (and so one provider, with its
+   * breakers) per worker env, as the worker does, never one shared by two envs.
+   */
+  envKey: string;
   requestId: string;
   userKey: string;
   input: Omit<StreamRequest, "model"> & { model: string };
@@ -55,10 +60,9 @@ export type StartAnswer =
 /** The answer to a resume. */
 export type ResumeAnswer = ReaderAnswer | { kind: "past_end" } | { kind: "unknown" };
 
-/** Configs by their overrides (production: one, `{}`). */
+/** Configs by the worker env they mirror (production: one per worker isolate). */
 const configs = new Map<string, Config>();
-function configOf(env: Bindings, overrides: Record<string, unknown>): Config {
-  const key = JSON.stringify(overrides);
+function configOf(env: Bindings, overrides: Record<string, unknown>, key: string): Config {
   let config = configs.get(key);
   if (!config) {
     const merged: Record<string, unknown> = { ...env };
@@ -92,7 +96,7 @@ export class StreamOwner extends DurableObject<Bindings> {
   /** Starts the stream unless this principal's stream of that id is still live (409). */
   async start(req: StartRequest): Promise<StartAnswer> {
     if (this.running && !this.running.live.ended) return { kind: "exists" };
-    const config = configOf(this.env, req.overrides);
+    const config = configOf(this.env, req.overrides, req.envKey);
     const model = config.registry.models.get(req.input.model);
     if (!model) throw new Error(`unknown model ${req.input.model}`);
     const input: StreamRequest = { ...req.input, model };
@@ -239,6 +243,8 @@ export class StreamOwner extends DurableObject<Bindings> {
   }
 
   private ttlMs(): number {
-    return (this.running?.ttlMs ?? configOf(this.env, {}).streamResumeTtlS * 1000) || 600_000;
+    return (
+      (this.running?.ttlMs ?? configOf(this.env, {}, "own").streamResumeTtlS * 1000) || 600_000
+    );
   }
 }

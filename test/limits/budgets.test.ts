@@ -112,6 +112,8 @@ describe.each<StoreKind>(["durable_object", "upstash"])(
         STORE_PREFIX: isolated(),
         BUDGET_USER_DAILY_USD: usd(BUDGET),
         BUDGET_GLOBAL_HOURLY_USD: "0",
+        // The silent streams' owners hear of a cancelled body at the next heartbeat.
+        HEARTBEAT_INTERVAL_MS: "200",
       });
       const token = await supabaseHs256(supabaseClaims());
       const ip = randomIp();
@@ -164,6 +166,9 @@ describe.each<StoreKind>(["durable_object", "upstash"])(
         BUDGET_GLOBAL_HOURLY_USD: "0",
         // One shard: the shared budget decided whole, as exact as Upstash (sharding: below).
         BUDGET_SHARDS: "1",
+        // A stream owner hears of a body cancelled without the request's signal at its next
+        // write; the upstream here is silent, so the heartbeat is that write.
+        HEARTBEAT_INTERVAL_MS: "200",
       });
       pinClock(3_600_000, 60_000);
       const tokens = await Promise.all(Array.from({ length: 100 }, () => anonToken()));
