@@ -37,8 +37,11 @@ const stopTimer = (t: ReturnType<typeof setTimeout> | undefined) => {
 
 /** The frames of a live stream and its readers. */
 export class LiveStream {
-  /** Every frame but heartbeats, for readers that join late; dropped once all are stored. */
-  private frames: StoredFrame[] = [];
+  /**
+   * The frames not stored yet (heartbeats are never kept). Stored frames leave memory: a
+   * reader that joins late reads them back from storage, so an open stream holds at most one
+   * batch, whatever its length.
+   */
   private pending: StoredFrame[] = [];
   private pendingBytes = 0;
   private batchTimer: ReturnType<typeof setTimeout> | undefined;
@@ -65,9 +68,7 @@ export class LiveStream {
         text += piece;
         // Past heartbeats are never replayed: not kept, not stored.
         if (frame.event === "heartbeat") continue;
-        const stored = { id, text: piece };
-        this.frames.push(stored);
-        this.pending.push(stored);
+        this.pending.push({ id, text: piece });
         this.pendingBytes += piece.length;
         if (frame.event === "done" || frame.event === "error") terminal = true;
       }
@@ -122,7 +123,6 @@ export class LiveStream {
     stopTimer(this.graceTimer);
     this.flush();
     this.o.onEnded(this.lastId);
-    this.frames = [];
     for (const reader of this.readers) void reader.writer.close().catch(() => {});
     this.readers.clear();
   }
@@ -136,7 +136,9 @@ export class LiveStream {
     const writer = writable.getWriter();
     const reader: Reader = { writer, queued: 0 };
     let missed = "";
-    for (const f of this.frames) if (f.id > after) missed += f.text;
+    // What was stored (only this stream's once it has begun), then what is still pending.
+    if (this.begun) for (const f of this.o.store.framesAfter(after)) missed += f.text;
+    for (const f of this.pending) if (f.id > after) missed += f.text;
     if (missed) {
       reader.queued = 1;
       writer.write(bytesOf.encode(missed)).then(
