@@ -121,6 +121,13 @@ export class StreamOwner extends DurableObject<Bindings> {
     const running: Running = { live, upstreamAbort, ttlMs };
     // Taken before the first await: a second start of this id is a 409 from here on.
     this.running = running;
+    // An earlier stream of this id is on disk (ended: a live one is a 409 above). The new one
+    // replaces it now, not at its first batch, or a restart before that batch would resume the
+    // old stream under the new one's id. A fresh id (the usual case) writes nothing here: its
+    // row goes with its first batch. One write (the row, and the old batches' deletion) before
+    // the upstream call, only when an id is reused; in production the output gate holds that
+    // call until the write is durable.
+    if (this.store.stream() !== null) live.begin();
     // The first reader is there before the first frame.
     const reader = live.join(0);
     const { quotaSpentAt } = req;
@@ -179,6 +186,9 @@ export class StreamOwner extends DurableObject<Bindings> {
   /** A start that never ran: nothing of it is kept. */
   private forget(running: Running): void {
     running.live.dispose();
+    // It replaced an earlier stream on disk and never ran: nothing of either is kept, so a
+    // resume answers 404 rather than an interruption.
+    if (running.live.begun && !running.live.ended) this.store.clear();
     if (this.running === running) this.running = null;
   }
 
@@ -193,7 +203,10 @@ export class StreamOwner extends DurableObject<Bindings> {
     if (stored.state === "live") {
       // Stored as live, but no session runs here: the object was restarted mid-stream. The
       // stream cannot go on; it ends here with an error, so that no reader waits forever.
-      lastId = Math.max(this.store.lastStoredId(), lastId) + 1;
+      // Its id follows the last one this reader had too: frames sent but not yet stored were
+      // lost with the restart, and a reader that had them must still get the error, not a 204
+      // that says it has the whole stream.
+      lastId = Math.max(this.store.lastStoredId(), lastId, after) + 1;
       const text = sseFrame(
         "error",
         {
