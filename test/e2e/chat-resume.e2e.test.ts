@@ -2,9 +2,8 @@
  * @module Browser tests of resumable answers (api.md, "Resumable streams"): a reload and a few
  * seconds offline in the middle of an answer each end with the upstream's whole text exactly
  * once, resumed from the last event the page had; Stop ends the stream on the server, even right
- * after Send (the page names the stream itself); a stream
- * the server no longer has ends with a notice. Chromium
- * against a real `wrangler dev` whose upstream the test scripts (see chat-setup.ts).
+ * after Send (the page names the stream itself); a stream the server no longer has ends with a
+ * notice. Chromium against a real `wrangler dev` whose upstream the test scripts (chat-setup.ts).
  */
 import type { Page, Request } from "playwright-core";
 import { describe, expect, it } from "vitest";
