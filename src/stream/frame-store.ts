@@ -45,6 +45,12 @@ export class FrameStore {
     );
   }
 
+  /** Forgets the stream: a start that replaced an earlier one on disk and then never ran. */
+  clear(): void {
+    this.run("DELETE FROM frames");
+    this.run("DELETE FROM stream");
+  }
+
   /** Appends one batch of frames, in id order, as one row. */
   append(frames: StoredFrame[]): void {
     const first = frames[0];

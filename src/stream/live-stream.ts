@@ -47,7 +47,8 @@ export class LiveStream {
   private batchTimer: ReturnType<typeof setTimeout> | undefined;
   private graceTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly readers = new Set<Reader>();
-  private begun = false;
+  /** The stream's row is written (live) and what an earlier stream of this owner left is gone. */
+  begun = false;
   lastId = 0;
   ended = false;
 
@@ -106,14 +107,21 @@ export class LiveStream {
   private flush(): void {
     stopTimer(this.batchTimer);
     this.batchTimer = undefined;
-    if (!this.begun) {
-      this.begun = true;
-      this.o.onFirstWrite();
-      this.o.store.begin(this.streamId);
-    }
+    this.begin();
     this.o.store.append(this.pending);
     this.pending = [];
     this.pendingBytes = 0;
+  }
+
+  /**
+   * Writes the stream's row (live), dropping an earlier stream's frames: at the first batch, or
+   * at the start when the owner holds an earlier stream of this id (see StreamOwner.start).
+   */
+  begin(): void {
+    if (this.begun) return;
+    this.begun = true;
+    this.o.onFirstWrite();
+    this.o.store.begin(this.streamId);
   }
 
   /** The terminal frame went out: store the rest, end every reader. */

@@ -97,6 +97,12 @@ export async function ownedStream(c: Context<AppEnv>): Promise<Response> {
       });
     case "gone":
       return new Response(null, { status: CLIENT_CLOSED });
+    case "stopped":
+      // Its client stopped it before it reached the owner: it never runs, and the admission
+      // is undone (quota, hold, rate-limit unit), so it spends nothing.
+      c.executionCtx.waitUntil(limits.cancel());
+      annotate(c.req.raw, { stream_id: streamId, finish_reason: "stopped" });
+      return new Response(null, { status: CLIENT_CLOSED });
     case "refused":
       throw new AppError(answer.error.code, answer.error.detail, {
         ...(answer.error.retryAfter === null ? {} : { retryAfter: answer.error.retryAfter }),

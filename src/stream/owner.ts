@@ -52,6 +52,8 @@ export type StartAnswer =
     })
   | { kind: "exists" }
   | { kind: "gone" }
+  /** A DELETE of this id came first (STOP_AHEAD_MS ago at most): the stream does not run. */
+  | { kind: "stopped" }
   | {
       kind: "refused";
       error: { code: ErrorCode; detail: string; retryAfter: number | null };
@@ -59,6 +61,13 @@ export type StartAnswer =
 
 /** The answer to a resume. */
 export type ResumeAnswer = ReaderAnswer | { kind: "past_end" } | { kind: "unknown" };
+
+/**
+ * How long (ms) a DELETE of an id this owner does not know stops that id's start: a client that
+ * stops right after sending may reach the owner before its own start does (the start waits for
+ * the limit checks), and its stream must not run. Far longer than any admission takes.
+ */
+export const STOP_AHEAD_MS = 30_000;
 
 /** Configs by the worker env they mirror (production: one per worker isolate). */
 const configs = new Map<string, Config>();
@@ -87,6 +96,8 @@ interface Running {
 export class StreamOwner extends DurableObject<Bindings> {
   private store: FrameStore;
   private running: Running | null = null;
+  /** When a DELETE came for an id this owner did not know (0: none); memory only, see stop(). */
+  private stoppedAhead = 0;
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
@@ -96,6 +107,9 @@ export class StreamOwner extends DurableObject<Bindings> {
   /** Starts the stream unless this principal's stream of that id is still live (409). */
   async start(req: StartRequest): Promise<StartAnswer> {
     if (this.running && !this.running.live.ended) return { kind: "exists" };
+    const stoppedAhead = this.stoppedAhead;
+    this.stoppedAhead = 0;
+    if (stoppedAhead > 0 && Date.now() - stoppedAhead < STOP_AHEAD_MS) return { kind: "stopped" };
     const config = configOf(this.env, req.overrides, req.envKey);
     const model = config.registry.models.get(req.input.model);
     if (!model) throw new Error(`unknown model ${req.input.model}`);
@@ -121,6 +135,13 @@ export class StreamOwner extends DurableObject<Bindings> {
     const running: Running = { live, upstreamAbort, ttlMs };
     // Taken before the first await: a second start of this id is a 409 from here on.
     this.running = running;
+    // An earlier stream of this id is on disk (ended: a live one is a 409 above). The new one
+    // replaces it now, not at its first batch, or a restart before that batch would resume the
+    // old stream under the new one's id. A fresh id (the usual case) writes nothing here: its
+    // row goes with its first batch. One write (the row, and the old batches' deletion) before
+    // the upstream call, only when an id is reused; in production the output gate holds that
+    // call until the write is durable.
+    if (this.store.stream() !== null) live.begin();
     // The first reader is there before the first frame.
     const reader = live.join(0);
     const { quotaSpentAt } = req;
@@ -179,6 +200,9 @@ export class StreamOwner extends DurableObject<Bindings> {
   /** A start that never ran: nothing of it is kept. */
   private forget(running: Running): void {
     running.live.dispose();
+    // It replaced an earlier stream on disk and never ran: nothing of either is kept, so a
+    // resume answers 404 rather than an interruption.
+    if (running.live.begun && !running.live.ended) this.store.clear();
     if (this.running === running) this.running = null;
   }
 
@@ -193,7 +217,10 @@ export class StreamOwner extends DurableObject<Bindings> {
     if (stored.state === "live") {
       // Stored as live, but no session runs here: the object was restarted mid-stream. The
       // stream cannot go on; it ends here with an error, so that no reader waits forever.
-      lastId = Math.max(this.store.lastStoredId(), lastId) + 1;
+      // Its id follows the last one this reader had too: frames sent but not yet stored were
+      // lost with the restart, and a reader that had them must still get the error, not a 204
+      // that says it has the whole stream.
+      lastId = Math.max(this.store.lastStoredId(), lastId, after) + 1;
       const text = sseFrame(
         "error",
         {
@@ -215,14 +242,21 @@ export class StreamOwner extends DurableObject<Bindings> {
     return { kind: "reading", body, leave: () => {} };
   }
 
-  /** Stops the stream at once (`stopped`): "stopped", "ended", or "unknown". */
+  /**
+   * Stops the stream at once (`stopped`): "stopped", "ended", or "unknown". An unknown id may
+   * be a stream whose start is still on its way (the client stopped right after sending): a
+   * start within STOP_AHEAD_MS does not run. Kept in memory, not storage: the start follows
+   * within moments, and a DELETE of an unknown id then costs no write.
+   */
   stop(): "stopped" | "ended" | "unknown" {
     const running = this.running;
     if (running && !running.live.ended) {
       running.upstreamAbort.abort("stopped");
       return "stopped";
     }
-    return this.store.stream() ? "ended" : "unknown";
+    if (this.store.stream()) return "ended";
+    this.stoppedAhead = Date.now();
+    return "unknown";
   }
 
   /** The stream's storage writes so far (for the bench and tests). */

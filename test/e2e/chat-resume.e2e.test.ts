@@ -1,9 +1,9 @@
 /**
  * @module Browser tests of resumable answers (api.md, "Resumable streams"): a reload and a few
  * seconds offline in the middle of an answer each end with the upstream's whole text exactly
- * once, resumed from the last event the page had; Stop ends the stream on the server; a stream
- * the server no longer has ends with a notice. Chromium
- * against a real `wrangler dev` whose upstream the test scripts (see chat-setup.ts).
+ * once, resumed from the last event the page had; Stop ends the stream on the server, even right
+ * after Send (the page names the stream itself); a stream the server no longer has ends with a
+ * notice. Chromium against a real `wrangler dev` whose upstream the test scripts (chat-setup.ts).
  */
 import type { Page, Request } from "playwright-core";
 import { describe, expect, it } from "vitest";
@@ -68,6 +68,21 @@ async function replay(page: Page, id: string): Promise<[string, Record<string, u
       /^event: (.*)$/m.exec(f)?.[1] ?? "message",
       JSON.parse(/^data: (.*)$/m.exec(f)?.[1] ?? "{}"),
     ]);
+}
+
+/** The anonymous hourly quota left, as /api/v1/usage tells the page's own token. */
+async function quotaLeft(page: Page): Promise<number> {
+  const token = await page.evaluate(
+    () =>
+      (JSON.parse(localStorage.getItem("magicBox.anonSession") ?? "{}") as { token?: string })
+        .token ?? "",
+  );
+  const res = await fetch(`${rig.server().url}/api/v1/usage`, {
+    headers: { Authorization: `Bearer ${token}`, Accept: "application/json" },
+  });
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { quota: { hourly: { remaining: number } } }).quota.hourly
+    .remaining;
 }
 
 describe("Magic Box resumable answers", () => {
@@ -190,6 +205,81 @@ describe("Magic Box resumable answers", () => {
           { timeout: 5_000, interval: 100 },
         )
         .toBe("stopped");
+      expect(problems).toEqual([]);
+    } finally {
+      await close();
+    }
+  }, 45_000);
+
+  it("Stop right after Send, before the first token: the server stops the stream at once, or it never runs and spends nothing", async () => {
+    const { page, problems, close } = await rig.open();
+    try {
+      const bodies = streamBodies(page);
+      const deletes: string[] = [];
+      page.on("request", (r: Request) => {
+        const m = /^\/api\/v1\/streams\/([^/]+)$/.exec(new URL(r.url()).pathname);
+        if (m && r.method() === "DELETE") deletes.push(m[1] ?? "");
+      });
+      const deleted = page.waitForResponse(
+        (r) => r.request().method() === "DELETE" && r.url().includes("/api/v1/streams/"),
+      );
+      const question = "Think for a long time before you answer";
+      rig.upstream().script(question, { text: words("t", 50), firstDelayMs: 5_000 });
+      const before = await quotaLeft(page);
+      const upstreamBefore = rig.upstream().requests.length;
+      await ask(page, question);
+      await page.getByRole("button", { name: "Stop" }).click();
+      await waitForState(page, ["stopped"], 5_000);
+      // 204: it reached the running stream; 404: it came first, and the start will not run.
+      expect([204, 404]).toContain((await deleted).status());
+
+      // The page chose the stream's id and sent it with the question: Stop named it at once.
+      expect(bodies).toHaveLength(1);
+      const streamId = (bodies[0] as { stream_id?: string }).stream_id ?? "";
+      expect(streamId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(deletes).toEqual([streamId]);
+      expect(await lastTurn(page).getAttribute("data-stream-id")).toBe(streamId);
+      expect((await storedAnswer(page)).answer).toBe("");
+
+      const streamEnd = () =>
+        rig
+          .server()
+          .logLines()
+          .find((l) => l.event === "stream_end" && l.stream_id === streamId);
+      const askedUpstream = () =>
+        rig
+          .upstream()
+          .requests.slice(upstreamBefore)
+          .some((r) => r.messages.at(-1)?.content === question);
+      // The server has settled this stream either way within a moment (no orphan grace).
+      await expect
+        .poll(
+          () =>
+            rig
+              .server()
+              .logLines()
+              .some(
+                (l) =>
+                  l.event === "request" &&
+                  l.stream_id === streamId &&
+                  (l.status === 499 || l.finish_reason === "stopped"),
+              ) || streamEnd() !== undefined,
+          { timeout: 5_000, interval: 100 },
+        )
+        .toBe(true);
+      if (askedUpstream() || streamEnd()) {
+        // The start came first: stopped at once, before the first token (5 s in), not after
+        // the orphan grace (30 s). Nothing reached the page. (Its record holds what the model
+        // may have billed: the gateway's upper bound, as for any stream stopped unreported.)
+        await expect.poll(() => streamEnd()?.finish_reason, { timeout: 5_000 }).toBe("stopped");
+        expect(Number(streamEnd()?.duration_ms)).toBeLessThan(5_000);
+      } else {
+        // The Stop came first: the stream never ran, and its admission was undone.
+        await sleep(500);
+        expect(askedUpstream()).toBe(false);
+        expect(streamEnd()).toBeUndefined();
+        expect(await quotaLeft(page)).toBe(before);
+      }
       expect(problems).toEqual([]);
     } finally {
       await close();

@@ -14,6 +14,8 @@ export interface Scripted {
   chunk?: number;
   /** ms between chunks (default 5). */
   delayMs?: number;
+  /** ms between the response's headers and its first chunk (default 0): a model that thinks first. */
+  firstDelayMs?: number;
   /** The output tokens reported in `usage` (default: one per chunk), at most the request's max_tokens, as a real upstream. */
   completionTokens?: number;
   /** Send no usage at all (a provider that reports none): the gateway records an upper bound. */
@@ -86,6 +88,7 @@ export async function startChatUpstream(): Promise<ChatUpstream> {
       ...pieces(answer.reasoning ?? "", answer.chunk ?? 12).map((t) => ({ reasoning_content: t })),
       ...pieces(answer.text, answer.chunk ?? 12).map((t) => ({ content: t })),
     ];
+    if (answer.firstDelayMs) await sleep(answer.firstDelayMs);
     for (const delta of chunks) {
       if (gone) return;
       res.write(frame(delta));

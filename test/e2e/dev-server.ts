@@ -60,14 +60,17 @@ async function applyLocalMigrations(persist: string, env: NodeJS.ProcessEnv): Pr
 /**
  * Starts `npx wrangler dev` on 127.0.0.1 with `vars` passed as `--var KEY:VALUE` and a fresh
  * `--persist-to` directory (Durable Object state starts empty), without OPENAI_API_KEY so the
- * demo provider answers, and waits until /healthz answers 200.
+ * demo provider answers, and waits until /healthz answers 200. With `o.persist`, that directory
+ * instead: the state of an earlier server there (a restart), kept when this one stops (the
+ * caller removes it).
  */
 export async function startWranglerDev(
   vars: Record<string, string>,
   timeoutMs = 45_000,
+  o: { persist?: string } = {},
 ): Promise<DevServer> {
   const [port, inspectorPort] = [await freePort(), await freePort()];
-  const persist = await mkdtemp(join(tmpdir(), "magic-e2e-state-"));
+  const persist = o.persist ?? (await mkdtemp(join(tmpdir(), "magic-e2e-state-")));
   const args = [
     "wrangler",
     // wrangler.toml ships ENVIRONMENT=production; local runs opt into development.
@@ -97,7 +100,7 @@ export async function startWranglerDev(
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
     await killGroup(child);
-    await rm(persist, { recursive: true, force: true });
+    if (!o.persist) await rm(persist, { recursive: true, force: true });
   };
   const deadline = Date.now() + timeoutMs;
   for (;;) {

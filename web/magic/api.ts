@@ -247,16 +247,20 @@ export interface ChatMessage {
   content: string;
 }
 
-/** POST /api/v1/stream with the conversation; the caller reads the body (or its error). */
+/**
+ * POST /api/v1/stream with the conversation, as stream `streamId` (the page chooses it, so it
+ * can stop the stream before the response names it); the caller reads the body (or its error).
+ */
 export function openStream(
   messages: ChatMessage[],
   model: string,
+  streamId: string,
   signal: AbortSignal,
 ): Promise<Authed> {
   return authedFetch("/api/v1/stream", {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
-    body: JSON.stringify(model ? { messages, model } : { messages }),
+    body: JSON.stringify({ messages, ...(model ? { model } : {}), stream_id: streamId }),
     signal,
     cache: "no-store",
   });

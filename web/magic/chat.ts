@@ -117,10 +117,13 @@ export function createChat(host: ChatHost) {
     try {
       let body: ReadableStream<Uint8Array> | null = null;
       if (messages) {
-        const sent = await openStream(messages, host.model(), controller.signal);
+        // The page names the stream: Stop can stop it on the server before the response
+        // arrives (a Stop that reaches the server first keeps it from running at all).
+        turn.streamId = crypto.randomUUID();
+        const sent = await openStream(messages, host.model(), turn.streamId, controller.signal);
         source = sent.source;
         const res = sent.res;
-        turn.streamId = res.headers.get("X-Stream-Id") ?? "";
+        turn.streamId = res.headers.get("X-Stream-Id") ?? turn.streamId;
         if (!res.ok || !res.body) throw await readApiError(res);
         body = res.body;
         streamingFigures(turn, { output_tokens: 0, cost_usd: 0 });
