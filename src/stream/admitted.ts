@@ -3,7 +3,9 @@
  * within the max duration, runs the session, gives the quota back or records the ledger, once.
  * The direct path (stage.ts) and the stream owner (owner.ts) both run a stream through it.
  */
+import type { Context } from "hono";
 import type { Config } from "../config";
+import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import type { StreamRequest } from "../input/request";
 import { ledgerRecord, type StreamOutcome, unspent } from "../ledger/record";
@@ -211,4 +213,19 @@ export function accessFields(streamId: string, summary: StreamSummary): LogField
     ttft_ms: summary.ttftMs,
     stream_duration_ms: summary.durationMs,
   };
+}
+
+/**
+ * What the stream stage reads of the request's context, set by the stages before it. c.get,
+ * not c.var: hono builds a fresh object of every variable on each c.var read.
+ */
+export function stageVars(c: Context<AppEnv>) {
+  return [
+    c.get("config"),
+    c.get("streamInput"),
+    c.get("principal"),
+    c.get("limits"),
+    c.get("log"),
+    c.get("wire"),
+  ] as const;
 }

@@ -8,6 +8,7 @@ import type { Config } from "../config";
 import type { AppEnv, Bindings } from "../env";
 import { AppError } from "../errors";
 import { annotate, finishLater } from "../observe/request";
+import { stageVars } from "./admitted";
 import type { ResumeAnswer, StreamOwner } from "./owner";
 
 /** Status for a client that left before its stream started (nginx's "client closed request"). */
@@ -63,14 +64,7 @@ function overridesOf(bindings: Bindings): { key: string; vars: Record<string, un
 
 /** The admitted stream of this request, run by its owner: one call, which returns the body. */
 export async function ownedStream(c: Context<AppEnv>): Promise<Response> {
-  const [config, input, principal, limits, log, wire] = [
-    c.get("config"),
-    c.get("streamInput"),
-    c.get("principal"),
-    c.get("limits"),
-    c.get("log"),
-    c.get("wire"),
-  ];
+  const [config, input, principal, limits, log, wire] = stageVars(c);
   const { streamId } = input;
   const owner = await ownerOf(c.env, config, principal.key, streamId);
   const env = overridesOf(c.env);

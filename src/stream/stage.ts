@@ -8,7 +8,7 @@ import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { storeFor } from "../limits/select-store";
 import { annotate, finishLater } from "../observe/request";
-import { accessFields, runAdmitted } from "./admitted";
+import { accessFields, runAdmitted, stageVars } from "./admitted";
 import { ownedStream } from "./owner-client";
 
 /** Status for a client that left before its stream started (nginx's "client closed request"). */
@@ -16,15 +16,7 @@ const CLIENT_CLOSED = 499;
 
 /** Runs the validated request `streamInput` as a stream in the wire format `wire`. */
 export async function streamAnswer(c: Context<AppEnv>): Promise<Response> {
-  // c.get, not c.var: hono builds a fresh object of every variable on each c.var read.
-  const [config, input, principal, limits, log, wire] = [
-    c.get("config"),
-    c.get("streamInput"),
-    c.get("principal"),
-    c.get("limits"),
-    c.get("log"),
-    c.get("wire"),
-  ];
+  const [config, input, principal, limits, log, wire] = stageVars(c);
   if (wire.resumable && config.streamResumeTtlS > 0) return ownedStream(c);
   const { streamId } = input;
   const upstreamAbort = new AbortController();
