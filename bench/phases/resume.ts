@@ -65,8 +65,17 @@ const GENEROUS_BUDGETS = {
   BUDGET_ANON_HOURLY_USD: "1000000",
   BUDGET_GLOBAL_HOURLY_USD: "1000000",
 };
-/** Streams held open at once for the heap: each lasts about 8 s, all are opened within 1 s. */
-const HELD = { streams: PLAN.concurrentStreams, message: "Held open [[fake tokens=40 delay=200]]" };
+/**
+ * Streams held open at once for the heap: opened over 3 s (a burst of 200 in 1 s makes the local
+ * runtime create 200 owners, each with its own SQLite file, at once: some starts then wait for
+ * seconds), each lasting about 12 s, so all are open together for several seconds.
+ */
+const HELD = {
+  streams: PLAN.concurrentStreams,
+  rampMs: 3_000,
+  waitMs: 10_000,
+  message: "Held open [[fake tokens=60 delay=200]]",
+};
 
 /** Where the phase runs: the floor of one runtime set (or one started alone). */
 export interface ResumeBase {
@@ -192,8 +201,8 @@ async function writesOf(
 
 /**
  * The memory phase's method, held until every stream is open: `HELD.streams` streams opened
- * within one second; the live heap (after a full collection) once all have their headers (or
- * after 6 s), over the heap before, per open stream; and the heap once all have ended.
+ * over `HELD.rampMs`; the live heap (after a full collection) once all have their headers (or
+ * `HELD.waitMs` passed), over the heap before, per open stream; and the heap once all ended.
  */
 async function heldOpen(t: BenchTarget) {
   const dev = t.dev as WranglerDev;
@@ -203,7 +212,7 @@ async function heldOpen(t: BenchTarget) {
     let open = 0;
     const all = Promise.all(
       Array.from({ length: HELD.streams }, async (_, i) => {
-        await sleep((i * 1000) / HELD.streams);
+        await sleep((i * HELD.rampMs) / HELD.streams);
         const r = await send(t, HELD.message, {
           timeoutMs: 60_000,
           onHeaders: () => {
@@ -215,8 +224,8 @@ async function heldOpen(t: BenchTarget) {
       }),
     );
     const start = nowMs();
-    await sleep(1_000);
-    while (open < HELD.streams && nowMs() - start < 6_000) await sleep(50);
+    await sleep(HELD.rampMs);
+    while (open < HELD.streams && nowMs() - start < HELD.waitMs) await sleep(50);
     const allOpenMs = nowMs() - start;
     const atOpen = open;
     const withOpen = (await probe.heapAfterGc()).usedMib;
@@ -378,7 +387,8 @@ export async function resumePhase(stack: Stack, base: ResumeBase) {
       short: SHORT,
       long: LONG,
       slow: SLOW,
-      open_streams: `${HELD.streams} × "${HELD.message}" opened within 1 s`,
+      open_wait_s: HELD.waitMs / 1000,
+      open_streams: `${HELD.streams} × "${HELD.message}" opened over ${HELD.rampMs / 1000} s`,
     },
     stores: out,
   };
@@ -386,6 +396,26 @@ export async function resumePhase(stack: Stack, base: ResumeBase) {
 
 /** What the resume phase returns. */
 export type ResumeAb = Awaited<ReturnType<typeof resumePhase>>;
+
+/** The streams that did not complete, per store and side (none: a line saying so). */
+function failures(r: ResumeAb): string {
+  const parts: string[] = [];
+  for (const s of r.stores) {
+    for (const side of ["off", "on"] as const) {
+      const e = {
+        cpu_loops: s.cpu_ms_per_stream.errors[side],
+        held_open: s.heap_per_open_stream?.[side].errors ?? {},
+      };
+      for (const [phase, errors] of Object.entries(e)) {
+        const list = Object.entries(errors).map(([k, v]) => `${v} × ${k}`);
+        if (list.length) parts.push(`${s.store} resume ${side}, ${phase}: ${list.join(", ")}`);
+      }
+    }
+  }
+  return parts.length
+    ? `Streams that did not complete: ${parts.join("; ")}.`
+    : "Every stream completed.";
+}
 
 /** The phase as a markdown section. */
 export function resumeMarkdown(r: ResumeAb): string {
@@ -427,7 +457,7 @@ export function resumeMarkdown(r: ResumeAb): string {
   return [
     "## Resumable streams: before (STREAM_RESUME_TTL_S=0) and after (the default)",
     "",
-    `${r.runtime}; the same build, two gateways per store. First token over the floor: median of per-round differences, ms (25th to 75th percentile). CPU per stream of the gateway's workerd (its stream owners included) over closed loops at c=16. Heap per open stream: ${r.request.open_streams}, the live heap after a full collection once all are open (or 6 s passed), over the heap before, per open stream; "left after": the heap after they ended, per stream.`,
+    `${r.runtime}; the same build, two gateways per store. First token over the floor: median of per-round differences, ms (25th to 75th percentile). CPU per stream of the gateway's workerd (its stream owners included) over closed loops at c=16. Heap per open stream: ${r.request.open_streams}, the live heap after a full collection once all are open (or ${r.request.open_wait_s} s passed), over the heap before, per open stream; "left after": the heap after they ended, per stream.`,
     "",
     table(
       [
@@ -468,6 +498,8 @@ export function resumeMarkdown(r: ResumeAb): string {
       ],
       writes,
     ),
+    "",
+    failures(r),
     "",
   ].join("\n");
 }
