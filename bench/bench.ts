@@ -20,6 +20,8 @@
  * Flags: --quick (small counts, to try the script), --skip-memory, --skip-admissions,
  * --route (also a two-target route against the default registry, bench/phases/route.ts),
  * --route-only (that phase alone, on the Workers runtime alone), --route-rounds <n>,
+ * --resume (also resumable streams off against on, both stores, bench/phases/resume.ts),
+ * --resume-only (that phase alone, on the Workers runtime alone), --resume-rounds <n>,
  * --update-results (write the committed bench/results/), --out <dir>,
  * --peer-dir <dir> (a directory whose node_modules holds @portkey-ai/gateway, installed there by
  * hand so that it never becomes a dependency of this project; the project's own node_modules is
@@ -50,6 +52,8 @@ import { markdown, type Results } from "./phases/markdown";
 import { concurrentPhase, longStreamPhase, relayProbe } from "./phases/memory";
 import { startPortkey } from "./phases/peer";
 import { measurements, setTargets } from "./phases/results";
+import { type ResumeAb, resumeMarkdown, resumePhase } from "./phases/resume";
+import { resumeOnly } from "./phases/resume-only";
 import { probeRoundTrip, type RoundTrips, roundTripsOf } from "./phases/round-trips";
 import { type RouteAb, routeMarkdown, routePhase } from "./phases/route";
 import { routeOnly } from "./phases/route-only";
@@ -61,9 +65,12 @@ installCleanupHandlers();
 const SKIP_ADMISSIONS = process.argv.includes("--skip-admissions");
 const ROUTE_ONLY = process.argv.includes("--route-only");
 const ROUTE = ROUTE_ONLY || process.argv.includes("--route");
+const RESUME_ONLY = process.argv.includes("--resume-only");
+const RESUME = RESUME_ONLY || process.argv.includes("--resume");
 
 async function main(): Promise<void> {
   if (ROUTE_ONLY) return routeOnly();
+  if (RESUME_ONLY) return resumeOnly();
   const machine = await machineInfo();
   log(`machine: ${machine.cpu} × ${machine.cores}, Node ${process.version}`);
   const stack = await startStack();
@@ -131,6 +138,11 @@ async function main(): Promise<void> {
   if (ROUTE) {
     log(`route: a two-target route against the default registry on the ${abSet.title}`);
     route = await routePhase(stack, abSet);
+  }
+  let resume: ResumeAb | null = null;
+  if (RESUME) {
+    log(`resume: off against on, both stores, on the ${abSet.title}`);
+    resume = await resumePhase(stack, abSet);
   }
 
   log("throughput: closed loops at concurrency 1, 16, 64");
@@ -254,12 +266,14 @@ async function main(): Promise<void> {
     admissions,
     targets: targetsMet,
     ...(route ? { route_against_default: route } : {}),
+    ...(resume ? { resume_off_against_on: resume } : {}),
   };
   mkdirSync(OUT_DIR, { recursive: true });
   writeFileSync(join(OUT_DIR, "latest.json"), `${JSON.stringify(results, null, 2)}\n`);
   const md =
     markdown(results, { latencyTargets, loadTargets, sets, memorySet }) +
-    (route ? `\n${routeMarkdown(route)}` : "");
+    (route ? `\n${routeMarkdown(route)}` : "") +
+    (resume ? `\n${resumeMarkdown(resume)}` : "");
   writeFileSync(join(OUT_DIR, "latest.md"), md);
   console.log(`\n${md}`);
   log(`wrote ${join(OUT_DIR, "latest.json")} and latest.md`);

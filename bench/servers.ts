@@ -101,20 +101,29 @@ async function main(): Promise<void> {
     }
     // The dry run writes the entry under its own name (src/index.ts -> index.js).
     const entry = `${(/^main\s*=\s*"([^"]+)"/m.exec(toml)?.[1] ?? "index.ts").replace(/^.*\//, "").replace(/\.[cm]?[jt]s$/, "")}.js`;
-    const limitsClass = /class_name\s*=\s*"(\w+)"/.exec(toml)?.[1];
+    // Every Durable Object binding of the config (LIMITS, and STREAMS: the stream owners).
+    const objects = Object.fromEntries(
+      [
+        ...toml.matchAll(
+          /\[\[durable_objects\.bindings\]\]\s*name\s*=\s*"(\w+)"\s*class_name\s*=\s*"(\w+)"/g,
+        ),
+      ].map((m) => [m[1] as string, { className: m[2] as string, useSQLite: true }]),
+    );
     const { Miniflare } = createRequire(join(o.root, "package.json"))("miniflare") as {
       Miniflare: new (options: unknown) => LocalRuntime;
     };
     const mf = new Miniflare({
       modules: true,
       modulesRoot: outdir,
+      // The config's module rules the bundle keeps as separate modules (the Lua scripts, as text).
+      modulesRules: [{ type: "Text", include: ["**/*.lua"], fallthrough: true }],
       scriptPath: join(outdir, entry),
       compatibilityDate: date,
       compatibilityFlags: flags,
       bindings: { ...vars, ...o.vars },
-      ...(limitsClass
+      ...(Object.keys(objects).length > 0
         ? {
-            durableObjects: { LIMITS: { className: limitsClass, useSQLite: true } },
+            durableObjects: objects,
             durableObjectsPersist: join(o.persist, "do"),
           }
         : {}),
