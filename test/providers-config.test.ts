@@ -211,7 +211,7 @@ describe("a registry that is not valid", () => {
   });
 });
 
-describe("the README's three worked configurations (as wrangler.toml hands them over)", () => {
+describe("the three worked configurations of docs/configuration.md (as wrangler.toml hands them over)", () => {
   const secrets = {
     OPENAI_API_KEY: "sk-o",
     ANTHROPIC_API_KEY: "sk-a1",

@@ -1,6 +1,6 @@
 /**
- * @module The bench scripts never overwrite the committed results unless told to, and the README
- * documents every flag and environment variable they read.
+ * @module The bench scripts never overwrite the committed results unless told to, and
+ * docs/performance.md documents every flag and environment variable they read.
  */
 import { execFileSync } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { COMMITTED_RESULTS, LOCAL_RESULTS, resultsDir } from "../../bench/lib/results-dir";
 import { ROOT } from "./dev-server";
+import { readDoc, readDocs } from "./docs";
 
 /** Every bench source file (the scripts, their phases and helpers). */
 async function benchSources(): Promise<{ file: string; text: string }[]> {
@@ -37,7 +38,7 @@ describe("bench results", () => {
     expect(offenders).toEqual([]);
   });
 
-  it("has every flag and environment variable the scripts read documented in the README", async () => {
+  it("has every flag and environment variable the scripts read documented in docs/performance.md", async () => {
     const read = new Set<string>();
     for (const { text } of await benchSources()) {
       for (const m of text.matchAll(/(?:includes|indexOf|flag)\("(--[a-z-]+)"/g))
@@ -49,15 +50,25 @@ describe("bench results", () => {
     read.delete("BENCH_BUILD_DIR");
     read.delete("BENCH_ROOT");
     expect(read.size).toBeGreaterThan(15);
-    const readme = await readFile(join(ROOT, "README.md"), "utf8");
-    const perf = readme.slice(readme.indexOf("## Performance and resilience"));
+    const perf = await readDoc("docs/performance.md");
     expect([...read].filter((f) => !perf.includes(`\`${f}`))).toEqual([]);
   });
 });
 
-describe("the README", () => {
-  it("points at no file outside the repository", async () => {
-    const readme = await readFile(join(ROOT, "README.md"), "utf8");
-    expect(readme).not.toMatch(/\]\(\.\.\/|`\.\.\/|\/work\/|shared\/toolchain/);
+describe("the README and docs/", () => {
+  it("point at no file outside the repository", async () => {
+    for (const { file, text } of await readDocs()) {
+      expect(text, file).not.toMatch(/`\.\.\/|\/work\/|shared\/toolchain/);
+      // A relative link climbs out of docs/ to the root at most, never out of the repository.
+      expect(text, file).not.toMatch(file === "README.md" ? /\]\(\.\.\// : /\]\(\.\.\/\.\.\//);
+    }
+  });
+
+  it("have no broken relative link or anchor (scripts/check-links.mjs)", () => {
+    const out = execFileSync(process.execPath, ["scripts/check-links.mjs"], {
+      cwd: ROOT,
+      encoding: "utf8",
+    });
+    expect(out).toMatch(/, 0 broken$/m);
   });
 });

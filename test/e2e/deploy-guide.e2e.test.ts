@@ -1,5 +1,5 @@
 /**
- * @module The deploy guide's `wrangler.toml` edits bundle: the README's marked toml blocks are
+ * @module The deploy guide's `wrangler.toml` edits bundle: docs/deploy.md's marked toml blocks are
  * applied to a copy of wrangler.toml, and `npm run deploy -- --dry-run` must accept it without a
  * warning, for production and for `--env staging`; so must the Free plan's config without Queues.
  * A deploy's page build leaves no source map or LEGAL.txt among the public assets.
@@ -11,15 +11,16 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { OFFLINE_WRANGLER_ENV } from "../support/wrangler-dev";
 import { ROOT } from "./dev-server";
+import { readDoc } from "./docs";
 
 // Next to wrangler.toml, so main, assets and migrations resolve the same way (gitignored).
 const CONFIG = join(ROOT, "wrangler.guide-check.toml");
 let outdir = "";
 
-/** The toml block after `<!-- guide:<name> -->` in the README. */
-function block(readme: string, name: string): string {
-  const m = new RegExp(`<!-- guide:${name} -->\\s*\`\`\`toml\\n([\\s\\S]*?)\`\`\``).exec(readme);
-  if (!m?.[1]) throw new Error(`README has no guide:${name} toml block`);
+/** The toml block after `<!-- guide:<name> -->` in the deploy guide. */
+function block(guide: string, name: string): string {
+  const m = new RegExp(`<!-- guide:${name} -->\\s*\`\`\`toml\\n([\\s\\S]*?)\`\`\``).exec(guide);
+  if (!m?.[1]) throw new Error(`docs/deploy.md has no guide:${name} toml block`);
   return m[1];
 }
 
@@ -55,20 +56,20 @@ afterAll(async () => {
 
 describe("the deploy guide", () => {
   it("edits wrangler.toml into a config that bundles without a warning, for production and staging", async () => {
-    const readme = await readFile(join(ROOT, "README.md"), "utf8");
+    const guide = await readDoc("docs/deploy.md");
     const original = await readFile(join(ROOT, "wrangler.toml"), "utf8");
     let toml = original;
     const lines = (s: string) => s.trim();
     expect(toml).toMatch(/^main = .*$/m);
-    toml = toml.replace(/^(main = .*)$/m, `$1\n${lines(block(readme, "top"))}`);
-    toml = toml.replace(/^database_id = .*$/m, lines(block(readme, "d1")));
-    toml = toml.replace(/^\[vars\]$/m, `[vars]\n${lines(block(readme, "vars"))}`);
-    toml = `${toml}\n${block(readme, "staging")}`;
+    toml = toml.replace(/^(main = .*)$/m, `$1\n${lines(block(guide, "top"))}`);
+    toml = toml.replace(/^database_id = .*$/m, lines(block(guide, "d1")));
+    toml = toml.replace(/^\[vars\]$/m, `[vars]\n${lines(block(guide, "vars"))}`);
+    toml = `${toml}\n${block(guide, "staging")}`;
     await writeFile(CONFIG, toml);
     outdir = await mkdtemp(join(tmpdir(), "magic-guide-dist-"));
 
     // Every variable of [vars] is repeated for staging (vars are not inherited).
-    const staging = block(readme, "staging");
+    const staging = block(guide, "staging");
     const missing = topVars(original).filter((k) => !new RegExp(`^${k} = `, "m").test(staging));
     expect(missing, "variables of [vars] missing from the guide's staging block").toEqual([]);
 
@@ -106,8 +107,8 @@ describe("the deploy guide", () => {
   }, 240_000);
 
   it("runs without Queues on the Free plan: the two queue blocks deleted, the ledger goes to D1", async () => {
-    const readme = await readFile(join(ROOT, "README.md"), "utf8");
-    const free = /\*\*On the Workers Free plan\*\*[\s\S]*?\n\n/.exec(readme)?.[0] ?? "";
+    const guide = await readDoc("docs/deploy.md");
+    const free = /\*\*On the Workers Free plan\*\*[\s\S]*?\n\n/.exec(guide)?.[0] ?? "";
     expect(free).toContain("delete the `[[queues.producers]]` and\n`[[queues.consumers]]` blocks");
     const original = await readFile(join(ROOT, "wrangler.toml"), "utf8");
     const toml = original.replace(/^\[\[queues\.(producers|consumers)\]\]\n(?:[^\n[].*\n)*/gm, "");

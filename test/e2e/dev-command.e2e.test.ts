@@ -1,7 +1,7 @@
 /**
  * @module `npm run dev` as a new user runs it, in a copy of the project (its own .dev.vars and
  * .wrangler/state): generous minting by its own defaults, a .dev.vars that still wins, state that
- * survives a restart until the README's reset, the page built once per start, no update check,
+ * survives a restart until the reset of docs/development.md, the page built once per start, no update check,
  * and no "types might be out of date" once a .dev.vars exists; `wrangler types` without our flags
  * cannot overwrite the generated types.
  */
@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort } from "../support/ports";
 import { killGroup, ROOT } from "./dev-server";
+import { markedBlock, readDocs } from "./docs";
 
 let dir: string;
 let tmp: string;
@@ -122,12 +123,9 @@ function run(file: string, args: string[], env: NodeJS.ProcessEnv) {
   });
 }
 
-/** The sh block after `<!-- example:<name> -->` in the README. */
-async function readmeSh(name: string): Promise<string> {
-  const readme = await readFile(join(ROOT, "README.md"), "utf8");
-  const m = new RegExp(`<!-- example:${name} -->\\s*\`\`\`sh\\n([\\s\\S]*?)\`\`\``).exec(readme);
-  if (!m?.[1]) throw new Error(`README has no example:${name} sh block`);
-  return m[1];
+/** The sh block after `<!-- example:<name> -->` in the README or docs/. */
+async function docsSh(name: string): Promise<string> {
+  return markedBlock(await readDocs(), "example", name, "sh");
 }
 
 /** How often the page's build ran, and how often it really built, in a dev server's output. */
@@ -203,8 +201,8 @@ describe("npm run dev", () => {
     expect(updateChecks).toBe(0);
   }, 90_000);
 
-  it("starts from empty state after the README's reset", async () => {
-    execFileSync("bash", ["-c", await readmeSh("reset")], { cwd: dir });
+  it("starts from empty state after the documented reset", async () => {
+    execFileSync("bash", ["-c", await docsSh("reset")], { cwd: dir });
     const dev = await npmRunDev();
     try {
       expect(await mints(dev.url, 15)).toEqual(Array(15).fill(200));

@@ -1,9 +1,10 @@
 /**
- * @module Every README example that runs against a local worker, run as written (only the address
- * changes: the README's http://127.0.0.1:8787 or gateway.example.com becomes the test's
- * `wrangler dev`, started with `npm run dev`'s settings from dev.defaults.vars), and its output
- * compared with the README's where the README shows one. `npm run dev` itself and the reset
- * block: test/e2e/dev-command.e2e.test.ts; the deploy guide: test/e2e/deploy-guide.e2e.test.ts.
+ * @module Every example of the README and docs/ that runs against a local worker, run as written
+ * (only the address changes: the docs' http://127.0.0.1:8787 or gateway.example.com becomes the
+ * test's `wrangler dev`, started with `npm run dev`'s settings from dev.defaults.vars), and its
+ * output compared with the one the docs show, where they show one. The examples are found by
+ * their markers in whichever file holds them (test/e2e/docs.ts). `npm run dev` itself and the
+ * reset block: test/e2e/dev-command.e2e.test.ts; the deploy guide: test/e2e/deploy-guide.e2e.test.ts.
  */
 import { execFile } from "node:child_process";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -13,22 +14,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { demoAnswer } from "../../src/stream/providers/demo";
 import { OFFLINE_WRANGLER_ENV } from "../support/wrangler-dev";
 import { type DevServer, ROOT, startWranglerDev } from "./dev-server";
+import { type Doc, markedBlock, readDocs } from "./docs";
 
 const SUPABASE_JWT_SECRET = "readme-examples-legacy-jwt-secret-0123456789";
 const ADMIN_TOKEN = "readme-examples-admin-token-0123456789abcdef";
 const SCRATCH = join(ROOT, "test/artifacts/readme-examples");
 
 let dev: DevServer;
-let readme: string;
+let docs: Doc[];
 
-/** The fenced block after `<!-- example:<name> -->` (or `example-output:`) in the README. */
-function block(name: string, kind = "example"): string {
-  const m = new RegExp(`<!-- ${kind}:${name} -->\\s*\`\`\`\\w*\\n([\\s\\S]*?)\`\`\``).exec(readme);
-  if (!m?.[1]) throw new Error(`README has no ${kind}:${name} block`);
-  return m[1];
-}
+/** The fenced block after `<!-- example:<name> -->` (or `example-output:`) in the docs. */
+const block = (name: string, kind = "example") => markedBlock(docs, kind, name);
 
-/** The README's addresses, pointed at the test's worker. */
+/** The docs' addresses, pointed at the test's worker. */
 const local = (code: string) =>
   code
     .replaceAll("http://127.0.0.1:8787", dev.url)
@@ -93,7 +91,7 @@ async function anonToken(): Promise<string> {
 }
 
 beforeAll(async () => {
-  readme = await readFile(join(ROOT, "README.md"), "utf8");
+  docs = await readDocs();
   // `npm run dev`'s settings, plus what the signed-in and operator examples ask the reader to set.
   const defaults: Record<string, string> = {};
   for (const line of (await readFile(join(ROOT, "dev.defaults.vars"), "utf8")).split("\n")) {
@@ -109,7 +107,7 @@ afterAll(async () => {
   await rm(SCRATCH, { recursive: true, force: true });
 });
 
-describe("the README's examples", () => {
+describe("the examples of the README and docs/", () => {
   it("the first stream: an anonymous session and a stream, with the output the README shows", async () => {
     const { code, stdout, stderr } = await sh(block("stream"));
     expect(code, stderr).toBe(0);
@@ -156,7 +154,7 @@ describe("the README's examples", () => {
     expect(all.at(-1)?.data).toMatchObject({ finish_reason: "stop", usage_source: "upstream" });
   });
 
-  it("the model registry: every model the README lists is what GET /api/v1/models answers", async () => {
+  it("the model registry: every model docs/api.md lists is what GET /api/v1/models answers", async () => {
     const shown = block("models", "example-output");
     const models = (await (await fetch(`${dev.url}/api/v1/models`)).json()) as {
       default: string;

@@ -1,18 +1,19 @@
 /**
- * @module The README's provider configurations, read as written: each `toml` block of the section
- * "Providers, models and fallbacks" goes through wrangler's own TOML reader (as `wrangler deploy`
- * would read it) and then through the registry's parser in production mode, so a typo in the
- * README (a provider name, a missing price) fails here rather than in someone's deploy.
+ * @module The documented provider configurations, read as written: each `toml` block of the section
+ * "Providers, models and fallbacks" of docs/configuration.md goes through wrangler's own TOML
+ * reader (as `wrangler deploy` would read it) and then through the registry's parser in production
+ * mode, so a typo in the docs (a provider name, a missing price) fails here rather than in
+ * someone's deploy.
  */
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { experimental_readRawConfig } from "wrangler";
 import { parseRegistry } from "../../src/stream/registry";
-import { ROOT } from "./dev-server";
+import { readDoc } from "./docs";
 
-/** The secrets the README's configurations name, and an `AI` binding for `workers-ai`. */
+/** The secrets the documented configurations name, and an `AI` binding for `workers-ai`. */
 const SECRETS = {
   OPENAI_API_KEY: "sk-o",
   ANTHROPIC_API_KEY: "sk-a1",
@@ -22,10 +23,12 @@ const SECRETS = {
 };
 
 async function section(): Promise<string> {
-  const readme = await readFile(join(ROOT, "README.md"), "utf8");
-  const start = readme.indexOf("## Providers, models and fallbacks");
-  const end = readme.indexOf("\n## ", start + 1);
-  return readme.slice(start, end);
+  const doc = await readDoc("docs/configuration.md");
+  const start = doc.indexOf("## Providers, models and fallbacks");
+  if (start === -1)
+    throw new Error("docs/configuration.md has no section Providers, models and fallbacks");
+  const end = doc.indexOf("\n## ", start + 1);
+  return doc.slice(start, end === -1 ? undefined : end);
 }
 
 /** The `[vars]` of a wrangler.toml holding `block`, as wrangler reads them. */
@@ -43,7 +46,7 @@ async function varsOf(block: string): Promise<Record<string, unknown>> {
   }
 }
 
-describe("the README's provider section", () => {
+describe("the provider section of docs/configuration.md", () => {
   it("has three worked configurations that wrangler reads and the registry accepts in production", async () => {
     const found = [...(await section()).matchAll(/```toml\n([\s\S]*?)```/g)].map(
       (m) => m[1] as string,

@@ -64,7 +64,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
   it("lets exactly 30 of 100 simultaneous requests from one user through", async () => {
     // Only the user's window binds here. (Were the address's 60 to bind in the same burst, the
     // Durable Object store, whose two objects decide in parallel, could refuse one more than an
-    // atomic decision would; never let one more through. README, "Where the limits live".)
+    // atomic decision would; never let one more through. docs/security.md, "Where the limits live".)
     const env = storeEnv(kind, { RATE_LIMIT_IP: "1000/30s" });
     const token = await supabaseHs256(supabaseClaims());
     pinClock(30_000, 5_000);
