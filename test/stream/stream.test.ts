@@ -5,28 +5,28 @@
 import { env, exports } from "cloudflare:workers";
 import { decodeJwt } from "jose";
 import { describe, expect, inject, it } from "vitest";
-import { parseConfig } from "../src/config";
-import type { Bindings } from "../src/env";
-import type { LedgerRecord } from "../src/ledger/record";
-import { writeLedger } from "../src/ledger/write";
-import type { LimitsStore } from "../src/limits/durable-object";
-import { storeFor } from "../src/limits/select-store";
-import { createLogger } from "../src/observe/log";
+import { parseConfig } from "../../src/config";
+import type { Bindings } from "../../src/env";
+import type { LedgerRecord } from "../../src/ledger/record";
+import { writeLedger } from "../../src/ledger/write";
+import type { LimitsStore } from "../../src/limits/durable-object";
+import { storeFor } from "../../src/limits/select-store";
+import { createLogger } from "../../src/observe/log";
 import {
   inputTokensUpperBound,
   maxOutputTokens,
   textTokensUpperBound,
   usdToMicro,
-} from "../src/stream/cost";
-import type { DoneData } from "../src/stream/frames";
-import { MODELS } from "../src/stream/models";
-import { demoAnswer } from "../src/stream/providers/demo";
-import { MAX_QUEUED_FRAMES } from "../src/stream/session";
-import { call, testEnv } from "./helpers/app";
-import { fakeMessage, freshIp, upstreamRecord as recordOf } from "./helpers/gate";
-import { openEvents, readEvents, type SseEvent } from "./helpers/sse";
-import { anonToken, bearer, SECRET_KEY, supabaseClaims, supabaseHs256 } from "./helpers/tokens";
-import type { UpstreamRecord } from "./support/upstream-record";
+} from "../../src/stream/cost";
+import type { DoneData } from "../../src/stream/frames";
+import { MODELS } from "../../src/stream/models";
+import { demoAnswer } from "../../src/stream/providers/demo";
+import { MAX_QUEUED_FRAMES } from "../../src/stream/session";
+import { call, testEnv } from "../helpers/app";
+import { fakeMessage, freshIp, upstreamRecord as recordOf } from "../helpers/gate";
+import { openEvents, readEvents, type SseEvent } from "../helpers/sse";
+import { anonToken, bearer, SECRET_KEY, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
+import type { UpstreamRecord } from "../support/upstream-record";
 
 /** The fake's own address (without `/v1`), for its `/__test/requests/<id>` records. */
 const UPSTREAM_BASE = inject("upstreamUrl").replace(/\/v1$/, "");

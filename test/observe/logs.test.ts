@@ -1,8 +1,8 @@
 /** @module Structured logs: one JSON line per request with its id, and never a token or message text. */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { call } from "./helpers/app";
-import { randomIp, storeEnv } from "./helpers/stores";
-import { anonToken, bearer } from "./helpers/tokens";
+import { call } from "../helpers/app";
+import { randomIp, storeEnv } from "../helpers/stores";
+import { anonToken, bearer } from "../helpers/tokens";
 
 function captureLogs(): { lines: () => Record<string, unknown>[]; raw: () => string } {
   const seen: string[] = [];

@@ -4,17 +4,17 @@
  * JWKS server unreachable when a fresh env verifies its first token.
  */
 import { afterAll, describe, expect, inject, it } from "vitest";
-import type { Bindings } from "../src/env";
-import { call, json, testEnv } from "./helpers/app";
-import { openEvents, readEvents } from "./helpers/sse";
-import { randomIp, storeEnv } from "./helpers/stores";
+import type { Bindings } from "../../src/env";
+import { call, json, testEnv } from "../helpers/app";
+import { openEvents, readEvents } from "../helpers/sse";
+import { randomIp, storeEnv } from "../helpers/stores";
 import {
   anonToken,
   bearer,
   supabaseAsymmetric,
   supabaseClaims,
   supabaseHs256,
-} from "./helpers/tokens";
+} from "../helpers/tokens";
 
 const DRILL_UPSTASH = inject("drillUpstashUrl");
 const UPSTREAM_BASE = inject("upstreamUrl").replace(/\/v1$/, "");

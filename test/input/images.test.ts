@@ -4,9 +4,9 @@
  * hold that covers images (a cap that pays for the text but not the image spends nothing).
  */
 import { describe, expect, it } from "vitest";
-import { dataUrlImageSize } from "../src/input/image-size";
-import { imageTokensUpperBound, tiles } from "../src/stream/image-tokens";
-import { testEnv } from "./helpers/app";
+import { dataUrlImageSize } from "../../src/input/image-size";
+import { imageTokensUpperBound, tiles } from "../../src/stream/image-tokens";
+import { testEnv } from "../helpers/app";
 import {
   anonCaller,
   expectNothingSpent,
@@ -14,7 +14,7 @@ import {
   postAs,
   upstreamRecord,
   type Who,
-} from "./helpers/gate";
+} from "../helpers/gate";
 
 const be16 = (n: number) => [(n >> 8) & 255, n & 255];
 const le16 = (n: number) => [n & 255, (n >> 8) & 255];

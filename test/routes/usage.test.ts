@@ -4,16 +4,16 @@
  */
 import { decodeJwt } from "jose";
 import { describe, expect, inject, it } from "vitest";
-import type { Bindings } from "../src/env";
-import { D1LedgerBook } from "../src/ledger/d1-book";
-import { RECENT_RECORDS } from "../src/routes/usage";
-import type { DoneData } from "../src/stream/frames";
-import { call } from "./helpers/app";
-import { anonCaller, postAs, type Who } from "./helpers/gate";
-import { record, waitForRows } from "./helpers/ledger";
-import { readEvents } from "./helpers/sse";
-import { type StoreKind, storeEnv } from "./helpers/stores";
-import { bearer } from "./helpers/tokens";
+import type { Bindings } from "../../src/env";
+import { D1LedgerBook } from "../../src/ledger/d1-book";
+import { RECENT_RECORDS } from "../../src/routes/usage";
+import type { DoneData } from "../../src/stream/frames";
+import { call } from "../helpers/app";
+import { anonCaller, postAs, type Who } from "../helpers/gate";
+import { record, waitForRows } from "../helpers/ledger";
+import { readEvents } from "../helpers/sse";
+import { type StoreKind, storeEnv } from "../helpers/stores";
+import { bearer } from "../helpers/tokens";
 
 const A = inject("upstreamAUrl");
 const B = inject("upstreamBUrl");

@@ -1,11 +1,11 @@
 /** @module Input validation in workerd: each bad request gets its status, code and fields, and spends nothing. */
 import { describe, expect, it } from "vitest";
-import type { Bindings } from "../src/env";
-import type { ErrorBody } from "../src/errors";
-import { type Called, call, testEnv } from "./helpers/app";
-import { anonCaller, freshIp, usageOf, type Who } from "./helpers/gate";
-import { parseEvents } from "./helpers/sse";
-import { bearer } from "./helpers/tokens";
+import type { Bindings } from "../../src/env";
+import type { ErrorBody } from "../../src/errors";
+import { type Called, call, testEnv } from "../helpers/app";
+import { anonCaller, freshIp, usageOf, type Who } from "../helpers/gate";
+import { parseEvents } from "../helpers/sse";
+import { bearer } from "../helpers/tokens";
 
 const STREAM = "/api/v1/stream";
 const ANON_SESSION = "/api/v1/anon_session";

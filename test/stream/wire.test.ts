@@ -3,13 +3,13 @@
  * answer in every upstream dialect, the prompt's bounds, and the OpenAI encoders.
  */
 import { describe, expect, it } from "vitest";
-import type { StreamRequest } from "../src/input/request";
-import { inputTokensUpperBound, maxOutputTokens, usdToMicro } from "../src/stream/cost";
-import type { DoneData, Frame } from "../src/stream/frames";
-import { MODELS } from "../src/stream/models";
-import { openAiChunks, openAiCompletion } from "../src/stream/openai-wire";
-import { buildPrompt } from "../src/stream/prompt";
-import { chatChunkEvents } from "../src/stream/providers/openai";
+import type { StreamRequest } from "../../src/input/request";
+import { inputTokensUpperBound, maxOutputTokens, usdToMicro } from "../../src/stream/cost";
+import type { DoneData, Frame } from "../../src/stream/frames";
+import { MODELS } from "../../src/stream/models";
+import { openAiChunks, openAiCompletion } from "../../src/stream/openai-wire";
+import { buildPrompt } from "../../src/stream/prompt";
+import { chatChunkEvents } from "../../src/stream/providers/openai";
 
 const chunk = (delta: unknown) => JSON.stringify({ choices: [{ index: 0, delta }] });
 

@@ -5,10 +5,10 @@
  * blocks, images image blocks; `input_json_delta` comes back as `delta.tool_calls`.
  */
 import { describe, expect, inject, it } from "vitest";
-import type { Bindings } from "../src/env";
-import { anonCaller, expectNothingSpent, postAs, type Who } from "./helpers/gate";
-import { storeEnv } from "./helpers/stores";
-import type { AnthropicRecord } from "./support/anthropic-record";
+import type { Bindings } from "../../../src/env";
+import { anonCaller, expectNothingSpent, postAs, type Who } from "../../helpers/gate";
+import { storeEnv } from "../../helpers/stores";
+import type { AnthropicRecord } from "../../support/anthropic-record";
 
 const ANTHROPIC = inject("anthropicUrl");
 

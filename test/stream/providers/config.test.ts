@@ -4,17 +4,17 @@
  * replaying a recorded stream, and the per-provider metrics.
  */
 import { describe, expect, inject, it } from "vitest";
-import type { Bindings } from "../src/env";
-import type { ErrorBody } from "../src/errors";
-import type { DoneData } from "../src/stream/frames";
-import { BREAKER_OPEN_MS, KEY_COOLDOWN_MS } from "../src/stream/providers/health";
-import { routeProvider } from "../src/stream/providers/route";
-import { type AiBinding, parseRegistry } from "../src/stream/registry";
-import { call, json, testEnv } from "./helpers/app";
-import { anonCaller, postAs } from "./helpers/gate";
-import { readEvents } from "./helpers/sse";
-import { bearer, SECRET_KEY } from "./helpers/tokens";
-import type { UpstreamRecord } from "./support/upstream-record";
+import type { Bindings } from "../../../src/env";
+import type { ErrorBody } from "../../../src/errors";
+import type { DoneData } from "../../../src/stream/frames";
+import { BREAKER_OPEN_MS, KEY_COOLDOWN_MS } from "../../../src/stream/providers/health";
+import { routeProvider } from "../../../src/stream/providers/route";
+import { type AiBinding, parseRegistry } from "../../../src/stream/registry";
+import { call, json, testEnv } from "../../helpers/app";
+import { anonCaller, postAs } from "../../helpers/gate";
+import { readEvents } from "../../helpers/sse";
+import { bearer, SECRET_KEY } from "../../helpers/tokens";
+import type { UpstreamRecord } from "../../support/upstream-record";
 
 const A = inject("upstreamAUrl");
 const B = inject("upstreamBUrl");

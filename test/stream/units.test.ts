@@ -3,29 +3,29 @@
  * OpenAI-compatible provider over a stub fetch, the session's cancellation, and ledger retries.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { LedgerRecord } from "../src/ledger/record";
-import { writeLedger } from "../src/ledger/write";
-import type { LimitStore } from "../src/limits/store";
-import { createLogger } from "../src/observe/log";
+import type { LedgerRecord } from "../../src/ledger/record";
+import { writeLedger } from "../../src/ledger/write";
+import type { LimitStore } from "../../src/limits/store";
+import { createLogger } from "../../src/observe/log";
 import {
   costMicroUsd,
   inputTokensUpperBound,
   maxOutputTokens,
   usdToMicro,
-} from "../src/stream/cost";
-import { type Frame, frameEncoder } from "../src/stream/frames";
-import { createMeter, newMeterState } from "../src/stream/meter";
-import { MODEL_IDS, MODELS, type ModelInfo } from "../src/stream/models";
-import type { PromptMessage } from "../src/stream/prompt";
-import { openAiProvider } from "../src/stream/providers/openai";
+} from "../../src/stream/cost";
+import { type Frame, frameEncoder } from "../../src/stream/frames";
+import { createMeter, newMeterState } from "../../src/stream/meter";
+import { MODEL_IDS, MODELS, type ModelInfo } from "../../src/stream/models";
+import type { PromptMessage } from "../../src/stream/prompt";
+import { openAiProvider } from "../../src/stream/providers/openai";
 import type {
   ProviderStream,
   UpstreamEvent,
   UpstreamReader,
-} from "../src/stream/providers/provider";
-import { runSession } from "../src/stream/session";
-import { sessionOptions } from "./helpers/session";
-import { openEvents, readEvents } from "./helpers/sse";
+} from "../../src/stream/providers/provider";
+import { runSession } from "../../src/stream/session";
+import { sessionOptions } from "../helpers/session";
+import { openEvents, readEvents } from "../helpers/sse";
 
 const mini = MODELS["gpt-4o-mini"];
 

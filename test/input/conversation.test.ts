@@ -5,18 +5,18 @@
  * models, reasoning_chunk, and GET /api/v1/models.
  */
 import { describe, expect, it } from "vitest";
-import type { Bindings } from "../src/env";
-import type { ErrorBody } from "../src/errors";
+import type { Bindings } from "../../src/env";
+import type { ErrorBody } from "../../src/errors";
 import {
   costMicroUsd,
   estimateTokens,
   inputTokensUpperBound,
   maxOutputTokens,
   usdToMicro,
-} from "../src/stream/cost";
-import { MODELS } from "../src/stream/models";
-import type { PromptMessage } from "../src/stream/prompt";
-import { call, testEnv } from "./helpers/app";
+} from "../../src/stream/cost";
+import { MODELS } from "../../src/stream/models";
+import type { PromptMessage } from "../../src/stream/prompt";
+import { call, testEnv } from "../helpers/app";
 import {
   anonCaller,
   expectNothingSpent,
@@ -26,9 +26,9 @@ import {
   upstreamRecord,
   usageOf,
   type Who,
-} from "./helpers/gate";
-import { readEvents, type SseEvent } from "./helpers/sse";
-import { bearer, supabaseHs256 } from "./helpers/tokens";
+} from "../helpers/gate";
+import { readEvents, type SseEvent } from "../helpers/sse";
+import { bearer, supabaseHs256 } from "../helpers/tokens";
 
 type Turn = { role: string; content: unknown } & Record<string, unknown>;
 

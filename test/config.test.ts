@@ -4,10 +4,10 @@
  * answer 500 misconfigured, while the page and /healthz keep serving.
  */
 import { describe, expect, it } from "vitest";
-import type { Bindings } from "../../src/env";
-import type { ErrorBody } from "../../src/errors";
-import { call, testEnv } from "../helpers/app";
-import { SECRET_KEY } from "../helpers/tokens";
+import type { Bindings } from "../src/env";
+import type { ErrorBody } from "../src/errors";
+import { call, testEnv } from "./helpers/app";
+import { SECRET_KEY } from "./helpers/tokens";
 
 type Vars = Partial<Record<keyof Bindings, string | undefined>>;
 

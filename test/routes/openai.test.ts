@@ -4,9 +4,9 @@
  * ledger shared by one user across both routes). Real SDK clients: test/e2e/openai-sdk.e2e.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import { maxOutputTokens, usdToMicro } from "../src/stream/cost";
-import { MODELS } from "../src/stream/models";
-import { call, testEnv } from "./helpers/app";
+import { maxOutputTokens, usdToMicro } from "../../src/stream/cost";
+import { MODELS } from "../../src/stream/models";
+import { call, testEnv } from "../helpers/app";
 import {
   anonCaller,
   expectNothingSpent,
@@ -17,9 +17,9 @@ import {
   upstreamRecord,
   usageOf,
   type Who,
-} from "./helpers/gate";
-import { readEvents } from "./helpers/sse";
-import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "./helpers/tokens";
+} from "../helpers/gate";
+import { readEvents } from "../helpers/sse";
+import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
 
 /** POSTs a chat-completions body as `who`. */
 const complete = (

@@ -5,21 +5,21 @@
  */
 import { decodeJwt } from "jose";
 import { describe, expect, inject, it } from "vitest";
-import type { Bindings } from "../src/env";
+import type { Bindings } from "../../../src/env";
 import {
   costMicroUsd,
   inputTokensUpperBound,
   maxOutputTokens,
   usdToMicro,
-} from "../src/stream/cost";
-import type { DoneData } from "../src/stream/frames";
-import { parseRegistry } from "../src/stream/registry";
-import { json } from "./helpers/app";
-import { anonCaller, ledgerOf, postAs, usageOf, type Who } from "./helpers/gate";
-import { readEvents, type SseEvent } from "./helpers/sse";
-import { type StoreKind, storeEnv } from "./helpers/stores";
-import type { AnthropicRecord } from "./support/anthropic-record";
-import type { UpstreamRecord } from "./support/upstream-record";
+} from "../../../src/stream/cost";
+import type { DoneData } from "../../../src/stream/frames";
+import { parseRegistry } from "../../../src/stream/registry";
+import { json } from "../../helpers/app";
+import { anonCaller, ledgerOf, postAs, usageOf, type Who } from "../../helpers/gate";
+import { readEvents, type SseEvent } from "../../helpers/sse";
+import { type StoreKind, storeEnv } from "../../helpers/stores";
+import type { AnthropicRecord } from "../../support/anthropic-record";
+import type { UpstreamRecord } from "../../support/upstream-record";
 
 const A = inject("upstreamAUrl");
 const B = inject("upstreamBUrl");

@@ -4,15 +4,15 @@
  * both surfaces.
  */
 import { describe, expect, it } from "vitest";
-import { inputTokensUpperBound } from "../src/stream/cost";
-import type { DoneData } from "../src/stream/frames";
-import { MODELS } from "../src/stream/models";
-import type { PromptMessage } from "../src/stream/prompt";
-import { demoAnswer, demoProvider, demoTokenCount, demoTokens } from "../src/stream/providers/demo";
-import type { UpstreamEvent } from "../src/stream/providers/provider";
-import { testEnv } from "./helpers/app";
-import { anonCaller, postAs } from "./helpers/gate";
-import { readEvents } from "./helpers/sse";
+import { inputTokensUpperBound } from "../../../src/stream/cost";
+import type { DoneData } from "../../../src/stream/frames";
+import { MODELS } from "../../../src/stream/models";
+import type { PromptMessage } from "../../../src/stream/prompt";
+import { demoAnswer, demoProvider, demoTokenCount, demoTokens } from "../../../src/stream/providers/demo";
+import type { UpstreamEvent } from "../../../src/stream/providers/provider";
+import { testEnv } from "../../helpers/app";
+import { anonCaller, postAs } from "../../helpers/gate";
+import { readEvents } from "../../helpers/sse";
 
 /** Every event the demo sends for `message` under `maxTokens`, without delays. */
 async function demoEvents(message: string, maxTokens: number, system?: string) {

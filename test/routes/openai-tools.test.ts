@@ -8,8 +8,8 @@ import { encode } from "gpt-tokenizer/model/gpt-4o";
 import { decodeJwt } from "jose";
 import type { ChatCompletionChunk } from "openai/resources/chat/completions";
 import { describe, expect, it } from "vitest";
-import { inputTokensUpperBound, usdToMicro } from "../src/stream/cost";
-import { testEnv } from "./helpers/app";
+import { inputTokensUpperBound, usdToMicro } from "../../src/stream/cost";
+import { testEnv } from "../helpers/app";
 import {
   anonCaller,
   expectNothingSpent,
@@ -18,8 +18,8 @@ import {
   postAs,
   upstreamRecord,
   type Who,
-} from "./helpers/gate";
-import { anonToken } from "./helpers/tokens";
+} from "../helpers/gate";
+import { anonToken } from "../helpers/tokens";
 
 const complete = (who: Who, body: unknown, bindings = testEnv()) =>
   postAs(who, "/v1/chat/completions", body, bindings);

@@ -1,9 +1,9 @@
 /** @module Authentication in workerd: every way a token can be wrong is a 401, and each token kind works. */
 import { afterEach, describe, expect, inject, it, vi } from "vitest";
-import type { Bindings } from "../src/env";
-import type { ErrorBody } from "../src/errors";
-import { type Called, call, testEnv } from "./helpers/app";
-import { parseEvents } from "./helpers/sse";
+import type { Bindings } from "../../src/env";
+import type { ErrorBody } from "../../src/errors";
+import { type Called, call, testEnv } from "../helpers/app";
+import { parseEvents } from "../helpers/sse";
 import {
   anonClaims,
   anonShaped,
@@ -22,7 +22,7 @@ import {
   supabaseClaims,
   supabaseHs256,
   uniqueJwksUrl,
-} from "./helpers/tokens";
+} from "../helpers/tokens";
 
 const USAGE = "/api/v1/usage";
 const STREAM = "/api/v1/stream";
@@ -963,8 +963,8 @@ describe("verified tokens (per isolate)", () => {
   });
 
   it("keep an entry for 60 s at most and never past the token's exp, and at most 1,000, oldest out first", async () => {
-    const { VerifiedTokens } = await import("../src/auth/verified-tokens");
-    const { principal } = await import("../src/auth/principal");
+    const { VerifiedTokens } = await import("../../src/auth/verified-tokens");
+    const { principal } = await import("../../src/auth/principal");
     const t0 = 1_800_000_000_000;
     const memo = new VerifiedTokens(60_000, 3);
     const soon = principal("supabase", "a", false, t0 / 1000 + 10);

@@ -2,11 +2,11 @@
 import { Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { describe, expect, it } from "vitest";
-import type { AppEnv, Bindings } from "../src/env";
-import { AppError, type ErrorBody } from "../src/errors";
-import { handleError } from "../src/observe/request";
-import { type Called, call, testEnv } from "./helpers/app";
-import { anonToken, bearer, supabaseHs256 } from "./helpers/tokens";
+import type { AppEnv, Bindings } from "../../src/env";
+import { AppError, type ErrorBody } from "../../src/errors";
+import { handleError } from "../../src/observe/request";
+import { type Called, call, testEnv } from "../helpers/app";
+import { anonToken, bearer, supabaseHs256 } from "../helpers/tokens";
 
 /** The request-id shape the app accepts from a client. */
 const REQUEST_ID = /^[A-Za-z0-9_.:=-]{8,128}$/;

@@ -1,9 +1,9 @@
 /** @module Operator metrics: exact counters for a mix of requests, auth on the endpoint, both formats. */
 import { describe, expect, it } from "vitest";
-import type { Bindings } from "../src/env";
-import { call } from "./helpers/app";
-import { randomIp, type StoreKind, storeEnv, upstashScope } from "./helpers/stores";
-import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "./helpers/tokens";
+import type { Bindings } from "../../src/env";
+import { call } from "../helpers/app";
+import { randomIp, type StoreKind, storeEnv, upstashScope } from "../helpers/stores";
+import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
 
 const METRICS_TOKEN = "metrics-token-for-tests-0123456789";
 

@@ -4,13 +4,13 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import type { Bindings } from "../src/env";
-import { D1LedgerBook, PAGE_SQL, SPEND_SQL } from "../src/ledger/d1-book";
-import type { LedgerRecord } from "../src/ledger/record";
-import { call, json, testEnv } from "./helpers/app";
-import { parseCsv } from "./helpers/csv";
-import { record } from "./helpers/ledger";
-import { bearer } from "./helpers/tokens";
+import type { Bindings } from "../../src/env";
+import { D1LedgerBook, PAGE_SQL, SPEND_SQL } from "../../src/ledger/d1-book";
+import type { LedgerRecord } from "../../src/ledger/record";
+import { call, json, testEnv } from "../helpers/app";
+import { parseCsv } from "../helpers/csv";
+import { record } from "../helpers/ledger";
+import { bearer } from "../helpers/tokens";
 
 const book = new D1LedgerBook((env as unknown as Bindings).LEDGER_DB);
 const ADMIN_TOKEN = "admin-token-for-the-operator-tests-0123456789";
