@@ -36,12 +36,12 @@ const byte = () => Math.floor(Math.random() * 254) + 1;
 /** A fresh client address per caller, clear of other tests' per-IP windows. */
 export const freshIp = () => `10.${byte()}.${byte()}.${byte()}`;
 
-/** A caller: its token and its client address. */
-export type Who = { token: string; ip: string };
+/** A caller: its token, its client address, and whether its token is anonymous, when known. */
+export type Who = { token: string; ip: string; anonymous?: boolean };
 
 /** A new anonymous caller: its own token and a fresh address. */
 export async function anonCaller(): Promise<Who> {
-  return { token: await anonToken(), ip: freshIp() };
+  return { token: await anonToken(), ip: freshIp(), anonymous: true };
 }
 
 /** POSTs `body` to `path` as `who`: a string is sent as it is, anything else as JSON. */
@@ -70,10 +70,11 @@ interface Window {
 }
 /** The body of GET /api/v1/usage. */
 export interface Usage {
+  user_id: string;
   anonymous: boolean;
   limits: { user: Window; ip: Window };
   quota: { hourly: Window; total: Window } | null;
-  spend: { total_usd: number; streams: number };
+  spend: { total_usd: number; today_usd: number; streams: number };
 }
 
 /** What /api/v1/usage says of this caller. */
@@ -91,17 +92,27 @@ export async function usageOf(
   return (await res.json()) as Usage;
 }
 
-/** No rate-limit hit, no quota unit, no ledger record: the caller is as new. */
-export async function expectNothingSpent(
-  who: { token: string; ip: string },
-  bindings: Bindings = testEnv(),
-): Promise<void> {
+/** What /api/v1/usage says of the holder of `token`, asked from a fresh address. */
+export function usageOfToken(token: string, bindings: Bindings = testEnv()): Promise<Usage> {
+  return usageOf({ token, ip: freshIp() }, bindings);
+}
+
+/**
+ * No rate-limit hit, no quota unit, no ledger record: the caller is as new. An anonymous caller
+ * has a quota (and it is whole); a signed-in one has none; a caller made by `anonCaller` must be
+ * seen as anonymous.
+ */
+export async function expectNothingSpent(who: Who, bindings: Bindings = testEnv()): Promise<void> {
   const u = await usageOf(who, bindings);
+  if (who.anonymous !== undefined) expect(u.anonymous).toBe(who.anonymous);
   expect(u.limits.user.remaining).toBe(u.limits.user.limit);
   expect(u.limits.ip.remaining).toBe(u.limits.ip.limit);
-  if (u.quota) {
-    expect(u.quota.hourly.remaining).toBe(u.quota.hourly.limit);
-    expect(u.quota.total.remaining).toBe(u.quota.total.limit);
+  if (u.anonymous) {
+    expect(u.quota).not.toBeNull();
+    expect(u.quota?.hourly.remaining).toBe(u.quota?.hourly.limit);
+    expect(u.quota?.total.remaining).toBe(u.quota?.total.limit);
+  } else {
+    expect(u.quota).toBeNull();
   }
   expect(u.spend.streams).toBe(0);
 }

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Bindings } from "../../src/env";
 import type { ErrorBody } from "../../src/errors";
 import { type Called, call, testEnv } from "../helpers/app";
-import { anonCaller, freshIp, usageOf, type Who } from "../helpers/gate";
+import { anonCaller, expectNothingSpent, freshIp, usageOf, type Who } from "../helpers/gate";
 import { parseEvents } from "../helpers/sse";
 import { bearer } from "../helpers/tokens";
 
@@ -12,18 +12,6 @@ const ANON_SESSION = "/api/v1/anon_session";
 const KIB = 1024;
 const MAX_TTL = 604_800;
 const EMOJI = "\u{1F600}";
-
-/** Asserts that the caller still has every rate-limit hit and every quota unit. */
-async function expectNothingSpent(who: Who): Promise<void> {
-  const u = await usageOf(who);
-  expect(u.anonymous).toBe(true);
-  expect(u.limits.user.remaining).toBe(u.limits.user.limit);
-  expect(u.limits.ip.remaining).toBe(u.limits.ip.limit);
-  expect(u.quota).not.toBeNull();
-  expect(u.quota?.hourly.remaining).toBe(u.quota?.hourly.limit);
-  expect(u.quota?.total.remaining).toBe(u.quota?.total.limit);
-  expect(u.spend.streams).toBe(0);
-}
 
 type Init = RequestInit & { duplex?: "half" };
 

@@ -6,16 +6,11 @@ import type { AppEnv, Bindings } from "../../src/env";
 import { AppError, type ErrorBody } from "../../src/errors";
 import { handleError } from "../../src/observe/request";
 import { type Called, call, testEnv } from "../helpers/app";
+import { freshIp } from "../helpers/gate";
 import { anonToken, bearer, supabaseHs256 } from "../helpers/tokens";
 
 /** The request-id shape the app accepts from a client. */
 const REQUEST_ID = /^[A-Za-z0-9_.:=-]{8,128}$/;
-
-/** A random client address, so per-IP windows never meet another test's. */
-function freshIp(): string {
-  const octet = () => Math.floor(Math.random() * 254) + 1;
-  return `10.${octet()}.${octet()}.${octet()}`;
-}
 
 /** Calls the app and waits for its after-response work; the body is read first. */
 async function request(
