@@ -8,7 +8,12 @@ import { inputTokensUpperBound } from "../../../src/stream/cost";
 import type { DoneData } from "../../../src/stream/frames";
 import { MODELS } from "../../../src/stream/models";
 import type { PromptMessage } from "../../../src/stream/prompt";
-import { demoAnswer, demoProvider, demoTokenCount, demoTokens } from "../../../src/stream/providers/demo";
+import {
+  demoAnswer,
+  demoProvider,
+  demoTokenCount,
+  demoTokens,
+} from "../../../src/stream/providers/demo";
 import type { UpstreamEvent } from "../../../src/stream/providers/provider";
 import { testEnv } from "../../helpers/app";
 import { anonCaller, postAs } from "../../helpers/gate";
