@@ -1,3 +1,4 @@
+/** @module What the tests of the OpenAI surface share: a completion request, the native stream, and an SSE body's data lines. */
 import { testEnv } from "./app";
 import { postAs, type Who } from "./gate";
 

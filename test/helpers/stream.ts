@@ -1,3 +1,4 @@
+/** @module What the tests of GET|POST /api/v1/stream share: starting a stream, the fake upstream's records, the contract's framing and exact prices. */
 import { decodeJwt } from "jose";
 import { expect, inject } from "vitest";
 import type { Bindings } from "../../src/env";

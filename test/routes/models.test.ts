@@ -1,7 +1,8 @@
-/** @module The models endpoints list what the registry serves. */
+/** @module The models endpoints: GET /api/v1/models and /v1/models list what the registry serves, priced, and what each caller may use. */
 import { describe, expect, it } from "vitest";
 import type { ErrorBody } from "../../src/errors";
-import { call, json } from "../helpers/app";
+import { MODELS } from "../../src/stream/models";
+import { call, json, testEnv } from "../helpers/app";
 import { anonCaller, postAs } from "../helpers/gate";
 import { A, B, env } from "../helpers/providers";
 import { bearer } from "../helpers/tokens";
@@ -67,3 +68,53 @@ describe("the models endpoints", () => {
 });
 
 /** A route provider over the two fakes with a clock the test moves. */
+
+describe("GET /api/v1/models", () => {
+  it("says whether the built-in demo answers: in development without a key, and only then", async () => {
+    const demoOf = async (bindings: ReturnType<typeof testEnv>) => {
+      const { res } = await call("/api/v1/models", {}, bindings);
+      return ((await res.json()) as { demo: unknown }).demo;
+    };
+    expect(await demoOf(testEnv({ OPENAI_API_KEY: undefined }))).toBe(true);
+    expect(await demoOf(testEnv())).toBe(false);
+  });
+
+  it("lists the registry with prices, the default and what anonymous callers may use", async () => {
+    const { res } = await call(
+      "/api/v1/models",
+      {},
+      testEnv({ ANON_MODELS: "gpt-4o-mini,o4-mini" }),
+    );
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as {
+      default: string;
+      models: {
+        id: string;
+        input_usd_per_million: number;
+        output_usd_per_million: number;
+        anonymous: boolean;
+        reasoning: boolean;
+      }[];
+    };
+    expect(body.default).toBe("gpt-4o-mini");
+    expect(body.models.map((m) => m.id)).toEqual(Object.keys(MODELS));
+    expect(body.models.find((m) => m.id === "gpt-4o")).toEqual({
+      id: "gpt-4o",
+      input_usd_per_million: 2.5,
+      output_usd_per_million: 10,
+      anonymous: false,
+      reasoning: false,
+    });
+    expect(body.models.filter((m) => m.anonymous).map((m) => m.id)).toEqual([
+      "gpt-4o-mini",
+      "o4-mini",
+    ]);
+    expect(body.models.find((m) => m.id === "o4-mini")?.reasoning).toBe(true);
+  });
+
+  it("refuses a configuration naming a model the registry does not have", async () => {
+    const { res } = await call("/api/v1/models", {}, testEnv({ ANON_MODELS: "gpt-4o-mini,gpt-9" }));
+    expect(res.status).toBe(500);
+    expect(((await res.json()) as ErrorBody).error_code).toBe("misconfigured");
+  });
+});

@@ -1,3 +1,4 @@
+/** @module What a stream costs end to end: exact prices, an upper bound without usage, the cost cap and the maximum duration. */
 import { describe, expect, it } from "vitest";
 import { inputTokensUpperBound, textTokensUpperBound } from "../../src/stream/cost";
 import { testEnv } from "../helpers/app";

@@ -1,3 +1,4 @@
+/** @module The stream's frames end to end in workerd: running totals, ids 1..n, one terminal event, heartbeats, and GET and POST for each principal. */
 import { describe, expect, it } from "vitest";
 import { maxOutputTokens, usdToMicro } from "../../src/stream/cost";
 import { MODELS } from "../../src/stream/models";

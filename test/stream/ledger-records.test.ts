@@ -1,3 +1,4 @@
+/** @module The ledger record of each stream: one per stream, the client's stream_id echoed, in both stores. */
 import { describe, expect, inject, it } from "vitest";
 import { parseConfig } from "../../src/config";
 import type { LedgerRecord } from "../../src/ledger/record";

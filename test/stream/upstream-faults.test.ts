@@ -1,3 +1,4 @@
+/** @module Upstream faults before and after the first token: the client's answer leaks nothing and the quota is refunded when nothing was served. */
 import { describe, expect, it } from "vitest";
 import { testEnv } from "../helpers/app";
 import { fakeMessage, ledgerOf, upstreamRecord as recordOf, usageOfToken } from "../helpers/gate";

@@ -1,3 +1,4 @@
+/** @module A deployment without OPENAI_API_KEY: the demo provider answers in development, production refuses with 503 model_unavailable. */
 import { describe, expect, it } from "vitest";
 import { demoAnswer } from "../../../src/stream/providers/demo";
 import { testEnv } from "../../helpers/app";
