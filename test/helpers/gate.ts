@@ -32,6 +32,11 @@ export function fakeMessage(
   return { id, message: `${prefix} [[fake id=${id} ${pairs.join(" ")}]]` };
 }
 
+/** GET /api/v1/stream of a message carrying fake directive `id` (three tokens unless told). */
+export function streamPath(id: string, directive = "tokens=3"): string {
+  return `/api/v1/stream?message=${encodeURIComponent(`hi [[fake id=${id} ${directive}]]`)}`;
+}
+
 const byte = () => Math.floor(Math.random() * 254) + 1;
 /** A fresh client address per caller, clear of other tests' per-IP windows. */
 export const freshIp = () => `10.${byte()}.${byte()}.${byte()}`;
