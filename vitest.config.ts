@@ -11,7 +11,7 @@ export default defineConfig({
         bindings: {
           // The default test env: development, DO store, fake upstream, Supabase via local JWKS.
           ENVIRONMENT: "development",
-          // Exact counters right after each request; test/metrics.test.ts covers batching.
+          // Exact counters right after each request; test/observe/metrics.test.ts covers batching.
           METRICS_FLUSH_MS: "0",
           SECRET_KEY: "test-secret-key-of-at-least-32-bytes!!",
           SUPABASE_URL: inject("supabaseUrl"),
@@ -20,7 +20,7 @@ export default defineConfig({
           OPENAI_API_KEY: "sk-test",
           OPENAI_BASE_URL: inject("upstreamUrl"),
           // Most tests stream as anonymous callers with any model and cap; the tests of these
-          // two rules (test/conversation.test.ts) run with their defaults.
+          // two rules (test/input/model-and-cap.test.ts) run with their defaults.
           ANON_MODELS: "gpt-4o-mini,gpt-4o,gpt-4.1-mini,o4-mini,gpt-5-mini",
           ANON_COST_CAP_MAX_USD: "1",
           // A stream whose client left is cancelled this soon (production: 30 s), so the tests

@@ -468,7 +468,7 @@ async function main() {
   const md = [
     `# Fault drills, ${results.generated_at.slice(0, 16).replace("T", " ")} UTC`,
     "",
-    `Under \`wrangler dev\`, on ${machine.cpu} × ${machine.cores}; took ${results.duration_s} s. \`npm run drills\`; the critical ones also run as tests (test/drills.test.ts).`,
+    `Under \`wrangler dev\`, on ${machine.cpu} × ${machine.cores}; took ${results.duration_s} s. \`npm run drills\`; the critical ones also run as tests (test/limits/redis-restart.test.ts, test/auth/jwks-outage.test.ts).`,
     "",
     table(
       ["drill", "expected", "observed", "passed"],

@@ -71,7 +71,7 @@ describe("production settings", () => {
   }
 
   it("accept plain http and short tokens in development", async () => {
-    // (ADMIN_TOKEN must have 32 characters everywhere: test/admin.test.ts.)
+    // (ADMIN_TOKEN must have 32 characters everywhere: test/routes/admin.test.ts.)
     const env = testEnv({ METRICS_TOKEN: "1" });
     expect((await status("/api/v1/nope", env))[1]).toBe("not_found");
   });

@@ -19,8 +19,8 @@ declare module "vitest" {
     upstreamUrl: string;
     /**
      * Base URL of a second Upstash-compatible server over a private redis that only
-     * test/drills.test.ts uses: `POST /__test/redis {"action": "kill" | "restart"}` kills or
-     * restarts that redis (same token as `upstashToken`).
+     * test/limits/redis-restart.test.ts uses: `POST /__test/redis {"action": "kill" | "restart"}`
+     * kills or restarts that redis (same token as `upstashToken`).
      */
     drillUpstashUrl: string;
     /** The Turnstile siteverify stand-in (test/support/siteverify-server.ts). */

@@ -5,7 +5,7 @@ import { freshIp } from "../helpers/gate";
 import { ANON_SESSION, expectError, type Init, KIB, MAX_TTL, postJson } from "../helpers/input";
 
 describe("POST /api/v1/anon_session ttl_seconds", () => {
-  // Minting requires the JSON content type even without a body (test/hardening/mint-guard.test.ts).
+  // Minting requires the JSON content type even without a body (test/auth/anon-session-origin.test.ts).
   const mint = async (init: Init, query = "") => {
     const headers = { "Content-Type": "application/json", ...(init.headers as object) };
     const { res, settled } = await call(`${ANON_SESSION}${query}`, {

@@ -31,7 +31,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const jwks = await startJwksServer();
   const upstream = await startFakeUpstream();
   const siteverify = await startSiteverifyServer();
-  // Routes across providers (test/providers.test.ts): two OpenAI-compatible fakes that read
+  // Routes across providers (test/stream/providers/): two OpenAI-compatible fakes that read
   // `a.`/`b.` directives, a fake Anthropic, and an address where nothing listens.
   const [upstreamA, upstreamB, anthropic] = await Promise.all([
     startFakeUpstream("a"),
@@ -41,8 +41,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const dead = await startFakeUpstream();
   const deadUrl = `${dead.url}/v1`;
   await dead.close();
-  // A second, private redis + Upstash server for test/drills.test.ts, which kills and restarts
-  // its redis: the shared one above must stay up for the files that run in parallel.
+  // A second, private redis + Upstash server for test/limits/redis-restart.test.ts, which kills
+  // and restarts its redis: the shared one above must stay up for the files that run in parallel.
   const drillRedis = await startRedis();
   const drillUpstash = await startUpstashServer({
     redisPort: drillRedis.port,
