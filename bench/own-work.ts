@@ -34,7 +34,13 @@ async function main(): Promise<void> {
     `starting the floor and the gateways (${stores.join(", ")})${base ? ` and base ${base}` : ""}`,
   );
   const set = await startOwnWork(stack, [...stores], base);
-  const every = [set.floor, set.floorTrip, set.floorDoTrip, ...set.gateways.map((g) => g.target)];
+  const every = [
+    set.floor,
+    set.floorTrip,
+    set.floorDoTrip,
+    set.floorDoWrite,
+    ...set.gateways.map((g) => g.target),
+  ];
   log("warm-up");
   for (const t of every) {
     for (let i = 0; i < 25; i++) await send(t, SHORT);

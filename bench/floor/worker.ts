@@ -2,7 +2,7 @@
  * @module The floor: a bare Worker that forwards the request to the upstream and re-frames its
  * SSE as `message_chunk` events. No auth, limits, metering or ledger: what is left is what the
  * runtime itself costs. Its /store-trip/ variant adds one store round trip, its /do-trip/ variant
- * one call of a trivial Durable Object method.
+ * one call of a trivial Durable Object method, /do-write-trip/ one that writes a row.
  */
 import type { FloorTrip } from "./trip-object";
 
@@ -39,6 +39,11 @@ export default {
     if (pathname.startsWith("/do-trip")) {
       const key = req.headers.get("cf-connecting-ip") ?? "floor";
       await env.TRIP.get(env.TRIP.idFromName(key)).ping();
+    }
+    // Under /do-write-trip/: the same call, but the method writes one row first.
+    if (pathname.startsWith("/do-write-trip")) {
+      const key = req.headers.get("cf-connecting-ip") ?? "floor";
+      await env.TRIP.get(env.TRIP.idFromName(key)).count();
     }
     const { message } = (await req.json()) as { message: string };
     const upstream = await fetch(`${env.UPSTREAM_URL}/chat/completions`, {

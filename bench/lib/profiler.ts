@@ -21,7 +21,9 @@ interface CpuProfileNode {
 export async function startCpuProfile(
   port: number,
   intervalUs = 100,
-): Promise<{ stop(top?: number): Promise<{ samples: number; lines: ProfileLine[] }> }> {
+): Promise<{
+  stop(top?: number): Promise<{ samples: number; bySelf: ProfileLine[]; byTotal: ProfileLine[] }>;
+}> {
   const targets = (await (
     await fetch(`http://127.0.0.1:${port}/json/list`, { signal: AbortSignal.timeout(5_000) })
   ).json()) as { id: string; webSocketDebuggerUrl: string }[];
@@ -81,9 +83,12 @@ export function summarizeProfile(nodes: CpuProfileNode[], samples: number[], top
     }
   }
   const pct = (x: number) => Math.round((x / Math.max(1, samples.length)) * 1000) / 10;
-  const lines = [...total.keys()]
-    .map((fn) => ({ fn, selfPct: pct(self.get(fn) ?? 0), totalPct: pct(total.get(fn) ?? 0) }))
-    .sort((a, b) => b.selfPct - a.selfPct || b.totalPct - a.totalPct)
-    .slice(0, top);
-  return { samples: samples.length, lines };
+  const all = [...total.keys()].map((fn) => ({
+    fn,
+    selfPct: pct(self.get(fn) ?? 0),
+    totalPct: pct(total.get(fn) ?? 0),
+  }));
+  const bySelf = [...all].sort((a, b) => b.selfPct - a.selfPct).slice(0, top);
+  const byTotal = [...all].sort((a, b) => b.totalPct - a.totalPct).slice(0, top);
+  return { samples: samples.length, bySelf, byTotal };
 }

@@ -13,13 +13,14 @@ import { startWranglerDev, type WranglerDev } from "../lib/wrangler";
 import { type BenchTarget, type Role, RUN, SHORT, send, shuffle } from "./common";
 import { cpuMs } from "./cpu";
 import { closedLoop } from "./load";
-import { paired } from "./paired";
+import { paired, quartiles } from "./paired";
 
 /** The Workers compared; the `base*` ones exist only with a base checkout. */
 export interface OwnWorkSet {
   floor: BenchTarget;
   floorTrip: BenchTarget;
   floorDoTrip: BenchTarget;
+  floorDoWrite: BenchTarget;
   gateways: { store: "do" | "upstash"; tree: "head" | "base"; target: BenchTarget }[];
   devs: WranglerDev[];
 }
@@ -89,6 +90,7 @@ export async function startOwnWork(
     floor: target("floor", floorDev),
     floorTrip: target("floor-store-trip", floorDev, "/store-trip"),
     floorDoTrip: target("floor-do-trip", floorDev, "/do-trip"),
+    floorDoWrite: target("floor-do-write-trip", floorDev, "/do-write-trip"),
     gateways,
     devs: [floorDev, ...devs],
   };
@@ -96,9 +98,24 @@ export async function startOwnWork(
 
 /** Paired rounds of every target; returns the per-round differences that matter, as quartiles. */
 export async function pairedRounds(set: OwnWorkSet, rounds: number, maxMs: number) {
-  const all = [set.floor, set.floorTrip, set.floorDoTrip, ...set.gateways.map((g) => g.target)];
+  const all = [
+    set.floor,
+    set.floorTrip,
+    set.floorDoTrip,
+    set.floorDoWrite,
+    ...set.gateways.map((g) => g.target),
+  ];
   const ttft = new Map<string, number[]>(all.map((t) => [t.name, []]));
   const deadline = Date.now() + maxMs;
+  // The limit stage's store call as each gateway's access lines give it (whole ms).
+  const storeMs = new Map<string, number[]>();
+  const unsubscribe = set.gateways.map((g) => {
+    const xs: number[] = [];
+    storeMs.set(g.target.name, xs);
+    return g.target.dev?.onLine((l) => {
+      if (l.event === "request" && typeof l.store_ms === "number") xs.push(l.store_ms);
+    });
+  });
   let n = 0;
   for (; n < rounds && Date.now() < deadline; n++) {
     for (const t of shuffle(all)) {
@@ -110,6 +127,7 @@ export async function pairedRounds(set: OwnWorkSet, rounds: number, maxMs: numbe
   const out: Record<string, ReturnType<typeof paired>> = {
     "floor-store-trip − floor": paired(of(set.floorTrip), of(set.floor)),
     "floor-do-trip − floor": paired(of(set.floorDoTrip), of(set.floor)),
+    "floor-do-write-trip − floor-do-trip": paired(of(set.floorDoWrite), of(set.floorDoTrip)),
   };
   for (const g of set.gateways) {
     const trip = g.store === "do" ? set.floorDoTrip : set.floorTrip;
@@ -120,7 +138,9 @@ export async function pairedRounds(set: OwnWorkSet, rounds: number, maxMs: numbe
     const base = set.gateways.find((g) => g.store === store && g.tree === "base");
     if (head && base) out[`${store}: head − base`] = paired(of(head.target), of(base.target));
   }
-  return { rounds: n, paired_ttft_ms: out };
+  for (const off of unsubscribe) off?.();
+  const store = Object.fromEntries([...storeMs].map(([k, xs]) => [k, quartiles(xs)]));
+  return { rounds: n, paired_ttft_ms: out, store_ms: store };
 }
 
 /** CPU ms per short stream in closed loops at each concurrency, rotating order, and over the floor's. */
