@@ -3,7 +3,8 @@
  * its store, in paired rounds on the Workers runtime alone, optionally against a base checkout
  * (`--base <dir>`, a worktree whose node_modules resolves), then CPU per short stream against
  * the floor's, and with `--profile` a sampling CPU profile of each gateway under load.
- * Flags: --rounds <n> (300), --store do|upstash|both, --skip-cpu, --profile, --base <dir>.
+ * Flags: --rounds <n> (300), --store do|upstash|both, --skip-cpu, --cpu-ms <ms per loop> (1000),
+ * --cpu-reps <n> (2), --profile, --base <dir>, --out <file>.
  */
 import { writeFileSync } from "node:fs";
 import os from "node:os";
@@ -49,7 +50,10 @@ async function main(): Promise<void> {
   log(`paired rounds: up to ${rounds}`);
   const ttft = await pairedRounds(set, rounds, rounds * 1_000);
   log(`paired rounds: ${ttft.rounds}`);
-  const cpu = argv.includes("--skip-cpu") ? null : await cpuPerStream(set, [16, 64], 1_000, 2);
+  const cpuReps = Number(flag("--cpu-reps") ?? 2);
+  const cpu = argv.includes("--skip-cpu")
+    ? null
+    : await cpuPerStream(set, [16, 64], Number(flag("--cpu-ms") ?? 1_000), cpuReps);
   const profiles: Record<string, unknown> = {};
   if (argv.includes("--profile")) {
     for (const t of [set.floor, ...set.gateways.map((g) => g.target)]) {
