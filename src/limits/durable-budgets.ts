@@ -4,7 +4,7 @@
  * runs one call at a time, so every decision is atomic.
  */
 import { type BudgetState, decideHold, type HoldDecision, type HoldPrice } from "./budget";
-import { placeholders } from "./durable-counters";
+import { placeholders, sweepGate } from "./durable-counters";
 
 /** One budget as an object holds it: its key (`<name>:<window id>`) and its ceiling, µUSD. */
 export interface BudgetEntry {
@@ -25,6 +25,11 @@ export class BudgetLedger {
    * every hold written; set to the earliest live expiry after each sweep.
    */
   private earliestExpiry = 0;
+  /**
+   * Settled ids past their time are dropped at most once a minute (a scan of every settlement
+   * the shard made in SETTLED_TTL_MS); one kept a minute longer only makes a replay count once.
+   */
+  private readonly settledSweepDue = sweepGate();
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(`CREATE TABLE IF NOT EXISTS holds (
@@ -189,7 +194,7 @@ export class BudgetLedger {
     now: number,
     keepUntil: number,
   ): boolean {
-    this.sql.exec("DELETE FROM settled WHERE expires_at <= ?", now);
+    if (this.settledSweepDue(now)) this.sql.exec("DELETE FROM settled WHERE expires_at <= ?", now);
     const inserted = this.sql.exec(
       "INSERT INTO settled (record_id, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
       recordId,

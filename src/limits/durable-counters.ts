@@ -10,9 +10,22 @@ const SWEEP_EVERY_MS = 60_000;
 /** One counter to write: its key, its new value, when it expires (unix ms). */
 export type CounterRow = readonly [key: string, value: number, expiresAt: number];
 
+/**
+ * A gate that opens at most once per `everyMs` (and at an object's first call): for sweeps of
+ * rows that every read already ignores, which need not run on every request.
+ */
+export function sweepGate(everyMs = SWEEP_EVERY_MS): (now: number) => boolean {
+  let next = 0;
+  return (now) => {
+    if (now < next) return false;
+    next = now + everyMs;
+    return true;
+  };
+}
+
 /** The `counters` table of one object. */
 export class CounterTable {
-  private nextSweep = 0;
+  private readonly due = sweepGate();
 
   constructor(private readonly sql: SqlStorage) {
     sql.exec(`CREATE TABLE IF NOT EXISTS counters (
@@ -48,8 +61,7 @@ export class CounterTable {
 
   /** Drops rows expired at `now`, at most once a minute per object instance. */
   sweep(now: number): void {
-    if (now < this.nextSweep) return;
-    this.nextSweep = now + SWEEP_EVERY_MS;
+    if (!this.due(now)) return;
     this.sql.exec("DELETE FROM counters WHERE expires_at <= ?", now);
   }
 }

@@ -9,7 +9,7 @@ import { LEDGER_RETENTION_SECONDS, type LedgerRecord, utcDay } from "../ledger/r
 import { type Counters, type MetricWindow, readBuckets, writeBuckets } from "../observe/metrics";
 import type { BudgetState, HoldDecision, HoldPrice } from "./budget";
 import { type BudgetEntry, BudgetLedger } from "./durable-budgets";
-import { type CounterRow, CounterTable } from "./durable-counters";
+import { type CounterRow, CounterTable, sweepGate } from "./durable-counters";
 import { decide, peek, windowKeys } from "./sliding-window";
 import type { QuotaResult, SpendSummary, WindowResult } from "./store";
 
@@ -27,6 +27,8 @@ export class LimitsStore extends DurableObject {
   private readonly sql: SqlStorage;
   private readonly counters: CounterTable;
   private readonly budgets: BudgetLedger;
+  /** Records past retention are dropped at most once a minute (a scan of the user's ledger). */
+  private readonly ledgerSweepDue = sweepGate();
 
   constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env as Cloudflare.Env);
@@ -253,7 +255,12 @@ export class LimitsStore extends DurableObject {
     keepUntil = 0,
   ): "written" | "duplicate" {
     const now = Date.now();
-    this.sql.exec("DELETE FROM ledger WHERE started_at < ?", now - LEDGER_RETENTION_SECONDS * 1000);
+    if (this.ledgerSweepDue(now)) {
+      this.sql.exec(
+        "DELETE FROM ledger WHERE started_at < ?",
+        now - LEDGER_RETENTION_SECONDS * 1000,
+      );
+    }
     const inserted = this.sql.exec(
       "INSERT INTO ledger (record_id, body, started_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
       record.recordId,
@@ -266,9 +273,13 @@ export class LimitsStore extends DurableObject {
     }
     const forever = Number.MAX_SAFE_INTEGER;
     const dayKey = `spend:day:${utcDay(record.startedAt)}`;
-    this.put("spend:total", this.get("spend:total", now) + record.costMicroUsd, forever);
-    this.put("spend:streams", this.get("spend:streams", now) + 1, forever);
-    this.put(dayKey, this.get(dayKey, now) + record.costMicroUsd, now + 31 * 86_400_000);
+    const [total, streams, day] = this.counters.read(["spend:total", "spend:streams", dayKey], now);
+    const cost = record.costMicroUsd;
+    this.counters.write([
+      ["spend:total", (total ?? 0) + cost, forever],
+      ["spend:streams", (streams ?? 0) + 1, forever],
+      [dayKey, (day ?? 0) + cost, now + 31 * 86_400_000],
+    ]);
     return "written";
   }
 
