@@ -4,7 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import { describe, expect, it } from "vitest";
 import type { AppEnv, Bindings } from "../src/env";
 import { AppError, type ErrorBody } from "../src/errors";
-import { handleError } from "../src/observe/request";
+import { handleError } from "../src/observe/error-response";
 import { type Called, call, testEnv } from "./helpers/app";
 import { anonToken, bearer, supabaseHs256 } from "./helpers/tokens";
 

@@ -12,7 +12,7 @@ import { AppError } from "../errors";
 import { STREAM_ID } from "../input/stream-input";
 import { clientIp, passWindow } from "../limits/middleware";
 import { storeFor } from "../limits/select-store";
-import { annotate } from "../observe/request";
+import { annotate } from "../observe/access-log";
 import { resumeOwned, stopOwned } from "../stream/owner-client";
 import { nativeSse } from "../stream/wire";
 

@@ -7,7 +7,7 @@ import type { Context } from "hono";
 import type { Config } from "../config";
 import type { AppEnv, Bindings } from "../env";
 import { AppError } from "../errors";
-import { annotate, finishLater } from "../observe/request";
+import { annotate, finishLater } from "../observe/access-log";
 import { stageVars } from "./admitted";
 import type { ResumeAnswer, StreamOwner } from "./owner";
 
