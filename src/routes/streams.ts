@@ -14,7 +14,7 @@ import { clientIp } from "../limits/address";
 import { passWindow } from "../limits/refusals";
 import { storeFor } from "../limits/select-store";
 import { annotate } from "../observe/access-log";
-import { resumeOwned, stopOwned } from "../stream/owner-client";
+import { detached, resumeOwned, stopOwned } from "../stream/owner-client";
 import { nativeSse } from "../stream/wire";
 
 const EVENT_ID = /^\d{1,15}$/;
@@ -50,7 +50,7 @@ async function resume(c: Context<AppEnv>, streamId: string, after: number): Prom
   const all = { ...nativeSse.headers, ...headers, "X-Stream-Id": streamId };
   // 204 tells EventSource to stop reconnecting.
   if (answer.kind === "past_end") return new Response(null, { status: 204, headers: all });
-  return new Response(answer.body, { status: 200, headers: all });
+  return new Response(detached(answer.body, answer.leave), { status: 200, headers: all });
 }
 
 /**
