@@ -12,11 +12,13 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
 
-const ENTRIES = ["bench", "soak", "drills", "openai-surface", "ledger", "servers"];
+const ENTRIES = ["bench", "own-work", "soak", "drills", "openai-surface", "ledger", "servers"];
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const name = process.argv[2];
 if (!name || !ENTRIES.includes(name) || name === "servers") {
-  console.error("usage: node bench/run.mjs <bench|soak|drills|openai-surface|ledger> [args...]");
+  console.error(
+    "usage: node bench/run.mjs <bench|own-work|soak|drills|openai-surface|ledger> [args...]",
+  );
   process.exit(2);
 }
 

@@ -1,10 +1,17 @@
 /**
  * @module The floor: a bare Worker that forwards the request to the upstream and re-frames its
  * SSE as `message_chunk` events. No auth, limits, metering or ledger: what is left is what the
- * runtime itself costs. Its /store-trip/ variant adds one store round trip.
+ * runtime itself costs. Its /store-trip/ variant adds one store round trip, its /do-trip/ variant
+ * one call of a trivial Durable Object method, /do-write-trip/ one that writes a row.
  */
+import type { FloorTrip } from "./trip-object";
+
+export { FloorTrip } from "./trip-object";
+
 interface FloorEnv {
   UPSTREAM_URL: string;
+  /** The trivial Durable Object of the do-trip variant. */
+  TRIP: DurableObjectNamespace<FloorTrip>;
   /** An Upstash-compatible REST endpoint and its token, for the store-trip variant. */
   STORE_URL?: string;
   STORE_TOKEN?: string;
@@ -25,6 +32,18 @@ export default {
       });
       if (!trip.ok) return new Response("store error", { status: 502 });
       await trip.text();
+    }
+    // Under /do-trip/: one call of a trivial Durable Object method, one object per client
+    // address (as the gateway's store asks the caller's own object): the least the Durable
+    // Object store pays.
+    if (pathname.startsWith("/do-trip")) {
+      const key = req.headers.get("cf-connecting-ip") ?? "floor";
+      await env.TRIP.get(env.TRIP.idFromName(key)).ping();
+    }
+    // Under /do-write-trip/: the same call, but the method writes one row first.
+    if (pathname.startsWith("/do-write-trip")) {
+      const key = req.headers.get("cf-connecting-ip") ?? "floor";
+      await env.TRIP.get(env.TRIP.idFromName(key)).count();
     }
     const { message } = (await req.json()) as { message: string };
     const upstream = await fetch(`${env.UPSTREAM_URL}/chat/completions`, {

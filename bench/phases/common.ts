@@ -65,6 +65,7 @@ export const RUNTIMES: { runtime: Runtime; title: string }[] = [
 export type Role =
   | "floor"
   | "floor-store-trip"
+  | "floor-do-trip"
   | "gateway-upstash"
   | "gateway-upstash-signed-in"
   | "gateway-upstash-budgets-off"

@@ -118,7 +118,7 @@ export function markdown(
         "Worker",
         "over the floor p50",
         "p95",
-        "own work: over the floor plus one store round trip, p50",
+        "own work: over the floor plus one store round trip (Durable Object store: one DO round trip), p50",
         "over direct p50",
         "p95",
       ],

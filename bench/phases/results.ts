@@ -33,6 +33,7 @@ export interface Samples {
 export const setTargets = (s: RuntimeSet) => [
   s.floor,
   s.floorTrip,
+  s.floorDoTrip,
   s.gwUp,
   s.gwUser,
   s.gwUpOff,
@@ -94,12 +95,16 @@ export function measurements(m: Samples) {
   const overhead: Record<string, Record<string, number | null>> = {};
   for (const s of sets) {
     for (const t of setTargets(s)) {
-      const gateway = t !== s.floor && t !== s.floorTrip;
+      const gateway = t !== s.floor && t !== s.floorTrip && t !== s.floorDoTrip;
       overhead[t.name] = {
         ttft_over_floor_p50: t === s.floor ? null : diff(t.name, s.floor.name, "p50"),
         ttft_over_floor_p95: t === s.floor ? null : diff(t.name, s.floor.name, "p95"),
         // The gateway's own work: what it adds over the floor that pays one store round trip.
-        ttft_over_floor_with_store_trip_p50: gateway ? diff(t.name, s.floorTrip.name, "p50") : null,
+        // The gateway's own work: what it adds over the floor that pays one round trip to its
+        // store (the Upstash PING, or one trivial Durable Object call for the Durable Object store).
+        ttft_over_floor_with_store_trip_p50: gateway
+          ? diff(t.name, (t === s.gwDo ? s.floorDoTrip : s.floorTrip).name, "p50")
+          : null,
         ttft_over_direct_p50: diff(t.name, "direct", "p50"),
         ttft_over_direct_p95: diff(t.name, "direct", "p95"),
         full_over_floor_p50: t === s.floor ? null : diff(t.name, s.floor.name, "p50", "full_ms"),

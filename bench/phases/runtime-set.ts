@@ -1,6 +1,6 @@
 /**
  * @module The Workers the bench runs under one runtime: the floor (bare, and with one store round
- * trip first), the gateway on the Upstash store with budgets on (the defaults) and off (all four
+ * trip first, and with one trivial Durable Object call first), the gateway on the Upstash store with budgets on (the defaults) and off (all four
  * BUDGET_* "0"), and the gateway on the Durable Object store.
  */
 import { agentFor } from "../lib/client";
@@ -34,6 +34,8 @@ export interface RuntimeSet {
   floor: BenchTarget;
   /** The floor with one store round trip first: the least a gateway that enforces limits pays. */
   floorTrip: BenchTarget;
+  /** The floor with one call of a trivial Durable Object method first: the Durable Object store's least. */
+  floorDoTrip: BenchTarget;
   gwUp: BenchTarget;
   gwUser: BenchTarget;
   /** The Upstash gateway with every budget off: anonymous, and signed-in. */
@@ -95,7 +97,12 @@ export async function startRuntimeSet(
     kind,
     runtime,
     role,
-    url: role === "floor-store-trip" ? `${dev.url}/store-trip` : dev.url,
+    url:
+      role === "floor-store-trip"
+        ? `${dev.url}/store-trip`
+        : role === "floor-do-trip"
+          ? `${dev.url}/do-trip`
+          : dev.url,
     agent: agentFor(256),
     dev,
     next: 0,
@@ -109,6 +116,12 @@ export async function startRuntimeSet(
     offScope,
     floor: target("floor", "floor (bare re-framing Worker)", floorDev, "floor"),
     floorTrip: target("floor-store-trip", "floor plus one store round trip", floorDev, "floor"),
+    floorDoTrip: target(
+      "floor-do-trip",
+      "floor plus one Durable Object round trip",
+      floorDev,
+      "floor",
+    ),
     gwUp: target(
       "gateway-upstash",
       "gateway, Upstash store, anonymous",

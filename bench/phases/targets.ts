@@ -96,7 +96,7 @@ export function judgeTargets(o: {
       measured: `${sets
         .map(
           (s) =>
-            `${s.title}: Upstash ${fmt(overFloor(s.gwUp.name), 2)} ms (signed-in ${fmt(overFloor(s.gwUser.name), 2)}; budgets off ${fmt(overFloor(s.gwUpOff.name), 2)}, signed-in ${fmt(overFloor(s.gwUserOff.name), 2)}), Durable Object ${fmt(overFloor(s.gwDo.name), 2)} ms; one store round trip alone ${fmt(overFloor(s.floorTrip.name), 2)} ms, so own work ${fmt(ownWork(s.gwUp.name), 2)} ms (signed-in ${fmt(ownWork(s.gwUser.name), 2)}, Durable Object ${fmt(ownWork(s.gwDo.name), 2)})${underTwo(s) ? "" : " — Upstash over 2 ms"}`,
+            `${s.title}: Upstash ${fmt(overFloor(s.gwUp.name), 2)} ms (signed-in ${fmt(overFloor(s.gwUser.name), 2)}; budgets off ${fmt(overFloor(s.gwUpOff.name), 2)}, signed-in ${fmt(overFloor(s.gwUserOff.name), 2)}), Durable Object ${fmt(overFloor(s.gwDo.name), 2)} ms; one store round trip alone ${fmt(overFloor(s.floorTrip.name), 2)} ms (one Durable Object round trip ${fmt(overFloor(s.floorDoTrip.name), 2)} ms), so own work ${fmt(ownWork(s.gwUp.name), 2)} ms (signed-in ${fmt(ownWork(s.gwUser.name), 2)}, Durable Object ${fmt(ownWork(s.gwDo.name), 2)})${underTwo(s) ? "" : " — Upstash over 2 ms"}`,
         )
         .join(
           "; ",

@@ -5,7 +5,8 @@ import { createMiddleware } from "hono/factory";
 import type { z } from "zod";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
-import { finishLater, handleError } from "../observe/request";
+import { finishLater } from "../observe/access-log";
+import { handleError } from "../observe/error-response";
 
 /** Largest request body accepted, checked before parsing (also for chunked bodies). */
 export const MAX_BODY_BYTES = 64 * 1024;

@@ -4,6 +4,7 @@
  * runs one call at a time, so every decision is atomic.
  */
 import { type BudgetState, decideHold, type HoldDecision, type HoldPrice } from "./budget";
+import { placeholders, sweepGate } from "./durable-counters";
 
 /** One budget as an object holds it: its key (`<name>:<window id>`) and its ceiling, µUSD. */
 export interface BudgetEntry {
@@ -18,6 +19,18 @@ const SPENT_KEEP_MS = 2 * 86_400_000;
 
 /** Budget holds and spend over an object's SQL storage. */
 export class BudgetLedger {
+  /**
+   * No hold in the table expires before this (unix ms): a lower bound, kept in memory, so a
+   * sweep that would find nothing is skipped. 0 (sweep) when the object starts; lowered by
+   * every hold written; set to the earliest live expiry after each sweep.
+   */
+  private earliestExpiry = 0;
+  /**
+   * Settled ids past their time are dropped at most once a minute (a scan of every settlement
+   * the shard made in SETTLED_TTL_MS); one kept a minute longer only makes a replay count once.
+   */
+  private readonly settledSweepDue = sweepGate();
+
   constructor(private readonly sql: SqlStorage) {
     sql.exec(`CREATE TABLE IF NOT EXISTS holds (
       id TEXT NOT NULL, budget TEXT NOT NULL, amount INTEGER NOT NULL, expires_at INTEGER NOT NULL,
@@ -38,13 +51,13 @@ export class BudgetLedger {
    * so a record that arrives later replaces that amount (`settle`). Never frees it.
    */
   sweep(now: number): void {
+    if (now < this.earliestExpiry) return;
     const expired = this.sql
       .exec<{ id: string; budget: string; amount: number; expires_at: number }>(
         "SELECT id, budget, amount, expires_at FROM holds WHERE expires_at <= ?",
         now,
       )
       .toArray();
-    if (expired.length === 0) return;
     for (const h of expired) {
       const keep = h.expires_at + SPENT_KEEP_MS;
       this.addSpent(h.budget, h.amount, keep);
@@ -57,8 +70,12 @@ export class BudgetLedger {
         keep,
       );
     }
-    this.sql.exec("DELETE FROM holds WHERE expires_at <= ?", now);
+    if (expired.length > 0) this.sql.exec("DELETE FROM holds WHERE expires_at <= ?", now);
     this.sql.exec("DELETE FROM expired_holds WHERE expires_at <= ?", now);
+    const next = this.sql
+      .exec<{ at: number | null }>("SELECT MIN(expires_at) AS at FROM holds")
+      .toArray()[0]?.at;
+    this.earliestExpiry = next ?? Number.POSITIVE_INFINITY;
   }
 
   private addSpent(budget: string, amount: number, keepUntil: number): void {
@@ -82,23 +99,36 @@ export class BudgetLedger {
     return row?.total ?? 0;
   }
 
+  /** Each budget's settled spend and live holds at `now` (two statements for all of them). */
+  states(entries: BudgetEntry[], now: number): BudgetState[] {
+    if (entries.length === 0) return [];
+    const keys = entries.map((e) => e.key);
+    const spent = new Map<string, number>();
+    const held = new Map<string, number>();
+    const inKeys = placeholders(keys.length);
+    for (const r of this.sql.exec<{ budget: string; spent: number }>(
+      `SELECT budget, spent FROM budget_spent WHERE budget IN (${inKeys}) AND expires_at > ?`,
+      ...keys,
+      now,
+    ))
+      spent.set(r.budget, r.spent);
+    for (const r of this.sql.exec<{ budget: string; held: number }>(
+      `SELECT budget, SUM(amount) AS held FROM holds WHERE budget IN (${inKeys}) AND expires_at > ?
+       GROUP BY budget`,
+      ...keys,
+      now,
+    ))
+      held.set(r.budget, r.held);
+    return entries.map((e) => ({
+      limit: e.limit,
+      spent: spent.get(e.key) ?? 0,
+      held: held.get(e.key) ?? 0,
+    }));
+  }
+
   /** A budget's settled spend and live holds at `now`. */
   state(entry: BudgetEntry, now: number): BudgetState {
-    const spent = this.sql
-      .exec<{ spent: number }>(
-        "SELECT spent FROM budget_spent WHERE budget = ? AND expires_at > ?",
-        entry.key,
-        now,
-      )
-      .toArray()[0];
-    const held = this.sql
-      .exec<{ held: number | null }>(
-        "SELECT SUM(amount) AS held FROM holds WHERE budget = ? AND expires_at > ?",
-        entry.key,
-        now,
-      )
-      .toArray()[0];
-    return { limit: entry.limit, spent: spent?.spent ?? 0, held: held?.held ?? 0 };
+    return this.states([entry], now)[0] as BudgetState;
   }
 
   /** Decides the hold against `entries` and, when it passes, holds it under `id` until `expiresAt`. */
@@ -110,20 +140,14 @@ export class BudgetLedger {
     expiresAt: number,
   ): HoldDecision {
     this.sweep(now);
-    const decision = decideHold(
-      price,
-      entries.map((e) => this.state(e, now)),
-    );
-    if (decision.ok) {
-      for (const e of entries) {
-        this.sql.exec(
-          "INSERT OR REPLACE INTO holds (id, budget, amount, expires_at) VALUES (?, ?, ?, ?)",
-          id,
-          e.key,
-          decision.holdMicroUsd,
-          expiresAt,
-        );
-      }
+    const decision = decideHold(price, this.states(entries, now));
+    if (decision.ok && entries.length > 0) {
+      this.sql.exec(
+        `INSERT OR REPLACE INTO holds (id, budget, amount, expires_at)
+         VALUES ${entries.map(() => "(?, ?, ?, ?)").join(", ")}`,
+        ...entries.flatMap((e) => [id, e.key, decision.holdMicroUsd, expiresAt]),
+      );
+      this.earliestExpiry = Math.min(this.earliestExpiry, expiresAt);
     }
     return decision;
   }
@@ -170,7 +194,7 @@ export class BudgetLedger {
     now: number,
     keepUntil: number,
   ): boolean {
-    this.sql.exec("DELETE FROM settled WHERE expires_at <= ?", now);
+    if (this.settledSweepDue(now)) this.sql.exec("DELETE FROM settled WHERE expires_at <= ?", now);
     const inserted = this.sql.exec(
       "INSERT INTO settled (record_id, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING",
       recordId,

@@ -9,6 +9,7 @@ import { LEDGER_RETENTION_SECONDS, type LedgerRecord, utcDay } from "../ledger/r
 import { type Counters, type MetricWindow, readBuckets, writeBuckets } from "../observe/metrics";
 import type { BudgetState, HoldDecision, HoldPrice } from "./budget";
 import { type BudgetEntry, BudgetLedger } from "./durable-budgets";
+import { type CounterRow, CounterTable, sweepGate } from "./durable-counters";
 import { decide, peek, windowKeys } from "./sliding-window";
 import type { QuotaResult, SpendSummary, WindowResult } from "./store";
 
@@ -18,16 +19,21 @@ const TOTAL_QUOTA_TTL_MS = 400 * 86_400_000;
 const ADMISSION_MARK_TTL_MS = 60_000;
 const [MARK_WINDOW, MARK_QUOTA, MARK_CANCELLED] = [1, 2, 3];
 
+/** A window bucket's counter outlives the bucket and the window after it. */
+const bucketExpiry = (spec: WindowSpec, now: number) => now + spec.windowMs * 2 + 1000;
+
 /** One object per key; `name` says which (e.g. `user:anonymous:anon_…`, `ip:203.0.113.7`). */
 export class LimitsStore extends DurableObject {
   private readonly sql: SqlStorage;
+  private readonly counters: CounterTable;
   private readonly budgets: BudgetLedger;
+  /** Records past retention are dropped at most once a minute (a scan of the user's ledger). */
+  private readonly ledgerSweepDue = sweepGate();
 
   constructor(ctx: DurableObjectState, env: unknown) {
     super(ctx, env as Cloudflare.Env);
     this.sql = ctx.storage.sql;
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS counters (
-      key TEXT PRIMARY KEY, value INTEGER NOT NULL, expires_at INTEGER NOT NULL)`);
+    this.counters = new CounterTable(this.sql);
     this.sql.exec(`CREATE TABLE IF NOT EXISTS metrics (
       bucket TEXT NOT NULL, field TEXT NOT NULL, value INTEGER NOT NULL, expires_at INTEGER NOT NULL,
       PRIMARY KEY (bucket, field))`);
@@ -37,49 +43,32 @@ export class LimitsStore extends DurableObject {
   }
 
   private get(key: string, now: number): number {
-    const row = this.sql
-      .exec<{ value: number }>(
-        "SELECT value FROM counters WHERE key = ? AND expires_at > ?",
-        key,
-        now,
-      )
-      .toArray()[0];
-    return row?.value ?? 0;
+    return this.counters.get(key, now);
   }
 
   private put(key: string, value: number, expiresAt: number): void {
-    this.sql.exec(
-      `INSERT INTO counters (key, value, expires_at) VALUES (?, ?, ?)
-       ON CONFLICT(key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at`,
-      key,
-      value,
-      expiresAt,
-    );
+    this.counters.write([[key, value, expiresAt]]);
   }
 
   private hitWindow(name: string, spec: WindowSpec, now: number): WindowResult {
-    this.sql.exec("DELETE FROM counters WHERE expires_at <= ?", now);
+    this.counters.sweep(now);
     const [currentKey, previousKey] = windowKeys(name, spec, now);
-    const { result, current } = decide(
-      this.get(currentKey, now),
-      this.get(previousKey, now),
-      now,
-      spec,
-    );
-    if (result.success) this.put(currentKey, current, now + spec.windowMs * 2 + 1000);
-    return result;
+    const [current, previous] = this.counters.read([currentKey, previousKey], now);
+    const decided = decide(current ?? 0, previous ?? 0, now, spec);
+    if (decided.result.success) this.put(currentKey, decided.current, bucketExpiry(spec, now));
+    return decided.result;
   }
 
   /** Takes one hit back from the bucket of the named window that `at` fell in, never below zero. */
   private uncount(name: string, spec: WindowSpec, at: number, now: number): void {
     const [bucketKey] = windowKeys(name, spec, at);
     const inBucket = this.get(bucketKey, now);
-    if (inBucket > 0) this.put(bucketKey, inBucket - 1, now + spec.windowMs * 2 + 1000);
+    if (inBucket > 0) this.put(bucketKey, inBucket - 1, bucketExpiry(spec, now));
   }
 
   private peekWindow(name: string, spec: WindowSpec, now: number): WindowResult {
-    const [currentKey, previousKey] = windowKeys(name, spec, now);
-    return peek(this.get(currentKey, now), this.get(previousKey, now), now, spec);
+    const [current, previous] = this.counters.read(windowKeys(name, spec, now), now);
+    return peek(current ?? 0, previous ?? 0, now, spec);
   }
 
   /** Counts one hit in the named sliding window. */
@@ -105,22 +94,39 @@ export class LimitsStore extends DurableObject {
   ):
     | { window: WindowResult; quota: QuotaResult | null; budget: HoldDecision | null }
     | { cancelled: true } {
+    // Every counter this admission reads comes in one statement, and everything it counts goes
+    // out in one, after every check passed: a refusal writes nothing it would have to undo.
     const mark = `admission:${id}`;
-    if (this.get(mark, now) !== 0) return { cancelled: true };
-    const window = this.hitWindow(name, spec, now);
+    const windowAt = windowKeys(name, spec, now);
+    const hourlyAt = quota ? windowKeys("quota:hourly", quota.hourly, now) : null;
+    this.counters.sweep(now);
+    const [marked, current, previous, hourlyCurrent, hourlyPrevious, used] = this.counters.read(
+      hourlyAt ? [mark, ...windowAt, ...hourlyAt, "quota:total"] : [mark, ...windowAt],
+      now,
+    ) as [number, number, number, number?, number?, number?];
+    if (marked !== 0) return { cancelled: true };
+    const hit = decide(current, previous, now, spec);
+    const window = hit.result;
     if (!window.success) return { window, quota: null, budget: null };
-    const spent = quota ? this.spendQuota(quota.hourly, quota.total, now) : null;
-    if (spent && !spent.success) {
-      this.put(mark, MARK_WINDOW, now + ADMISSION_MARK_TTL_MS);
-      return { window, quota: spent, budget: null };
+    const rows: CounterRow[] = [[windowAt[0], hit.current, bucketExpiry(spec, now)]];
+    const markRow = (what: number): CounterRow => [mark, what, now + ADMISSION_MARK_TTL_MS];
+    let spent: QuotaResult | null = null;
+    if (quota && hourlyAt) {
+      spent = this.spendQuota(quota, hourlyCurrent ?? 0, hourlyPrevious ?? 0, used ?? 0, now);
+      if (!spent.success) {
+        // A quota refusal still counts in the rate window.
+        this.counters.write([...rows, markRow(MARK_WINDOW)]);
+        return { window, quota: spent, budget: null };
+      }
+      rows.push(
+        [hourlyAt[0], (hourlyCurrent ?? 0) + 1, bucketExpiry(quota.hourly, now)],
+        ["quota:total", (used ?? 0) + 1, now + TOTAL_QUOTA_TTL_MS],
+      );
     }
     const budget = own ? this.budgets.hold(id, own.entries, own.price, now, own.expiresAt) : null;
-    if (budget && !budget.ok) {
-      this.uncount(name, spec, now, now);
-      if (quota && spent) this.refundQuota(quota.hourly, now);
-      return { window, quota: spent, budget };
-    }
-    this.put(mark, spent ? MARK_QUOTA : MARK_WINDOW, now + ADMISSION_MARK_TTL_MS);
+    // A budget refusal counts nothing at all.
+    if (budget && !budget.ok) return { window, quota: spent, budget };
+    this.counters.write([...rows, markRow(spent ? MARK_QUOTA : MARK_WINDOW)]);
     return { window, quota: spent, budget };
   }
 
@@ -189,30 +195,33 @@ export class LimitsStore extends DurableObject {
     return this.peekWindow(name, spec, Date.now());
   }
 
-  /** Spends one unit of the hourly and the total quota, both or neither. */
-  private spendQuota(hourly: WindowSpec, totalCap: number, now: number): QuotaResult {
-    const used = this.get("quota:total", now);
+  /**
+   * Decides one unit of the hourly and the total quota, both or neither, from their counters
+   * (the hourly window's current and previous bucket, the total used); writes nothing.
+   */
+  private spendQuota(
+    quota: { hourly: WindowSpec; total: number },
+    hourlyCurrent: number,
+    hourlyPrevious: number,
+    used: number,
+    now: number,
+  ): QuotaResult {
+    const totalCap = quota.total;
     const total = {
       limit: totalCap,
       remaining: Math.max(0, totalCap - used),
       success: used < totalCap,
     };
     if (!total.success) {
-      return {
-        success: false,
-        exhausted: "total",
-        hourly: this.peekWindow("quota:hourly", hourly, now),
-        total,
-      };
+      const hourly = peek(hourlyCurrent, hourlyPrevious, now, quota.hourly);
+      return { success: false, exhausted: "total", hourly, total };
     }
-    const hourlyResult = this.hitWindow("quota:hourly", hourly, now);
-    if (!hourlyResult.success)
-      return { success: false, exhausted: "hourly", hourly: hourlyResult, total };
-    this.put("quota:total", used + 1, now + TOTAL_QUOTA_TTL_MS);
+    const hourly = decide(hourlyCurrent, hourlyPrevious, now, quota.hourly).result;
+    if (!hourly.success) return { success: false, exhausted: "hourly", hourly, total };
     return {
       success: true,
       exhausted: null,
-      hourly: hourlyResult,
+      hourly,
       total: { limit: totalCap, remaining: totalCap - used - 1, success: true },
     };
   }
@@ -246,7 +255,12 @@ export class LimitsStore extends DurableObject {
     keepUntil = 0,
   ): "written" | "duplicate" {
     const now = Date.now();
-    this.sql.exec("DELETE FROM ledger WHERE started_at < ?", now - LEDGER_RETENTION_SECONDS * 1000);
+    if (this.ledgerSweepDue(now)) {
+      this.sql.exec(
+        "DELETE FROM ledger WHERE started_at < ?",
+        now - LEDGER_RETENTION_SECONDS * 1000,
+      );
+    }
     const inserted = this.sql.exec(
       "INSERT INTO ledger (record_id, body, started_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
       record.recordId,
@@ -259,9 +273,13 @@ export class LimitsStore extends DurableObject {
     }
     const forever = Number.MAX_SAFE_INTEGER;
     const dayKey = `spend:day:${utcDay(record.startedAt)}`;
-    this.put("spend:total", this.get("spend:total", now) + record.costMicroUsd, forever);
-    this.put("spend:streams", this.get("spend:streams", now) + 1, forever);
-    this.put(dayKey, this.get(dayKey, now) + record.costMicroUsd, now + 31 * 86_400_000);
+    const [total, streams, day] = this.counters.read(["spend:total", "spend:streams", dayKey], now);
+    const cost = record.costMicroUsd;
+    this.counters.write([
+      ["spend:total", (total ?? 0) + cost, forever],
+      ["spend:streams", (streams ?? 0) + 1, forever],
+      [dayKey, (day ?? 0) + cost, now + 31 * 86_400_000],
+    ]);
     return "written";
   }
 

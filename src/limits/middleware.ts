@@ -1,24 +1,17 @@
-/** @module The limit stage: client IP, rate limits, then anonymous quotas, in contract order. */
-import type { Context } from "hono";
+/** @module The limit stage: rate limits, anonymous quotas and budgets in one store round trip, in contract order. */
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
 import { AppError, type ErrorCode } from "../errors";
+import { annotate } from "../observe/access-log";
 import { describeError, type Logger } from "../observe/log";
-import { annotate } from "../observe/request";
 import { withRetries } from "../retry";
 import { holdPrice } from "../stream/cost";
-import { type BudgetName, type HoldTicket, isShared } from "./budget";
-import { DEV_LOOPBACK, ipKey, wideIpKey } from "./client-ip";
+import { wideOf } from "./address";
+import { type HoldTicket, isShared } from "./budget";
 import { denyCacheFor } from "./deny-cache";
+import { budgetRefusal, rateLimitHeaders, warnExhaustedOnce } from "./refusals";
 import { storeFor } from "./select-store";
-import type {
-  Admission,
-  AdmissionRequest,
-  BudgetOutcome,
-  LimitStore,
-  QuotaResult,
-  WindowResult,
-} from "./store";
+import type { Admission, AdmissionRequest, LimitStore, QuotaResult } from "./store";
 
 /** What a request that passed the limits carries on to the stream. */
 export interface LimitGrant {
@@ -42,129 +35,6 @@ export interface LimitGrant {
    */
   cancel: () => Promise<void>;
 }
-
-/** Seconds to wait when live holds (not settled spend) fill a budget: holds end with their streams. */
-export const BUDGET_HELD_RETRY_S = 10;
-
-const BUDGET_DETAIL: Record<BudgetName, string> = {
-  user_daily: "your daily spend budget is used up",
-  anon_daily: "the daily spend budget of this anonymous session is used up; sign in for more",
-  anon_hourly: "the hourly spend budget for anonymous use of this service is exhausted",
-  global_hourly: "the hourly spend budget of this service is exhausted",
-};
-
-/** The refusal of a budget: 429 for the caller's own, 503 for a shared one, never holding anything. */
-function budgetRefusal(
-  refused: Extract<BudgetOutcome, { ok: false }>,
-  now: number,
-  headers: Record<string, string>,
-): AppError {
-  const shared = isShared(refused.budget);
-  const retryAfter = refused.settledOut
-    ? seconds(refused.endsAt - now)
-    : Math.min(BUDGET_HELD_RETRY_S, seconds(refused.endsAt - now));
-  const detail = `${BUDGET_DETAIL[refused.budget]} (budget ${refused.budget})`;
-  return new AppError(shared ? "budget_exhausted" : "budget_exceeded", detail, {
-    retryAfter,
-    headers,
-  });
-}
-
-/** The shared budgets' windows this isolate has said are spent: `${name}:${endsAt}`. */
-const warnedExhausted = new Set<string>();
-
-/**
- * One warn line per isolate when a shared budget's window is spent: it refuses everyone until
- * the window ends, which an operator wants to hear once, not on every refused request (those
- * carry the error_code on their access line).
- */
-function warnExhaustedOnce(log: Logger, budget: BudgetName, endsAt: number): void {
-  const key = `${budget}:${endsAt}`;
-  if (warnedExhausted.has(key)) return;
-  if (warnedExhausted.size >= 64) warnedExhausted.clear();
-  warnedExhausted.add(key);
-  log.warn("budget_exhausted", { budget, ends_at: new Date(endsAt).toISOString() });
-}
-
-/** Milliseconds as the whole seconds of a Retry-After or RateLimit-Reset (at least 1). */
-export const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
-
-/** The RateLimit-* headers (draft-ietf-httpapi-ratelimit-headers, separate fields) for the tightest window. */
-export function rateLimitHeaders(
-  windows: WindowResult[],
-  now = Date.now(),
-): Record<string, string> {
-  const tightest = windows.reduce((a, b) => (b.remaining < a.remaining ? b : a));
-  return {
-    "RateLimit-Limit": String(tightest.limit),
-    "RateLimit-Remaining": String(tightest.remaining),
-    "RateLimit-Reset": String(seconds(tightest.reset - now)),
-  };
-}
-
-/**
- * The gate of one window (minting, usage reads): throws `code` (429, with Retry-After) when the
- * window refused, otherwise returns its RateLimit-* headers for the answer.
- */
-export function passWindow(
-  window: WindowResult,
-  now: number,
-  code: ErrorCode,
-  detail: string,
-): Record<string, string> {
-  const headers = rateLimitHeaders([window], now);
-  if (!window.success) {
-    const retryAt = window.retryAt ?? window.reset;
-    throw new AppError(code, detail, { retryAfter: seconds(retryAt - now), headers });
-  }
-  return headers;
-}
-
-/**
- * The minting gate: one anonymous session more from this address (its /64 and, for IPv6, its
- * /48), or 429 `too_many_sessions`. A refused address is remembered by the isolate until its
- * Retry-After, so a flood of mints costs the store one call. Returns the RateLimit-* headers.
- */
-export async function passMintLimit(c: Context<AppEnv>): Promise<Record<string, string>> {
-  const [config, ip] = [c.get("config"), c.get("clientIp")];
-  const now = Date.now();
-  const wide = wideOf(ip);
-  const keys = [`mint:ip:${ip}`, wide && `mint:${wide}`];
-  const denials = denyCacheFor(config);
-  denials.refuseIfDenied(keys, now);
-  const window = await storeFor(config, c.env).hitSessionMint(`ip:${ip}`, wide);
-  const detail = `at most ${window.limit} anonymous sessions per hour from one address`;
-  try {
-    return passWindow(window, now, "too_many_sessions", detail);
-  } catch (e) {
-    const byWide = window.limit !== config.anonSessionsPerIpHourly;
-    const key = byWide ? keys[1] : keys[0];
-    const retryAt = window.retryAt ?? window.reset;
-    if (key)
-      denials.remember(key, retryAt, "too_many_sessions", detail, rateLimitHeaders([window], now));
-    throw e;
-  }
-}
-
-/** The store key of the /48 an IPv6 client's /64 lies in; null for IPv4. */
-export function wideOf(ip: string): string | null {
-  const wide = wideIpKey(ip);
-  return wide ? `ip:${wide}` : null;
-}
-
-/** Sets `clientIp` from CF-Connecting-IP only; without one, production refuses the request. */
-export const clientIp = createMiddleware<AppEnv>(async function clientIp(c, next) {
-  const key = ipKey(c.req.header("CF-Connecting-IP"));
-  if (key) c.set("clientIp", key);
-  else if (c.get("config").environment === "production") {
-    throw new AppError(
-      "limits_unavailable",
-      "the client address is unknown, so limits cannot apply",
-      { retryAfter: 60 },
-    );
-  } else c.set("clientIp", DEV_LOOPBACK);
-  await next();
-});
 
 /** Pauses between the attempts to cancel a failed admission (the first goes at once). */
 const CANCEL_RETRY_MS = [250, 1_000];

@@ -8,8 +8,8 @@ import type { Config } from "../config";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { invalidInput, limitBody } from "../input/validate";
-import { clientIp, passMintLimit } from "../limits/middleware";
-import { annotate } from "../observe/request";
+import { clientIp, passMintLimit } from "../limits/address";
+import { annotate } from "../observe/access-log";
 
 const MIN_TTL_SECONDS = 60;
 

@@ -10,10 +10,11 @@ import { requireAuth } from "../auth/middleware";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { STREAM_ID } from "../input/stream-input";
-import { clientIp, passWindow } from "../limits/middleware";
+import { clientIp } from "../limits/address";
+import { passWindow } from "../limits/refusals";
 import { storeFor } from "../limits/select-store";
-import { annotate } from "../observe/request";
-import { resumeOwned, stopOwned } from "../stream/owner-client";
+import { annotate } from "../observe/access-log";
+import { detached, resumeOwned, stopOwned } from "../stream/owner-client";
 import { nativeSse } from "../stream/wire";
 
 const EVENT_ID = /^\d{1,15}$/;
@@ -49,7 +50,7 @@ async function resume(c: Context<AppEnv>, streamId: string, after: number): Prom
   const all = { ...nativeSse.headers, ...headers, "X-Stream-Id": streamId };
   // 204 tells EventSource to stop reconnecting.
   if (answer.kind === "past_end") return new Response(null, { status: 204, headers: all });
-  return new Response(answer.body, { status: 200, headers: all });
+  return new Response(detached(answer.body, answer.leave), { status: 200, headers: all });
 }
 
 /**

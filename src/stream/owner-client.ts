@@ -7,7 +7,7 @@ import type { Context } from "hono";
 import type { Config } from "../config";
 import type { AppEnv, Bindings } from "../env";
 import { AppError } from "../errors";
-import { annotate, finishLater } from "../observe/request";
+import { annotate, finishLater } from "../observe/access-log";
 import { stageVars } from "./admitted";
 import type { ResumeAnswer, StreamOwner } from "./owner";
 
@@ -114,7 +114,7 @@ export async function ownedStream(c: Context<AppEnv>): Promise<Response> {
   finishLater(c.req.raw, finished);
   c.executionCtx.waitUntil(finished.catch(() => {}));
   const headers = { ...wire.headers, ...limits.headers, "X-Stream-Id": streamId };
-  return new Response(answer.body, { status: 200, headers });
+  return new Response(detached(answer.body, answer.leave), { status: 200, headers });
 }
 
 /** A client whose request signal says it left leaves the stream (its owner starts the grace). */
@@ -145,4 +145,19 @@ export async function stopOwned(
 ): Promise<"stopped" | "ended" | "unknown"> {
   const owner = await ownerOf(c.env, c.get("config"), c.get("principal").key, streamId);
   return owner.stop();
+}
+
+/**
+ * The owner's body as this response's: a client that cancels it leaves the stream (the owner
+ * closes its end) instead of aborting the RPC stream under the owner's feet.
+ */
+export function detached(
+  body: ReadableStream<Uint8Array>,
+  leave: () => void,
+): ReadableStream<Uint8Array> {
+  const { readable, writable } = new IdentityTransformStream();
+  body.pipeTo(writable, { preventCancel: true }).catch(() => {
+    void Promise.resolve(leave()).catch(() => {});
+  });
+  return readable;
 }

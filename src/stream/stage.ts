@@ -7,7 +7,7 @@ import type { Context } from "hono";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { storeFor } from "../limits/select-store";
-import { annotate, finishLater } from "../observe/request";
+import { annotate, finishLater } from "../observe/access-log";
 import { accessFields, runAdmitted, stageVars } from "./admitted";
 import { ownedStream } from "./owner-client";
 

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { parseWindow } from "../../src/config";
 import { ipKey } from "../../src/limits/client-ip";
-import { rateLimitHeaders } from "../../src/limits/middleware";
+import { rateLimitHeaders } from "../../src/limits/refusals";
 import { decide, peek } from "../../src/limits/sliding-window";
 import { describeError } from "../../src/observe/log";
 

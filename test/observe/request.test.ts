@@ -4,7 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import { describe, expect, it } from "vitest";
 import type { AppEnv } from "../../src/env";
 import { AppError, type ErrorBody } from "../../src/errors";
-import { handleError } from "../../src/observe/request";
+import { handleError } from "../../src/observe/error-response";
 import { testEnv } from "../helpers/app";
 import { REQUEST_ID, request } from "../helpers/shell";
 import { anonToken, bearer } from "../helpers/tokens";

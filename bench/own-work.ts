@@ -1,0 +1,87 @@
+/**
+ * @module `npm run bench:own-work`: the gateway's own work over the floor plus one round trip to
+ * its store, in paired rounds on the Workers runtime alone, optionally against a base checkout
+ * (`--base <dir>`, a worktree whose node_modules resolves), then CPU per short stream against
+ * the floor's, and with `--profile` a sampling CPU profile of each gateway under load.
+ * Flags: --rounds <n> (300), --store do|upstash|both, --skip-cpu, --cpu-ms <ms per loop> (1000),
+ * --cpu-reps <n> (2), --profile, --base <dir>, --out <file>.
+ */
+import { writeFileSync } from "node:fs";
+import os from "node:os";
+import { join } from "node:path";
+import { cleanupAll, installCleanupHandlers, runMain } from "./lib/procs";
+import { startCpuProfile } from "./lib/profiler";
+import { startStack } from "./lib/stack";
+import { log, SHORT, send } from "./phases/common";
+import { closedLoop } from "./phases/load";
+import { cpuPerStream, pairedRounds, startOwnWork } from "./phases/own-work";
+
+installCleanupHandlers();
+const argv = process.argv.slice(2);
+const flag = (name: string) => {
+  const i = argv.indexOf(name);
+  return i >= 0 ? (argv[i + 1] ?? null) : null;
+};
+
+async function main(): Promise<void> {
+  const rounds = Number(flag("--rounds") ?? 300);
+  const store = flag("--store") ?? "both";
+  const stores =
+    store === "both" ? (["do", "upstash"] as const) : ([store] as ("do" | "upstash")[]);
+  const base = flag("--base");
+  const load0 = os.loadavg();
+  const stack = await startStack();
+  log(
+    `starting the floor and the gateways (${stores.join(", ")})${base ? ` and base ${base}` : ""}`,
+  );
+  const set = await startOwnWork(stack, [...stores], base);
+  const every = [
+    set.floor,
+    set.floorTrip,
+    set.floorDoTrip,
+    set.floorDoWrite,
+    ...set.gateways.map((g) => g.target),
+  ];
+  log("warm-up");
+  for (const t of every) {
+    for (let i = 0; i < 25; i++) await send(t, SHORT);
+    await closedLoop(t, 16, 300);
+  }
+  log(`paired rounds: up to ${rounds}`);
+  const ttft = await pairedRounds(set, rounds, rounds * 1_000);
+  log(`paired rounds: ${ttft.rounds}`);
+  const cpuReps = Number(flag("--cpu-reps") ?? 2);
+  const cpu = argv.includes("--skip-cpu")
+    ? null
+    : await cpuPerStream(set, [16, 64], Number(flag("--cpu-ms") ?? 1_000), cpuReps);
+  const profiles: Record<string, unknown> = {};
+  if (argv.includes("--profile")) {
+    for (const t of [set.floor, ...set.gateways.map((g) => g.target)]) {
+      const port = t.dev?.inspectorPort;
+      if (!port) continue;
+      const profile = await startCpuProfile(port);
+      await closedLoop(t, 16, 3_000);
+      profiles[t.name] = await profile.stop(30);
+    }
+  }
+  const result = {
+    generated_at: new Date().toISOString(),
+    cores: os.cpus().length,
+    loadavg: { start: load0.map((x) => round2(x)), end: os.loadavg().map((x) => round2(x)) },
+    ...ttft,
+    cpu,
+    profiles,
+  };
+  await cleanupAll();
+  const out =
+    flag("--out") ?? join(process.env.BENCH_ROOT ?? ".", "bench/results/local/own-work.json");
+  const { mkdirSync } = await import("node:fs");
+  mkdirSync(join(out, ".."), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(JSON.stringify(result, null, 2));
+  log(`wrote ${out}`);
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+runMain(main);
