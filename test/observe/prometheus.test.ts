@@ -1,7 +1,7 @@
 /**
  * @module Prometheus text: each family's HELP, TYPE and samples together (the exposition format
  * wants it; promtool 2.42 does not catch interleaving, so it is checked here), and costs printed
- * as plain decimals in both views. promtool itself runs in test/e2e/hardening.e2e.test.ts.
+ * as plain decimals in both views. promtool itself runs in test/e2e/wrangler-dev.e2e.test.ts.
  */
 import { describe, expect, it } from "vitest";
 import { type Counters, countersFor, prometheus, summarise } from "../../src/observe/metrics";
