@@ -24,10 +24,12 @@ export interface LiveOptions {
   /** No reader for this long: `onOrphaned` (the owner cancels the upstream). */
   graceMs: number;
   onOrphaned: () => void;
-  /** The first batch is about to be written. */
-  onFirstWrite: () => void;
-  /** The terminal frame went out and the last batch is stored. */
-  onEnded: (lastId: number) => void;
+  /** When a row written now may be deleted: `endedAt` null while live (a safety net). */
+  expiresAt: (endedAt: number | null) => number;
+  /** A row was written that may be deleted at `expiresAt` (the owner's alarm). */
+  onStored: (expiresAt: number) => void;
+  /** The terminal frame went out and the last batch (with the end) is stored. */
+  onEnded: () => void;
 }
 
 const bytesOf = new TextEncoder();
@@ -47,13 +49,13 @@ export class LiveStream {
   private batchTimer: ReturnType<typeof setTimeout> | undefined;
   private graceTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly readers = new Set<Reader>();
-  /** The stream's row is written (live) and what an earlier stream of this owner left is gone. */
+  /** A row of this stream is written (and what an earlier stream of its id left is gone). */
   begun = false;
   lastId = 0;
   ended = false;
 
   constructor(
-    private readonly streamId: string,
+    readonly streamId: string,
     private readonly o: LiveOptions,
   ) {}
 
@@ -103,25 +105,32 @@ export class LiveStream {
     if (this.readers.size === 0) this.orphaned();
   }
 
-  /** Writes the pending frames as one row. */
-  private flush(): void {
+  /**
+   * Writes the pending frames as one row; `endedAt` (not null) ends the stream in that same
+   * row. The first row is the stream's start: there is no other.
+   */
+  private flush(endedAt: number | null = null): void {
     stopTimer(this.batchTimer);
     this.batchTimer = undefined;
-    this.begin();
-    this.o.store.append(this.pending);
+    if (this.pending.length === 0) return;
+    this.begun = true;
+    const expiresAt = this.o.expiresAt(endedAt);
+    this.o.store.append(this.streamId, this.pending, endedAt, expiresAt);
+    this.o.onStored(expiresAt);
     this.pending = [];
     this.pendingBytes = 0;
   }
 
   /**
-   * Writes the stream's row (live), dropping an earlier stream's frames: at the first batch, or
-   * at the start when the owner holds an earlier stream of this id (see StreamOwner.start).
+   * Replaces an earlier stream of this id on disk with this one (live, no frames yet): at the
+   * start, when the owner holds an ended stream of this id (see StreamOwner.start).
    */
-  begin(): void {
+  replace(): void {
     if (this.begun) return;
     this.begun = true;
-    this.o.onFirstWrite();
-    this.o.store.begin(this.streamId);
+    const expiresAt = this.o.expiresAt(null);
+    this.o.store.replace(this.streamId, expiresAt);
+    this.o.onStored(expiresAt);
   }
 
   /** The terminal frame went out: store the rest, end every reader. */
@@ -129,8 +138,8 @@ export class LiveStream {
     if (this.ended) return;
     this.ended = true;
     stopTimer(this.graceTimer);
-    this.flush();
-    this.o.onEnded(this.lastId);
+    this.flush(Date.now());
+    this.o.onEnded();
     for (const reader of this.readers) void reader.writer.close().catch(() => {});
     this.readers.clear();
   }
@@ -144,8 +153,9 @@ export class LiveStream {
     const writer = writable.getWriter();
     const reader: Reader = { writer, queued: 0 };
     let missed = "";
-    // What was stored (only this stream's once it has begun), then what is still pending.
-    if (this.begun) for (const f of this.o.store.framesAfter(after)) missed += f.text;
+    // What was stored, then what is still pending.
+    if (this.begun)
+      for (const f of this.o.store.framesAfter(this.streamId, after)) missed += f.text;
     for (const f of this.pending) if (f.id > after) missed += f.text;
     if (missed) {
       reader.queued = 1;
