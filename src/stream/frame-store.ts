@@ -12,6 +12,37 @@ export interface StoredFrame {
   text: string;
 }
 
+/** A batch of frames: the ids of its first and last, and their SSE text, one after another. */
+export interface Batch {
+  first: number;
+  last: number;
+  text: string;
+}
+
+/**
+ * The frames of a batch's text. Each frame is `id: n\n`, more lines, and a blank line; no
+ * frame holds a blank line inside (its data is one line of JSON), so the blank lines split them.
+ */
+export function framesOf(text: string): StoredFrame[] {
+  const out: StoredFrame[] = [];
+  let at = 0;
+  while (at < text.length) {
+    const end = text.indexOf("\n\n", at);
+    const stop = end < 0 ? text.length : end + 2;
+    const piece = text.slice(at, stop);
+    out.push({ id: Number.parseInt(piece.slice(4), 10), text: piece });
+    at = stop;
+  }
+  return out;
+}
+
+/** The text of the frames of `text` whose id is greater than `after`. */
+export function textAfter(text: string, after: number): string {
+  let out = "";
+  for (const f of framesOf(text)) if (f.id > after) out += f.text;
+  return out;
+}
+
 /** What storage says of a stream: live (or cut off by a restart) or ended at `endedAt`. */
 export interface StoredStream {
   streamId: string;
@@ -59,7 +90,7 @@ export class FrameStore {
     this.run(
       streamId,
       `INSERT INTO batches (stream_id, first_id, last_id, body, ended_at, expires_at)
-       VALUES (?, 0, 0, '[]', NULL, ?)`,
+       VALUES (?, 0, 0, '', NULL, ?)`,
       streamId,
       expiresAt,
     );
@@ -71,21 +102,19 @@ export class FrameStore {
   }
 
   /**
-   * Appends one batch of frames, in id order, as one row; `endedAt` (not null) ends the stream
-   * with it. One statement, one row.
+   * Appends one batch of frames, in id order, as one row: their SSE text as it went out (no
+   * encoding of its own); `endedAt` (not null) ends the stream with it. One statement, one row.
    */
-  append(streamId: string, frames: StoredFrame[], endedAt: number | null, expiresAt: number): void {
-    const first = frames[0];
-    const last = frames.at(-1);
-    if (!first || !last) return;
+  append(streamId: string, batch: Batch, endedAt: number | null, expiresAt: number): void {
+    if (!batch.text) return;
     this.run(
       streamId,
       `INSERT OR REPLACE INTO batches (stream_id, first_id, last_id, body, ended_at, expires_at)
        VALUES (?, ?, ?, ?, ?, ?)`,
       streamId,
-      first.id,
-      last.id,
-      JSON.stringify(frames.map((f) => [f.id, f.text])),
+      batch.first,
+      batch.last,
+      batch.text,
       endedAt,
       expiresAt,
     );
@@ -119,11 +148,7 @@ export class FrameStore {
       )
       .toArray();
     const out: StoredFrame[] = [];
-    for (const row of rows) {
-      for (const [id, text] of JSON.parse(row.body) as [number, string][]) {
-        if (id > after) out.push({ id, text });
-      }
-    }
+    for (const row of rows) for (const f of framesOf(row.body)) if (f.id > after) out.push(f);
     return out;
   }
 

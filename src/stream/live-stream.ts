@@ -4,7 +4,7 @@
  * writer did (one encode, one write per reader); storage is written per batch, not per token.
  */
 import { sseFrame } from "../errors";
-import type { FrameStore, StoredFrame } from "./frame-store";
+import { type FrameStore, textAfter } from "./frame-store";
 import type { Encoder, Frame } from "./frames";
 import { MAX_QUEUED_FRAMES } from "./session";
 
@@ -40,12 +40,15 @@ const stopTimer = (t: ReturnType<typeof setTimeout> | undefined) => {
 /** The frames of a live stream and its readers. */
 export class LiveStream {
   /**
-   * The frames not stored yet (heartbeats are never kept). Stored frames leave memory: a
+   * The frames not stored yet, their SSE text one after another (heartbeats are never kept:
+   * a string per batch, no object per frame). Stored frames leave memory: a
    * reader that joins late reads them back from storage, so an open stream holds at most one
    * batch, whatever its length.
    */
-  private pending: StoredFrame[] = [];
-  private pendingBytes = 0;
+  private pending = "";
+  /** The id of the first pending frame (0: none pending) and of the last. */
+  private pendingFirst = 0;
+  private pendingLast = 0;
   private batchTimer: ReturnType<typeof setTimeout> | undefined;
   private graceTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly readers = new Set<Reader>();
@@ -71,14 +74,19 @@ export class LiveStream {
         text += piece;
         // Past heartbeats are never replayed: not kept, not stored.
         if (frame.event === "heartbeat") continue;
-        this.pending.push({ id, text: piece });
-        this.pendingBytes += piece.length;
+        if (this.pendingFirst === 0) this.pendingFirst = id;
+        this.pendingLast = id;
+        this.pending += piece;
         if (frame.event === "done" || frame.event === "error") terminal = true;
       }
-      if (text) this.fanOut(bytesOf.encode(text), frames.length);
+      // No reader (all left, the grace runs): nothing to encode.
+      if (text) {
+        if (this.readers.size > 0) this.fanOut(bytesOf.encode(text), frames.length);
+        else this.orphaned();
+      }
       if (terminal) this.end();
-      else if (this.pendingBytes >= BATCH_BYTES) this.flush();
-      else if (this.pending.length > 0 && this.batchTimer === undefined) {
+      else if (this.pending.length >= BATCH_BYTES) this.flush();
+      else if (this.pendingFirst > 0 && this.batchTimer === undefined) {
         this.batchTimer = setTimeout(() => this.flush(), BATCH_MS);
       }
       return null;
@@ -112,13 +120,15 @@ export class LiveStream {
   private flush(endedAt: number | null = null): void {
     stopTimer(this.batchTimer);
     this.batchTimer = undefined;
-    if (this.pending.length === 0) return;
+    if (this.pendingFirst === 0) return;
     this.begun = true;
     const expiresAt = this.o.expiresAt(endedAt);
-    this.o.store.append(this.streamId, this.pending, endedAt, expiresAt);
+    const batch = { first: this.pendingFirst, last: this.pendingLast, text: this.pending };
+    this.o.store.append(this.streamId, batch, endedAt, expiresAt);
     this.o.onStored(expiresAt);
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.pending = "";
+    this.pendingFirst = 0;
+    this.pendingLast = 0;
   }
 
   /**
@@ -156,7 +166,8 @@ export class LiveStream {
     // What was stored, then what is still pending.
     if (this.begun)
       for (const f of this.o.store.framesAfter(this.streamId, after)) missed += f.text;
-    for (const f of this.pending) if (f.id > after) missed += f.text;
+    if (this.pendingFirst > after) missed += this.pending;
+    else if (this.pendingLast > after) missed += textAfter(this.pending, after);
     if (missed) {
       reader.queued = 1;
       writer.write(bytesOf.encode(missed)).then(

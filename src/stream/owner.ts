@@ -254,7 +254,7 @@ export class StreamOwner extends DurableObject<Bindings> {
       );
       const now = Date.now();
       const expiresAt = now + this.ttlMs();
-      this.store.append(streamId, [{ id: lastId, text }], now, expiresAt);
+      this.store.append(streamId, { first: lastId, last: lastId, text }, now, expiresAt);
       this.expireAt(expiresAt);
       if (lastId > after) frames.push({ id: lastId, text });
     }
