@@ -2,7 +2,7 @@
  * @module Resumable streams, before and after (`--resume`, or alone with `--resume-only`): for
  * each store (Upstash, then Durable Object) two more gateways of the same build, one with
  * STREAM_RESUME_TTL_S "0" (the direct path: before) and one with the default (every stream runs
- * through its StreamOwner Durable Object: after). Per store:
+ * through its principal's StreamOwner Durable Object: after). Per store:
  * - first token over the floor: rounds of one request each to the floor, off and on, in a fresh
  *   random order, so each round's difference cancels the machine's drift in load;
  * - CPU per stream of each gateway's workerd (the owners run in the same process) over closed
@@ -66,9 +66,10 @@ const GENEROUS_BUDGETS = {
   BUDGET_GLOBAL_HOURLY_USD: "1000000",
 };
 /**
- * Streams held open at once for the heap: opened over 3 s (a burst of 200 in 1 s makes the local
- * runtime create 200 owners, each with its own SQLite file, at once: some starts then wait for
- * seconds), each lasting about 12 s, so all are open together for several seconds.
+ * Streams held open at once for the heap: opened over 3 s (with one owner per stream, a burst of
+ * 200 in 1 s made the local runtime create 200 owners, each with its own SQLite file, at once;
+ * owners are per principal now, but the ramp is kept so that figures stay comparable), each
+ * lasting about 12 s, so all are open together for several seconds.
  */
 const HELD = {
   streams: PLAN.concurrentStreams,
@@ -485,7 +486,7 @@ export function resumeMarkdown(r: ResumeAb): string {
       diff,
     ),
     "",
-    "Storage writes of the stream owners (SQLite rows written, from their `stream_end` lines; the two alarms each stream sets are not counted):",
+    "Storage writes of the stream owners (SQLite rows written, from their `stream_end` lines; alarm writes are not counted: at most two per stream, none while an earlier one is pending):",
     "",
     table(
       [

@@ -4,7 +4,7 @@
  * writer did (one encode, one write per reader); storage is written per batch, not per token.
  */
 import { sseFrame } from "../errors";
-import type { FrameStore, StoredFrame } from "./frame-store";
+import { type FrameStore, textAfter } from "./frame-store";
 import type { Encoder, Frame } from "./frames";
 import { MAX_QUEUED_FRAMES } from "./session";
 
@@ -24,10 +24,12 @@ export interface LiveOptions {
   /** No reader for this long: `onOrphaned` (the owner cancels the upstream). */
   graceMs: number;
   onOrphaned: () => void;
-  /** The first batch is about to be written. */
-  onFirstWrite: () => void;
-  /** The terminal frame went out and the last batch is stored. */
-  onEnded: (lastId: number) => void;
+  /** When a row written now may be deleted: `endedAt` null while live (a safety net). */
+  expiresAt: (endedAt: number | null) => number;
+  /** A row was written that may be deleted at `expiresAt` (the owner's alarm). */
+  onStored: (expiresAt: number) => void;
+  /** The terminal frame went out and the last batch (with the end) is stored. */
+  onEnded: () => void;
 }
 
 const bytesOf = new TextEncoder();
@@ -38,22 +40,25 @@ const stopTimer = (t: ReturnType<typeof setTimeout> | undefined) => {
 /** The frames of a live stream and its readers. */
 export class LiveStream {
   /**
-   * The frames not stored yet (heartbeats are never kept). Stored frames leave memory: a
+   * The frames not stored yet, their SSE text one after another (heartbeats are never kept:
+   * a string per batch, no object per frame). Stored frames leave memory: a
    * reader that joins late reads them back from storage, so an open stream holds at most one
    * batch, whatever its length.
    */
-  private pending: StoredFrame[] = [];
-  private pendingBytes = 0;
+  private pending = "";
+  /** The id of the first pending frame (0: none pending) and of the last. */
+  private pendingFirst = 0;
+  private pendingLast = 0;
   private batchTimer: ReturnType<typeof setTimeout> | undefined;
   private graceTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly readers = new Set<Reader>();
-  /** The stream's row is written (live) and what an earlier stream of this owner left is gone. */
+  /** A row of this stream is written (and what an earlier stream of its id left is gone). */
   begun = false;
   lastId = 0;
   ended = false;
 
   constructor(
-    private readonly streamId: string,
+    readonly streamId: string,
     private readonly o: LiveOptions,
   ) {}
 
@@ -69,14 +74,19 @@ export class LiveStream {
         text += piece;
         // Past heartbeats are never replayed: not kept, not stored.
         if (frame.event === "heartbeat") continue;
-        this.pending.push({ id, text: piece });
-        this.pendingBytes += piece.length;
+        if (this.pendingFirst === 0) this.pendingFirst = id;
+        this.pendingLast = id;
+        this.pending += piece;
         if (frame.event === "done" || frame.event === "error") terminal = true;
       }
-      if (text) this.fanOut(bytesOf.encode(text), frames.length);
+      // No reader (all left, the grace runs): nothing to encode.
+      if (text) {
+        if (this.readers.size > 0) this.fanOut(bytesOf.encode(text), frames.length);
+        else this.orphaned();
+      }
       if (terminal) this.end();
-      else if (this.pendingBytes >= BATCH_BYTES) this.flush();
-      else if (this.pending.length > 0 && this.batchTimer === undefined) {
+      else if (this.pending.length >= BATCH_BYTES) this.flush();
+      else if (this.pendingFirst > 0 && this.batchTimer === undefined) {
         this.batchTimer = setTimeout(() => this.flush(), BATCH_MS);
       }
       return null;
@@ -103,25 +113,34 @@ export class LiveStream {
     if (this.readers.size === 0) this.orphaned();
   }
 
-  /** Writes the pending frames as one row. */
-  private flush(): void {
+  /**
+   * Writes the pending frames as one row; `endedAt` (not null) ends the stream in that same
+   * row. The first row is the stream's start: there is no other.
+   */
+  private flush(endedAt: number | null = null): void {
     stopTimer(this.batchTimer);
     this.batchTimer = undefined;
-    this.begin();
-    this.o.store.append(this.pending);
-    this.pending = [];
-    this.pendingBytes = 0;
+    if (this.pendingFirst === 0) return;
+    this.begun = true;
+    const expiresAt = this.o.expiresAt(endedAt);
+    const batch = { first: this.pendingFirst, last: this.pendingLast, text: this.pending };
+    this.o.store.append(this.streamId, batch, endedAt, expiresAt);
+    this.o.onStored(expiresAt);
+    this.pending = "";
+    this.pendingFirst = 0;
+    this.pendingLast = 0;
   }
 
   /**
-   * Writes the stream's row (live), dropping an earlier stream's frames: at the first batch, or
-   * at the start when the owner holds an earlier stream of this id (see StreamOwner.start).
+   * Replaces an earlier stream of this id on disk with this one (live, no frames yet): at the
+   * start, when the owner holds an ended stream of this id (see StreamOwner.start).
    */
-  begin(): void {
+  replace(): void {
     if (this.begun) return;
     this.begun = true;
-    this.o.onFirstWrite();
-    this.o.store.begin(this.streamId);
+    const expiresAt = this.o.expiresAt(null);
+    this.o.store.replace(this.streamId, expiresAt);
+    this.o.onStored(expiresAt);
   }
 
   /** The terminal frame went out: store the rest, end every reader. */
@@ -129,8 +148,8 @@ export class LiveStream {
     if (this.ended) return;
     this.ended = true;
     stopTimer(this.graceTimer);
-    this.flush();
-    this.o.onEnded(this.lastId);
+    this.flush(Date.now());
+    this.o.onEnded();
     for (const reader of this.readers) void reader.writer.close().catch(() => {});
     this.readers.clear();
   }
@@ -144,9 +163,11 @@ export class LiveStream {
     const writer = writable.getWriter();
     const reader: Reader = { writer, queued: 0 };
     let missed = "";
-    // What was stored (only this stream's once it has begun), then what is still pending.
-    if (this.begun) for (const f of this.o.store.framesAfter(after)) missed += f.text;
-    for (const f of this.pending) if (f.id > after) missed += f.text;
+    // What was stored, then what is still pending.
+    if (this.begun)
+      for (const f of this.o.store.framesAfter(this.streamId, after)) missed += f.text;
+    if (this.pendingFirst > after) missed += this.pending;
+    else if (this.pendingLast > after) missed += textAfter(this.pending, after);
     if (missed) {
       reader.queued = 1;
       writer.write(bytesOf.encode(missed)).then(

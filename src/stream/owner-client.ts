@@ -14,23 +14,19 @@ import type { ResumeAnswer, StreamOwner } from "./owner";
 /** Status for a client that left before its stream started (nginx's "client closed request"). */
 const CLIENT_CLOSED = 499;
 
-const hex = (bytes: ArrayBuffer) =>
-  Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, "0")).join("");
-
 /**
- * The owner of `streamId` for principal `userKey`: named by a hash of both (and the store
- * prefix), so two principals' equal ids are two objects and no name shows a user's key.
+ * The owner of principal `userKey`'s streams: one object per principal (and store prefix), so
+ * two principals' equal ids are two objects. Named by the key itself, as the principal's limits
+ * object is (durable-store.ts): the key is `source:userId`, no secret; idFromName hashes the
+ * name into the id, and no one but this Worker sees either. No hash of our own per request.
  */
-export async function ownerOf(
+export function ownerOf(
   bindings: Bindings,
   config: Config,
   userKey: string,
-  streamId: string,
-): Promise<DurableObjectStub<StreamOwner>> {
-  const name = JSON.stringify([config.storePrefix, userKey, streamId]);
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(name));
+): DurableObjectStub<StreamOwner> {
   const ns = bindings.STREAMS as unknown as DurableObjectNamespace<StreamOwner>;
-  return ns.get(ns.idFromName(hex(digest)));
+  return ns.get(ns.idFromName(`${config.storePrefix}:streams:${userKey}`));
 }
 
 const overrides = new WeakMap<object, { key: string; vars: Record<string, unknown> }>();
@@ -66,7 +62,7 @@ function overridesOf(bindings: Bindings): { key: string; vars: Record<string, un
 export async function ownedStream(c: Context<AppEnv>): Promise<Response> {
   const [config, input, principal, limits, log, wire] = stageVars(c);
   const { streamId } = input;
-  const owner = await ownerOf(c.env, config, principal.key, streamId);
+  const owner = ownerOf(c.env, config, principal.key);
   const env = overridesOf(c.env);
   const answer = await owner.start({
     overrides: env.vars,
@@ -132,8 +128,8 @@ export async function resumeOwned(
   streamId: string,
   after: number,
 ): Promise<ResumeAnswer> {
-  const owner = await ownerOf(c.env, c.get("config"), c.get("principal").key, streamId);
-  const answer = await owner.resume(after);
+  const owner = ownerOf(c.env, c.get("config"), c.get("principal").key);
+  const answer = await owner.resume(streamId, after);
   if (answer.kind === "reading") followClient(c, answer.leave);
   return answer;
 }
@@ -143,8 +139,8 @@ export async function stopOwned(
   c: Context<AppEnv>,
   streamId: string,
 ): Promise<"stopped" | "ended" | "unknown"> {
-  const owner = await ownerOf(c.env, c.get("config"), c.get("principal").key, streamId);
-  return owner.stop();
+  const owner = ownerOf(c.env, c.get("config"), c.get("principal").key);
+  return owner.stop(streamId);
 }
 
 /**

@@ -1,9 +1,11 @@
 /**
- * @module The stream owner: one Durable Object per (principal, stream_id) that runs a resumable
- * stream (the upstream, the meter, the ledger record: admitted.ts, as the direct path does),
- * keeps its frames, and serves its readers. It outlives any one connection, so a reader that
+ * @module The stream owner: one Durable Object per principal that runs its resumable streams
+ * (the upstream, the meter, the ledger record: admitted.ts, as the direct path does), keeps
+ * their frames, and serves their readers. It outlives any one connection, so a reader that
  * drops can come back; its storage outlives its memory, so an ended stream can be read after a
- * restart until the alarm deletes it, STREAM_RESUME_TTL_S after the end.
+ * restart until the alarm deletes it, STREAM_RESUME_TTL_S after the end. One object per
+ * principal, not per stream: a returning user's object is warm and its SQLite exists, so a new
+ * stream creates no object and no schema.
  */
 import { DurableObject } from "cloudflare:workers";
 import { type Config, parseConfig } from "../config";
@@ -89,27 +91,44 @@ function configOf(env: Bindings, overrides: Record<string, unknown>, key: string
 interface Running {
   live: LiveStream;
   upstreamAbort: AbortController;
-  ttlMs: number;
 }
 
-/** One stream's owner; its name is a hash of the principal's key and the stream id. */
+/** One principal's streams' owner; its name is the store prefix and the principal's key. */
 export class StreamOwner extends DurableObject<Bindings> {
-  private store: FrameStore;
-  private running: Running | null = null;
-  /** When a DELETE came for an id this owner did not know (0: none); memory only, see stop(). */
-  private stoppedAhead = 0;
+  private readonly store: FrameStore;
+  /** The live streams by id (an ended one leaves: storage answers for it). */
+  private readonly running = new Map<string, Running>();
+  /** When a DELETE came for an id this owner did not know; memory only, see stop(). */
+  private readonly stoppedAhead = new Map<string, number>();
+  /** When the alarm is set for (null: none), as this object set it or found it. */
+  private alarmAt: number | null = null;
+  /** The resume TTL of the last stream started here (0: none yet; see ttlMs). */
+  private lastTtlMs = 0;
 
   constructor(ctx: DurableObjectState, env: Bindings) {
     super(ctx, env);
     this.store = new FrameStore(ctx.storage.sql);
+    void ctx.blockConcurrencyWhile(async () => {
+      this.alarmAt = await ctx.storage.getAlarm();
+    });
+  }
+
+  /** The alarm at `at` unless it is set earlier already: one alarm, the earliest expiry. */
+  private expireAt(at: number): void {
+    if (this.alarmAt !== null && this.alarmAt <= at) return;
+    this.alarmAt = at;
+    void this.ctx.storage.setAlarm(at);
   }
 
   /** Starts the stream unless this principal's stream of that id is still live (409). */
   async start(req: StartRequest): Promise<StartAnswer> {
-    if (this.running && !this.running.live.ended) return { kind: "exists" };
-    const stoppedAhead = this.stoppedAhead;
-    this.stoppedAhead = 0;
-    if (stoppedAhead > 0 && Date.now() - stoppedAhead < STOP_AHEAD_MS) return { kind: "stopped" };
+    const { streamId } = req.input;
+    if (this.running.has(streamId)) return { kind: "exists" };
+    const stoppedAhead = this.stoppedAhead.get(streamId);
+    if (stoppedAhead !== undefined) {
+      this.stoppedAhead.delete(streamId);
+      if (Date.now() - stoppedAhead < STOP_AHEAD_MS) return { kind: "stopped" };
+    }
     const config = configOf(this.env, req.overrides, req.envKey);
     const model = config.registry.models.get(req.input.model);
     if (!model) throw new Error(`unknown model ${req.input.model}`);
@@ -118,30 +137,32 @@ export class StreamOwner extends DurableObject<Bindings> {
     const store = storeFor(config, this.env);
     const upstreamAbort = new AbortController();
     const ttlMs = config.streamResumeTtlS * 1000;
-    const live = new LiveStream(input.streamId, {
+    this.lastTtlMs = ttlMs;
+    const live = new LiveStream(streamId, {
       store: this.store,
       graceMs: config.streamOrphanGraceMs,
       onOrphaned: () => upstreamAbort.abort("orphaned"),
-      // A safety net for an object evicted mid-stream: its rows go after the longest a stream
-      // can last plus the TTL (the end moves the alarm to its own TTL).
-      onFirstWrite: () =>
-        void this.ctx.storage.setAlarm(Date.now() + config.streamMaxDurationMs + ttlMs + 60_000),
-      onEnded: (lastId) => {
-        const now = Date.now();
-        this.store.end(lastId, now);
-        void this.ctx.storage.setAlarm(now + ttlMs);
+      // While live, a safety net for an object restarted mid-stream: its rows go after the
+      // longest a stream can last plus the TTL. The last row (the end) says TTL after the end.
+      expiresAt: (endedAt) =>
+        endedAt === null
+          ? Date.now() + config.streamMaxDurationMs + ttlMs + 60_000
+          : endedAt + ttlMs,
+      onStored: (at) => this.expireAt(at),
+      onEnded: () => {
+        if (this.running.get(streamId) === running) this.running.delete(streamId);
       },
     });
-    const running: Running = { live, upstreamAbort, ttlMs };
+    const running: Running = { live, upstreamAbort };
     // Taken before the first await: a second start of this id is a 409 from here on.
-    this.running = running;
+    this.running.set(streamId, running);
     // An earlier stream of this id is on disk (ended: a live one is a 409 above). The new one
     // replaces it now, not at its first batch, or a restart before that batch would resume the
     // old stream under the new one's id. A fresh id (the usual case) writes nothing here: its
-    // row goes with its first batch. One write (the row, and the old batches' deletion) before
-    // the upstream call, only when an id is reused; in production the output gate holds that
-    // call until the write is durable.
-    if (this.store.stream() !== null) live.begin();
+    // first row goes with its first batch. Writes (the old rows' deletion, a marker row) before
+    // the upstream call only when an id is reused; in production the output gate holds that
+    // call until they are durable.
+    if (this.store.stream(streamId) !== null) live.replace();
     // The first reader is there before the first frame.
     const reader = live.join(0);
     const { quotaSpentAt } = req;
@@ -167,7 +188,7 @@ export class StreamOwner extends DurableObject<Bindings> {
         upstreamAbort,
         report: (fields) => Object.assign(report, fields),
         waitUntil: (work) => void work.catch(() => {}),
-        endFields: () => ({ storage_writes: this.store.writes }),
+        endFields: () => ({ storage_writes: this.store.writesOf(streamId) }),
       });
     } catch (e) {
       this.forget(running);
@@ -202,25 +223,26 @@ export class StreamOwner extends DurableObject<Bindings> {
     running.live.dispose();
     // It replaced an earlier stream on disk and never ran: nothing of either is kept, so a
     // resume answers 404 rather than an interruption.
-    if (running.live.begun && !running.live.ended) this.store.clear();
-    if (this.running === running) this.running = null;
+    const streamId = running.live.streamId;
+    if (running.live.begun && !running.live.ended) this.store.clear(streamId);
+    if (this.running.get(streamId) === running) this.running.delete(streamId);
   }
 
-  /** A reader from after event `after`: the rest of the stream, live or stored. */
-  async resume(after: number): Promise<ResumeAnswer> {
-    const running = this.running;
+  /** A reader of `streamId` from after event `after`: the rest of it, live or stored. */
+  async resume(streamId: string, after: number): Promise<ResumeAnswer> {
+    const running = this.running.get(streamId);
     if (running && !running.live.ended) return { kind: "reading", ...running.live.join(after) };
-    const stored = this.store.stream();
+    const stored = this.store.stream(streamId);
     if (!stored) return { kind: "unknown" };
     let lastId = stored.lastId;
-    const frames = this.store.framesAfter(after);
+    const frames = this.store.framesAfter(streamId, after);
     if (stored.state === "live") {
       // Stored as live, but no session runs here: the object was restarted mid-stream. The
       // stream cannot go on; it ends here with an error, so that no reader waits forever.
       // Its id follows the last one this reader had too: frames sent but not yet stored were
       // lost with the restart, and a reader that had them must still get the error, not a 204
       // that says it has the whole stream.
-      lastId = Math.max(this.store.lastStoredId(), lastId, after) + 1;
+      lastId = Math.max(lastId, after) + 1;
       const text = sseFrame(
         "error",
         {
@@ -230,10 +252,10 @@ export class StreamOwner extends DurableObject<Bindings> {
         },
         lastId,
       );
-      this.store.append([{ id: lastId, text }]);
       const now = Date.now();
-      this.store.end(lastId, now);
-      await this.ctx.storage.setAlarm(now + this.ttlMs());
+      const expiresAt = now + this.ttlMs();
+      this.store.append(streamId, { first: lastId, last: lastId, text }, now, expiresAt);
+      this.expireAt(expiresAt);
       if (lastId > after) frames.push({ id: lastId, text });
     }
     if (after >= lastId || frames.length === 0) return { kind: "past_end" };
@@ -248,37 +270,39 @@ export class StreamOwner extends DurableObject<Bindings> {
    * start within STOP_AHEAD_MS does not run. Kept in memory, not storage: the start follows
    * within moments, and a DELETE of an unknown id then costs no write.
    */
-  stop(): "stopped" | "ended" | "unknown" {
-    const running = this.running;
+  stop(streamId: string): "stopped" | "ended" | "unknown" {
+    const running = this.running.get(streamId);
     if (running && !running.live.ended) {
       running.upstreamAbort.abort("stopped");
       return "stopped";
     }
-    if (this.store.stream()) return "ended";
-    this.stoppedAhead = Date.now();
+    if (this.store.stream(streamId)) return "ended";
+    const now = Date.now();
+    for (const [id, at] of this.stoppedAhead) {
+      if (now - at >= STOP_AHEAD_MS) this.stoppedAhead.delete(id);
+    }
+    this.stoppedAhead.set(streamId, now);
     return "unknown";
   }
 
-  /** The stream's storage writes so far (for the bench and tests). */
-  writes(): number {
-    return this.store.writes;
+  /** The storage writes of `streamId` so far (for the bench and tests). */
+  writes(streamId: string): number {
+    return this.store.writesOf(streamId);
   }
 
-  /** STREAM_RESUME_TTL_S after the end: everything goes. */
+  /**
+   * The earliest expiry came (STREAM_RESUME_TTL_S after a stream's end): every stream expired
+   * by then goes, and the alarm moves to the next expiry.
+   */
   override async alarm(): Promise<void> {
-    const running = this.running;
-    if (running && !running.live.ended) {
-      // A stream of this id started again since: its own end sets the next alarm.
-      return;
-    }
-    await this.ctx.storage.deleteAll();
-    this.running = null;
-    this.store = new FrameStore(this.ctx.storage.sql);
+    const cutoff = Math.max(Date.now(), this.alarmAt ?? 0);
+    this.alarmAt = null;
+    const next = this.store.sweep(cutoff, this.running.keys());
+    // A stream running past its safety net (never, by the max duration) is looked at again later.
+    if (next !== null) this.expireAt(next <= cutoff ? Date.now() + 60_000 : next);
   }
 
   private ttlMs(): number {
-    return (
-      (this.running?.ttlMs ?? configOf(this.env, {}, "own").streamResumeTtlS * 1000) || 600_000
-    );
+    return this.lastTtlMs || configOf(this.env, {}, "own").streamResumeTtlS * 1000 || 600_000;
   }
 }

@@ -83,16 +83,10 @@ export async function recordsOf(key: string, n = 1): Promise<LedgerRecord[]> {
   return records;
 }
 
-/** The owner object of a stream, named as the worker names it. */
-export async function ownerStub(
-  key: string,
-  streamId: string,
-): Promise<DurableObjectStub<StreamOwner>> {
-  const name = JSON.stringify([parseConfig(testEnv()).storePrefix, key, streamId]);
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(name));
-  const hex = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+/** The owner object of a principal's streams, named as the worker names it. */
+export function ownerStub(key: string): DurableObjectStub<StreamOwner> {
   const ns = env.STREAMS as unknown as DurableObjectNamespace<StreamOwner>;
-  return ns.get(ns.idFromName(hex));
+  return ns.get(ns.idFromName(`${parseConfig(testEnv()).storePrefix}:streams:${key}`));
 }
 
 /** Ids 1..n with gaps only where heartbeats were, strictly increasing. */

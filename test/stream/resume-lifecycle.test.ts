@@ -169,9 +169,10 @@ describe.each(STORES)("a resumable stream's life in the %s store", (kind) => {
     expect(kept(b).map(comparable)).toEqual(kept(a).map(comparable));
     expect(kept(a).filter((e) => e.event === "message_chunk").length).toBe(40);
     await Promise.all([first.settled(), second.settled()]);
-    // 40 tokens in well under a second: the start, one batch and the end.
-    const writes = await (await ownerStub(keyOf(who), id)).writes();
+    // 40 tokens in well under a second: one row (its frames and its end), a row a second at
+    // most on a slow machine.
+    const writes = await ownerStub(keyOf(who)).writes(id);
     expect(writes).toBeGreaterThan(0);
-    expect(writes).toBeLessThanOrEqual(5);
+    expect(writes).toBeLessThanOrEqual(3);
   });
 });

@@ -16,12 +16,12 @@ import { kept, ownerStub, resumeEnv, resumeStream, startStream, terminals } from
 const keyOf = (who: Who) => `anonymous:${decodeJwt(who.token).sub}`;
 const newId = () => `s-${crypto.randomUUID().slice(0, 12)}`;
 
-/** What an owner started afresh on this storage would find: the stream row and its frames. */
+/** What an owner started afresh on this storage would find: the stream and its frames. */
 async function onDisk(who: Who, id: string) {
-  const owner = await ownerStub(keyOf(who), id);
+  const owner = ownerStub(keyOf(who));
   return runInDurableObject(owner, (_o, state) => {
     const store = new FrameStore(state.storage.sql);
-    return { stream: store.stream(), frames: store.framesAfter(0) };
+    return { stream: store.stream(id), frames: store.framesAfter(id, 0) };
   });
 }
 
@@ -39,7 +39,7 @@ describe("a stream id used again after its stream ended", () => {
     const oldEvents = kept(await readEvents(old.res));
     await old.settled();
     expect((await onDisk(who, id)).stream?.state).toBe("ended");
-    const writesBefore = await (await ownerStub(keyOf(who), id)).writes();
+    const writesBefore = await ownerStub(keyOf(who)).writes(id);
 
     // The new stream's first token comes 1.5 s after its headers: the start is stored by then.
     const { message } = fakeMessage({ tokens: 4, text: "new", firstDelay: 1500 });
@@ -61,8 +61,9 @@ describe("a stream id used again after its stream ended", () => {
     const resumed = kept(await readEvents(whole.res));
     expect(resumed).toEqual(newEvents);
     expect(resumed).not.toEqual(oldEvents);
-    // The same writes as a stream of a fresh id (the start, a batch, the end), only earlier.
-    const writes = (await (await ownerStub(keyOf(who), id)).writes()) - writesBefore;
+    // The old rows' deletion and the marker row, then a fresh id's writes (one row: its
+    // frames and its end).
+    const writes = (await ownerStub(keyOf(who)).writes(id)) - writesBefore;
     expect(writes).toBeLessThanOrEqual(5);
   });
 
@@ -75,7 +76,7 @@ describe("a stream id used again after its stream ended", () => {
     expect(first.res.status).toBe(200);
     const reader = openEvents(first.res);
     expect(await onDisk(who, id)).toEqual({ stream: null, frames: [] });
-    expect(await (await ownerStub(keyOf(who), id)).writes()).toBe(0);
+    expect(await ownerStub(keyOf(who)).writes(id)).toBe(0);
     while ((await reader.next()) !== null) {}
     await first.settled();
     expect((await onDisk(who, id)).stream?.state).toBe("ended");

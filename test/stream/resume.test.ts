@@ -138,7 +138,7 @@ describe.each(STORES)("resume in the %s store", (kind) => {
     expect(await past.res.text()).toBe("");
 
     // The alarm is set STREAM_RESUME_TTL_S after the end; when it runs, the stream is gone.
-    const owner = await ownerStub(keyOf(who), id);
+    const owner = ownerStub(keyOf(who));
     const alarm = await runInDurableObject(owner, (_o, state) => state.storage.getAlarm());
     expect(alarm).toBeGreaterThan(Date.now() + 590_000);
     expect(alarm).toBeLessThanOrEqual(Date.now() + 600_000);
