@@ -37,8 +37,8 @@ export function censusGrowth(
     .slice(0, top);
 }
 
-/** Connects to the inspector on `port` and attaches to the user Worker's isolate. */
-export async function connectHeapProbe(port: number): Promise<HeapProbe> {
+/** An open connection to the user Worker's isolate through the inspector on `port`. */
+export async function inspectorSocket(port: number): Promise<WebSocket> {
   const targets = (await (
     await fetch(`http://127.0.0.1:${port}/json/list`, { signal: AbortSignal.timeout(5_000) })
   ).json()) as { id: string; webSocketDebuggerUrl: string }[];
@@ -51,6 +51,12 @@ export async function connectHeapProbe(port: number): Promise<HeapProbe> {
       once: true,
     });
   });
+  return ws;
+}
+
+/** Connects to the inspector on `port` and attaches to the user Worker's isolate. */
+export async function connectHeapProbe(port: number): Promise<HeapProbe> {
+  const ws = await inspectorSocket(port);
   let next = 0;
   const pending = new Map<number, Pending>();
   let chunks: string[] | null = null;

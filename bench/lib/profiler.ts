@@ -3,6 +3,7 @@
  * Protocol `Profiler`), summed by function: where the Worker's own time goes under load. Needs a
  * runtime whose inspector nobody else holds (the `miniflare` runtime).
  */
+import { inspectorSocket } from "./inspector";
 
 /** One function's share of the samples: self time (its own code) and total (with callees). */
 export interface ProfileLine {
@@ -24,18 +25,7 @@ export async function startCpuProfile(
 ): Promise<{
   stop(top?: number): Promise<{ samples: number; bySelf: ProfileLine[]; byTotal: ProfileLine[] }>;
 }> {
-  const targets = (await (
-    await fetch(`http://127.0.0.1:${port}/json/list`, { signal: AbortSignal.timeout(5_000) })
-  ).json()) as { id: string; webSocketDebuggerUrl: string }[];
-  const target = targets.find((t) => t.id.startsWith("core:user:")) ?? targets[0];
-  if (!target) throw new Error("the inspector lists no Worker");
-  const ws = new WebSocket(target.webSocketDebuggerUrl);
-  await new Promise<void>((resolve, reject) => {
-    ws.addEventListener("open", () => resolve(), { once: true });
-    ws.addEventListener("error", () => reject(new Error("inspector connection failed")), {
-      once: true,
-    });
-  });
+  const ws = await inspectorSocket(port);
   let next = 0;
   const pending = new Map<number, (r: Record<string, unknown>) => void>();
   ws.addEventListener("message", (event) => {
