@@ -6,11 +6,12 @@
  * Flags: --rounds <n> (300), --store do|upstash|both, --skip-cpu, --cpu-ms <ms per loop> (1000),
  * --cpu-reps <n> (2), --profile, --base <dir>, --out <file>.
  */
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import { cleanupAll, installCleanupHandlers, runMain } from "./lib/procs";
 import { startCpuProfile } from "./lib/profiler";
+import { resultsDir } from "./lib/results-dir";
 import { startStack } from "./lib/stack";
 import { log, SHORT, send } from "./phases/common";
 import { closedLoop } from "./phases/load";
@@ -73,9 +74,11 @@ async function main(): Promise<void> {
     profiles,
   };
   await cleanupAll();
-  const out =
-    flag("--out") ?? join(process.env.BENCH_ROOT ?? ".", "bench/results/local/own-work.json");
-  const { mkdirSync } = await import("node:fs");
+  // Like every bench script: bench/results/local unless --update-results, or --out <dir>.
+  const out = join(
+    resultsDir(process.argv.slice(2), process.env.BENCH_ROOT ?? "."),
+    "own-work.json",
+  );
   mkdirSync(join(out, ".."), { recursive: true });
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify(result, null, 2));
