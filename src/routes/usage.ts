@@ -11,6 +11,7 @@ import type { WindowSpec } from "../config";
 import type { AppEnv } from "../env";
 import { D1LedgerBook } from "../ledger/d1-book";
 import type { LedgerRecord } from "../ledger/record";
+import { publicRecord } from "../ledger/wire";
 import { clientIp } from "../limits/address";
 import { passWindow } from "../limits/refusals";
 import { storeFor } from "../limits/select-store";
@@ -20,19 +21,19 @@ import { describeError, type Logger } from "../observe/log";
 /** How many of the caller's latest records `recent` shows. */
 export const RECENT_RECORDS = 10;
 
-/** A record as the caller sees it: no record id, no user key (it is theirs). */
-const recentView = (r: LedgerRecord) => ({
-  stream_id: r.streamId,
-  model: r.model,
-  provider: r.provider,
-  upstream_model: r.upstreamModel ?? null,
-  input_tokens: r.inputTokens,
-  output_tokens: r.outputTokens,
-  cost_usd: r.costMicroUsd / 1e6,
-  finish_reason: r.finishReason,
-  usage_source: r.usageSource,
-  started_at: new Date(r.startedAt).toISOString(),
-});
+/** A record as the caller sees it: the operator's view without the record id, the user key (it
+ * is theirs) and the operator's extra figures. */
+function recentView(r: LedgerRecord) {
+  const {
+    record_id: _id,
+    user: _user,
+    cost_micro_usd: _micro,
+    ttft_ms: _ttft,
+    duration_ms: _duration,
+    ...view
+  } = publicRecord(r);
+  return view;
+}
 
 /**
  * The caller's latest records, newest first; null when no ledger is bound or D1 failed (the
