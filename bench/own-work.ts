@@ -4,7 +4,7 @@
  * (`--base <dir>`, a worktree whose node_modules resolves), then CPU per short stream against
  * the floor's, and with `--profile` a sampling CPU profile of each gateway under load.
  * Flags: --rounds <n> (300), --store do|upstash|both, --skip-cpu, --cpu-ms <ms per loop> (1000),
- * --cpu-reps <n> (2), --profile, --base <dir>, --out <file>.
+ * --cpu-reps <n> (2), --profile, --base <dir>, --out <dir> (or --update-results).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
