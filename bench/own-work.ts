@@ -4,11 +4,14 @@
  * (`--base <dir>`, a worktree whose node_modules resolves), then CPU per short stream against
  * the floor's, and with `--profile` a sampling CPU profile of each gateway under load.
  * Flags: --rounds <n> (300), --store do|upstash|both, --skip-cpu, --cpu-ms <ms per loop> (1000),
- * --cpu-reps <n> (2), --profile, --base <dir>, --out <dir> (or --update-results).
+ * --cpu-reps <n> (2), --profile, --profile-c <concurrency> (16), --base <dir> (`.`: this tree
+ * again), --base-var KEY=VALUE (repeatable: a var of the base's gateways only, so `--base .
+ * --base-var STREAM_RESUME_TTL_S=0` pairs a feature on against off), --out <dir> (or
+ * --update-results).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { cleanupAll, installCleanupHandlers, runMain } from "./lib/procs";
 import { startCpuProfile } from "./lib/profiler";
 import { resultsDir } from "./lib/results-dir";
@@ -29,13 +32,21 @@ async function main(): Promise<void> {
   const store = flag("--store") ?? "both";
   const stores =
     store === "both" ? (["do", "upstash"] as const) : ([store] as ("do" | "upstash")[]);
-  const base = flag("--base");
+  const baseFlag = flag("--base");
+  const base = baseFlag === null ? null : resolve(baseFlag);
+  const baseVars = Object.fromEntries(
+    argv.flatMap((a, i) =>
+      a === "--base-var" && argv[i + 1]?.includes("=")
+        ? [[argv[i + 1]?.split("=")[0], argv[i + 1]?.split("=").slice(1).join("=")]]
+        : [],
+    ),
+  ) as Record<string, string>;
   const load0 = os.loadavg();
   const stack = await startStack();
   log(
     `starting the floor and the gateways (${stores.join(", ")})${base ? ` and base ${base}` : ""}`,
   );
-  const set = await startOwnWork(stack, [...stores], base);
+  const set = await startOwnWork(stack, [...stores], base, baseVars);
   const every = [
     set.floor,
     set.floorTrip,
@@ -61,7 +72,7 @@ async function main(): Promise<void> {
       const port = t.dev?.inspectorPort;
       if (!port) continue;
       const profile = await startCpuProfile(port);
-      await closedLoop(t, 16, 3_000);
+      await closedLoop(t, Number(flag("--profile-c") ?? 16), 3_000);
       profiles[t.name] = await profile.stop(30);
     }
   }

@@ -43,6 +43,7 @@ export async function startOwnWork(
   stack: Stack,
   stores: ("do" | "upstash")[],
   base: string | null,
+  baseVars: Record<string, string> = {},
 ): Promise<OwnWorkSet> {
   const trees = base
     ? ([
@@ -71,6 +72,7 @@ export async function startOwnWork(
         vars: gatewayVars(stack, {
           prefix: `ow${RUN}${p.store}${p.tree}`,
           ...(p.store === "upstash" ? { scope: `ow-${RUN}-${p.tree}` } : {}),
+          ...(p.tree === "base" ? { extra: baseVars } : {}),
         }),
       }),
     ),
