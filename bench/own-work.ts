@@ -18,7 +18,7 @@ import { resultsDir } from "./lib/results-dir";
 import { startStack } from "./lib/stack";
 import { log, SHORT, send } from "./phases/common";
 import { closedLoop } from "./phases/load";
-import { cpuPerStream, pairedRounds, startOwnWork } from "./phases/own-work";
+import { cpuOverFloor, pairedRounds, startOwnWork } from "./phases/own-work";
 
 installCleanupHandlers();
 const argv = process.argv.slice(2);
@@ -65,7 +65,7 @@ async function main(): Promise<void> {
   const cpuReps = Number(flag("--cpu-reps") ?? 2);
   const cpu = argv.includes("--skip-cpu")
     ? null
-    : await cpuPerStream(set, [16, 64], Number(flag("--cpu-ms") ?? 1_000), cpuReps);
+    : await cpuOverFloor(set, [16, 64], Number(flag("--cpu-ms") ?? 1_000), cpuReps);
   const profiles: Record<string, unknown> = {};
   if (argv.includes("--profile")) {
     for (const t of [set.floor, ...set.gateways.map((g) => g.target)]) {

@@ -1,7 +1,7 @@
 /** @module The load phases: one request at a time for latency, closed loops for throughput. */
-import type { StreamResult } from "../lib/client";
+import { completed, type StreamOptions, type StreamResult } from "../lib/client";
 import { sleep } from "../lib/procs";
-import { type BenchTarget, log, nowMs, PLAN, SHORT, send, shuffle } from "./common";
+import { type BenchTarget, log, nowMs, PLAN, SHORT, send, shuffle, tally } from "./common";
 import { cpuMs } from "./cpu";
 
 /** Rounds of one request per target, in a fresh random order each round. */
@@ -15,8 +15,17 @@ export async function latencyPhase(targets: BenchTarget[]) {
   return { rounds, results };
 }
 
-/** `concurrency` clients, each sending the next request when its last one ended, for `ms`. */
-export async function closedLoop(t: BenchTarget, concurrency: number, ms: number) {
+/**
+ * `concurrency` clients, each sending the next request (`message`, the short stream unless
+ * given) when its last one ended, for `ms`.
+ */
+export async function closedLoop(
+  t: BenchTarget,
+  concurrency: number,
+  ms: number,
+  message = SHORT,
+  options: Partial<StreamOptions> = {},
+) {
   const results: StreamResult[] = [];
   const start = nowMs();
   const until = start + ms;
@@ -25,7 +34,7 @@ export async function closedLoop(t: BenchTarget, concurrency: number, ms: number
     Array.from({ length: concurrency }, async () => {
       while (nowMs() < until && started < PLAN.throughputMaxRequests) {
         started++;
-        results.push(await send(t, SHORT));
+        results.push(await send(t, message, options));
       }
     }),
   );
@@ -67,4 +76,37 @@ export async function throughputPhase(targets: BenchTarget[]) {
     log(`throughput at concurrency ${c} done`);
   }
   return out;
+}
+
+/** Closed loops whose CPU is read: how many, how long, of which stream. */
+export interface CpuLoops {
+  concurrency: number;
+  ms: number;
+  reps: number;
+  message?: string;
+  options?: Partial<StreamOptions>;
+}
+
+/**
+ * CPU ms per completed stream of `t`'s workerd (its Durable Objects included) over `o.reps`
+ * closed loops, and the streams that did not complete, by kind; `ms` null without a process.
+ */
+export async function cpuPerStream(
+  t: BenchTarget,
+  o: CpuLoops,
+): Promise<{ ms: number | null; streams: number; errors: Record<string, number> }> {
+  let cpu = 0;
+  let streams = 0;
+  const failed: StreamResult[] = [];
+  for (let rep = 0; rep < o.reps; rep++) {
+    const before = cpuMs(t);
+    const { results } = await closedLoop(t, o.concurrency, o.ms, o.message, o.options);
+    const after = cpuMs(t);
+    if (before === null || after === null) return { ms: null, streams: 0, errors: {} };
+    cpu += after - before;
+    streams += results.filter(completed).length;
+    failed.push(...results.filter((r) => !completed(r)));
+    await sleep(150);
+  }
+  return { ms: streams ? cpu / streams : null, streams, errors: tally(failed) };
 }

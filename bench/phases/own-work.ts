@@ -10,10 +10,10 @@ import { sleep } from "../lib/procs";
 import { gatewayVars, mintTokens, ROOT, type Stack, UPSTASH_TOKEN } from "../lib/stack";
 import { round } from "../lib/stats";
 import { startWranglerDev, type WranglerDev } from "../lib/wrangler";
-import { type BenchTarget, type Role, RUN, SHORT, send, shuffle } from "./common";
+import { type BenchTarget, type Role, RUN } from "./common";
 import { cpuMs } from "./cpu";
 import { closedLoop } from "./load";
-import { paired, quartiles } from "./paired";
+import { paired, pairedTtft, quartiles } from "./paired";
 
 /** The Workers compared; the `base*` ones exist only with a base checkout. */
 export interface OwnWorkSet {
@@ -107,8 +107,6 @@ export async function pairedRounds(set: OwnWorkSet, rounds: number, maxMs: numbe
     set.floorDoWrite,
     ...set.gateways.map((g) => g.target),
   ];
-  const ttft = new Map<string, number[]>(all.map((t) => [t.name, []]));
-  const deadline = Date.now() + maxMs;
   // The limit stage's store call as each gateway's access lines give it (whole ms).
   const storeMs = new Map<string, number[]>();
   const unsubscribe = set.gateways.map((g) => {
@@ -118,14 +116,7 @@ export async function pairedRounds(set: OwnWorkSet, rounds: number, maxMs: numbe
       if (l.event === "request" && typeof l.store_ms === "number") xs.push(l.store_ms);
     });
   });
-  let n = 0;
-  for (; n < rounds && Date.now() < deadline; n++) {
-    for (const t of shuffle(all)) {
-      const r = await send(t, SHORT);
-      ttft.get(t.name)?.push(completed(r) ? (r.firstTokenMs as number) : Number.NaN);
-    }
-  }
-  const of = (t: BenchTarget) => ttft.get(t.name) ?? [];
+  const { rounds: n, of } = await pairedTtft(all, rounds, maxMs);
   const out: Record<string, ReturnType<typeof paired>> = {
     "floor-store-trip − floor": paired(of(set.floorTrip), of(set.floor)),
     "floor-do-trip − floor": paired(of(set.floorDoTrip), of(set.floor)),
@@ -146,13 +137,19 @@ export async function pairedRounds(set: OwnWorkSet, rounds: number, maxMs: numbe
 }
 
 /** CPU ms per short stream in closed loops at each concurrency, rotating order, and over the floor's. */
-export async function cpuPerStream(
+export async function cpuOverFloor(
   set: OwnWorkSet,
   concurrencies: number[],
   runMs: number,
   reps: number,
 ) {
-  const targets = [set.floor, ...set.gateways.map((g) => g.target)];
+  const targets = [
+    set.floor,
+    set.floorTrip,
+    set.floorDoTrip,
+    set.floorDoWrite,
+    ...set.gateways.map((g) => g.target),
+  ];
   const acc = new Map<string, { cpu: number; streams: number; ms: number }>();
   for (const [ci, c] of concurrencies.entries()) {
     for (let rep = 0; rep < reps; rep++) {

@@ -11,7 +11,8 @@ import { cleanupAll } from "../lib/procs";
 import { machineInfo, ROOT, startStack, UPSTASH_TOKEN } from "../lib/stack";
 import { startWranglerDev } from "../lib/wrangler";
 import { type BenchTarget, log, OUT_DIR, QUICK, RUN } from "./common";
-import { resumeMarkdown, resumePhase } from "./resume";
+import { resumePhase } from "./resume";
+import { resumeMarkdown } from "./resume-markdown";
 
 /** Runs the resume phase alone and writes its results. */
 export async function resumeOnly(): Promise<void> {

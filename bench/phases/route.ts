@@ -6,15 +6,13 @@
  * floor, the default gateway and the route gateway, in a fresh random order, give the first
  * token over the floor per round; closed loops give CPU per stream of each gateway's workerd.
  */
-import { agentFor, completed } from "../lib/client";
-import { sleep } from "../lib/procs";
+import { agentFor } from "../lib/client";
 import { gatewayVars, mintTokens, ROOT, type Stack } from "../lib/stack";
 import { fmt, round, table } from "../lib/stats";
 import { startWranglerDev } from "../lib/wrangler";
-import { type BenchTarget, PLAN, QUICK, RUN, SHORT, send, shuffle } from "./common";
-import { cpuMs } from "./cpu";
-import { closedLoop } from "./load";
-import { paired } from "./paired";
+import { type BenchTarget, PLAN, QUICK, RUN, SHORT, send } from "./common";
+import { closedLoop, cpuPerStream } from "./load";
+import { paired, pairedTtft } from "./paired";
 import type { RuntimeSet } from "./runtime-set";
 
 const argv = process.argv.slice(2);
@@ -64,22 +62,6 @@ async function answeredBy(t: BenchTarget): Promise<string> {
   return `${d.provider ?? "?"}/${d.upstream_model ?? "?"}`;
 }
 
-/** CPU ms per completed stream of `t`'s workerd over closed loops (null without a pid). */
-async function cpuPerStream(t: BenchTarget): Promise<number | null> {
-  let cpu = 0;
-  let streams = 0;
-  for (let rep = 0; rep < LOOP.reps; rep++) {
-    const before = cpuMs(t);
-    const { results } = await closedLoop(t, LOOP.concurrency, LOOP.ms);
-    const after = cpuMs(t);
-    if (before === null || after === null) return null;
-    cpu += after - before;
-    streams += results.filter(completed).length;
-    await sleep(150);
-  }
-  return streams ? round(cpu / streams, 3) : null;
-}
-
 /** Starts the route gateway beside `set`'s and measures both, paired. */
 export async function routePhase(stack: Stack, set: RuntimeSet) {
   const dev = await startWranglerDev({
@@ -109,21 +91,12 @@ export async function routePhase(stack: Stack, set: RuntimeSet) {
     for (let i = 0; i < PLAN.warmupPerTarget; i++) await send(t, SHORT);
     await closedLoop(t, 16, 300);
   }
-  const ttft = new Map<string, number[]>(targets.map((t) => [t.name, []]));
-  const deadline = Date.now() + PLAN.abMaxMs;
-  let rounds = 0;
-  for (; rounds < ROUNDS && Date.now() < deadline; rounds++) {
-    for (const t of shuffle(targets)) {
-      const r = await send(t, SHORT);
-      ttft.get(t.name)?.push(completed(r) ? (r.firstTokenMs as number) : Number.NaN);
-    }
-  }
-  const of = (t: BenchTarget) => ttft.get(t.name) ?? [];
+  const { rounds, of } = await pairedTtft(targets, ROUNDS, PLAN.abMaxMs);
   // Alternating, so drift in the machine's load falls on both alike.
   const cpu = { default: [] as (number | null)[], route: [] as (number | null)[] };
   for (let i = 0; i < 2; i++) {
-    cpu.default.push(await cpuPerStream(set.gwUp));
-    cpu.route.push(await cpuPerStream(route));
+    cpu.default.push((await cpuPerStream(set.gwUp, LOOP)).ms);
+    cpu.route.push((await cpuPerStream(route, LOOP)).ms);
   }
   const mean = (xs: (number | null)[]) =>
     xs.some((x) => x === null)
