@@ -16,6 +16,7 @@ import { cleanupAll, installCleanupHandlers, runMain } from "./lib/procs";
 import { startCpuProfile } from "./lib/profiler";
 import { resultsDir } from "./lib/results-dir";
 import { startStack } from "./lib/stack";
+import { stateRoot } from "./lib/wrangler";
 import { log, SHORT, send } from "./phases/common";
 import { closedLoop } from "./phases/load";
 import { cpuOverFloor, pairedRounds, startOwnWork } from "./phases/own-work";
@@ -79,6 +80,7 @@ async function main(): Promise<void> {
   const result = {
     generated_at: new Date().toISOString(),
     cores: os.cpus().length,
+    state_dir: stateRoot(),
     loadavg: { start: load0.map((x) => round2(x)), end: os.loadavg().map((x) => round2(x)) },
     ...ttft,
     cpu,

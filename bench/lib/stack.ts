@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { type RedisHandle, startRedis } from "../../test/support/redis";
 import { getJson } from "./client";
 import { onCleanup, spawnGroup, stopGroup } from "./procs";
+import { stateRoot } from "./wrangler";
 
 /** The repository root and the bundled child-server script (set by bench/run.mjs). */
 export const ROOT = process.env.BENCH_ROOT ?? process.cwd();
@@ -172,6 +173,7 @@ export async function machineInfo(): Promise<Record<string, unknown>> {
     wrangler: version("wrangler"),
     miniflare: version("miniflare"),
     redis: redisVersion,
+    state_dir: stateRoot(),
     loadavg_at_start: os.loadavg().map((x) => Math.round(x * 100) / 100),
   };
 }

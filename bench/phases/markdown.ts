@@ -75,7 +75,9 @@ export function markdown(
       "charges each subrequest a few milliseconds that production does not; and as `wrangler deploy` bundles it on the " +
       "Workers runtime alone (workerd through Miniflare, no dev proxy), the closest to production here. The floor also " +
       "runs with one store round trip before its upstream call (a PING to the same local Upstash server): the least any " +
-      "gateway that enforces limits pays, so what the gateway adds over it is its own work.",
+      "gateway that enforces limits pays, so what the gateway adds over it is its own work. " +
+      `Every Worker's local state (Durable Objects, D1, queues) is in ${m.state_dir ?? "the temp dir"}, as Redis keeps nothing on disk: ` +
+      "on this VM's disk each storage commit's fsync, not the Worker, would dominate the Durable Object figures.",
     "",
   );
   push(
