@@ -8,7 +8,7 @@
  * stream creates no object and no schema.
  */
 import { DurableObject } from "cloudflare:workers";
-import { type Config, parseConfig } from "../config";
+import { type Config, configFor } from "../config";
 import type { Bindings } from "../env";
 import { AppError, type ErrorCode, sseFrame } from "../errors";
 import type { StreamRequest } from "../input/request";
@@ -71,21 +71,28 @@ export type ResumeAnswer = ReaderAnswer | { kind: "past_end" } | { kind: "unknow
  */
 export const STOP_AHEAD_MS = 30_000;
 
-/** Configs by the worker env they mirror (production: one per worker isolate). */
-const configs = new Map<string, Config>();
+/**
+ * The worker's env as the owner sees it, by the key the worker gave it: the owner's own env
+ * with the worker's overrides (none in production, where it is the owner's own env object).
+ * Configs are parsed and kept by configFor, keyed by env object, as the worker's are.
+ */
+const envs = new Map<string, Bindings>();
 function configOf(env: Bindings, overrides: Record<string, unknown>, key: string): Config {
-  let config = configs.get(key);
-  if (!config) {
-    const merged: Record<string, unknown> = { ...env };
+  let merged = Object.keys(overrides).length === 0 ? env : envs.get(key);
+  if (!merged) {
+    const vars: Record<string, unknown> = { ...env };
     for (const [k, v] of Object.entries(overrides)) {
-      if (v === null) delete merged[k];
-      else merged[k] = v;
+      if (v === null) delete vars[k];
+      else vars[k] = v;
     }
-    config = parseConfig(merged as Partial<Bindings>);
-    if (configs.size >= 32) configs.clear();
-    configs.set(key, config);
+    merged = vars as unknown as Bindings;
+    if (envs.size >= 32) envs.clear();
+    envs.set(key, merged);
   }
-  return config;
+  const known = configFor(merged);
+  // The worker parsed the same vars before it admitted the stream: an error cannot happen here.
+  if ("error" in known) throw known.error;
+  return known.config;
 }
 
 interface Running {
@@ -303,6 +310,6 @@ export class StreamOwner extends DurableObject<Bindings> {
   }
 
   private ttlMs(): number {
-    return this.lastTtlMs || configOf(this.env, {}, "own").streamResumeTtlS * 1000 || 600_000;
+    return this.lastTtlMs || configOf(this.env, {}, "").streamResumeTtlS * 1000 || 600_000;
   }
 }
