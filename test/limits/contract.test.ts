@@ -6,7 +6,8 @@ import type { Bindings } from "../../src/env";
 import { storeFor } from "../../src/limits/select-store";
 import { holdPrice } from "../../src/stream/cost";
 import { MODELS } from "../../src/stream/models";
-import { call, json } from "../helpers/app";
+import { call } from "../helpers/app";
+import { usageOf, usageOfToken } from "../helpers/gate";
 import { admissionRequest, pinClock, randomIp, type StoreKind, storeEnv } from "../helpers/stores";
 import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
 
@@ -29,19 +30,6 @@ async function stream(env: Bindings, token: string, ip: string, directive = "tok
   const body = await called.res.text();
   await called.settled();
   return { res: called.res, body, id };
-}
-
-async function usage(env: Bindings, token: string, ip: string) {
-  const { res } = await call("/api/v1/usage", { headers: bearer(token), ip }, env);
-  expect(res.status).toBe(200);
-  return json<{
-    limits: { user: { remaining: number; limit: number }; ip: { remaining: number } };
-    quota: {
-      hourly: { remaining: number; limit: number };
-      total: { remaining: number; limit: number };
-    } | null;
-    spend: { streams: number; total_usd: number };
-  }>(res);
 }
 
 async function upstreamSaw(id: string): Promise<boolean> {
@@ -90,7 +78,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
       expect(errorCode(r.body)).toBe("quota_exceeded");
       expect(JSON.parse(r.body).detail).toMatch(/hourly/);
     }
-    const u = await usage(env, token, ip);
+    const u = await usageOf({ token, ip }, env);
     expect(u.quota?.hourly.remaining).toBe(0);
     expect(u.quota?.total.remaining).toBe(80);
   });
@@ -105,7 +93,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
       expect(JSON.parse(r.body)).toMatchObject({ error_code: "quota_exceeded" });
       expect(JSON.parse(r.body).detail).toMatch(/total/);
     }
-    expect((await usage(env, token, ip)).quota?.hourly.remaining).toBe(17);
+    expect((await usageOf({ token, ip }, env)).quota?.hourly.remaining).toBe(17);
   });
 
   it("keeps a burst that straddles two windows within twice the limit", async () => {
@@ -133,7 +121,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const results = [];
     for (let i = 0; i < 5; i++) results.push(await stream(env, token, ip));
     expect(results.map((r) => r.res.status)).toEqual([200, 200, 200, 429, 429]);
-    const u = await usage(env, token, ip);
+    const u = await usageOf({ token, ip }, env);
     expect(u.quota?.hourly.remaining).toBe(17);
     expect(u.quota?.total.remaining).toBe(97);
   });
@@ -153,7 +141,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     expect(refused.res.status).toBe(429);
     expect(JSON.parse(refused.body).detail).toMatch(/per-IP/);
     expect(await upstreamSaw(refused.id)).toBe(false);
-    const u = await usage(env, token, own);
+    const u = await usageOf({ token, ip: own }, env);
     expect(u.limits.user.remaining).toBe(2);
     expect(u.quota?.hourly.remaining).toBe(20);
     expect(u.quota?.total.remaining).toBe(100);
@@ -172,7 +160,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const statuses = [];
     for (let i = 0; i < 3; i++) statuses.push((await stream(env, token, ip)).res.status);
     expect(statuses).toEqual([200, 429, 429]);
-    const u = await usage(env, await supabaseHs256(supabaseClaims()), ip);
+    const u = await usageOf({ token: await supabaseHs256(supabaseClaims()), ip }, env);
     expect(u.limits.ip.remaining).toBe(2);
   });
 
@@ -251,7 +239,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const failed = await stream(env, token, ip, "status=500");
     expect(failed.res.status).toBe(502);
     expect(errorCode(failed.body)).toBe("upstream_error");
-    const u = await usage(env, token, ip);
+    const u = await usageOf({ token, ip }, env);
     expect(u.quota?.hourly.remaining).toBe(20);
     expect(u.quota?.total.remaining).toBe(100);
   });
@@ -334,12 +322,12 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
     const env = storeEnv(kind);
     const token = await anonToken();
     const ip = randomIp();
-    const before = await usage(env, token, ip);
-    const again = await usage(env, token, ip);
+    const before = await usageOf({ token, ip }, env);
+    const again = await usageOf({ token, ip }, env);
     expect(again.limits.user.remaining).toBe(before.limits.user.remaining);
     expect(again.quota?.hourly.remaining).toBe(20);
     expect((await stream(env, token, ip)).res.status).toBe(200);
-    const after = await usage(env, token, ip);
+    const after = await usageOf({ token, ip }, env);
     expect(after.limits.user.remaining).toBe(before.limits.user.remaining - 1);
     expect(after.quota?.hourly.remaining).toBe(19);
     expect(after.quota?.total.remaining).toBe(99);
@@ -371,7 +359,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
 
   it("shows no quota for a signed-in user", async () => {
     const env = storeEnv(kind);
-    const u = await usage(env, await supabaseHs256(supabaseClaims()), randomIp());
+    const u = await usageOfToken(await supabaseHs256(supabaseClaims()), env);
     expect(u.quota).toBeNull();
   });
 });
@@ -395,7 +383,7 @@ describe("the client address", () => {
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ error_code: "limits_unavailable" });
     expect(Number(res.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
-    const u = await usage(env, token, randomIp());
+    const u = await usageOfToken(token, env);
     expect(u.quota?.hourly.remaining).toBe(20);
   });
 
