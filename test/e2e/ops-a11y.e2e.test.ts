@@ -7,15 +7,15 @@ import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { describe, expect, it } from "vitest";
 import { axeViolations, computedColor, contrast, type Rgb } from "./a11y";
-import { ARTIFACTS } from "./browser";
-import { chartData, problemsOf, signInByKeyboard, useOpsRig } from "./ops-setup";
+import { ARTIFACTS, collectProblems } from "./browser";
+import { chartData, signInByKeyboard, useOpsRig } from "./ops-setup";
 
 const rig = useOpsRig(1);
 
 async function open(viewport = { width: 1280, height: 900 }) {
   const context = await rig.browser().newContext({ viewport });
   const page = await context.newPage();
-  const problems = problemsOf(page);
+  const problems = collectProblems(page);
   await page.goto(`${rig.dev().url}/magic/ops/`);
   return { page, problems, close: () => context.close() };
 }
@@ -259,7 +259,7 @@ describe("the operator page, for everyone", { timeout: 60_000 }, () => {
     const context = await rig.browser().newContext({ viewport: { width: 1280, height: 900 } });
     await context.clock.install();
     const page = await context.newPage();
-    const problems = problemsOf(page);
+    const problems = collectProblems(page);
     try {
       await page.goto(`${rig.dev().url}/magic/ops/`);
       await signInByKeyboard(page);
