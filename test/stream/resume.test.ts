@@ -5,7 +5,7 @@
  */
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { decodeJwt } from "jose";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { call, json } from "../helpers/app";
 import { anonCaller, fakeMessage, usageOf, type Who } from "../helpers/gate";
 import { openEvents, readEvents, type SseEvent } from "../helpers/sse";
@@ -45,6 +45,10 @@ async function undisturbed(message: string, bindings: ReturnType<typeof resumeEn
 }
 
 describe.each(STORES)("resume in the %s store", (kind) => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it("joins a dropped reader and its resume by Last-Event-ID into the undisturbed stream, billed once", async () => {
     const bindings = resumeEnv(kind);
     const { message } = fakeMessage({ tokens: 12, delay: 40 });
@@ -110,6 +114,9 @@ describe.each(STORES)("resume in the %s store", (kind) => {
 
   it("replays an ended stream from its storage, answers 204 past its end and 404 once expired", async () => {
     const bindings = resumeEnv(kind, { STREAM_RESUME_TTL_S: "600" });
+    // Time is an input: the stream ends at `end`, so its expiry is an exact instant.
+    const end = Date.now();
+    vi.useFakeTimers({ toFake: ["Date"], now: end });
     const { message } = fakeMessage({ tokens: 6 });
     const who = await anonCaller();
     const id = newId();
@@ -129,8 +136,7 @@ describe.each(STORES)("resume in the %s store", (kind) => {
     // The alarm is set STREAM_RESUME_TTL_S after the end; when it runs, the stream is gone.
     const owner = ownerStub(keyOf(who));
     const alarm = await runInDurableObject(owner, (_o, state) => state.storage.getAlarm());
-    expect(alarm).toBeGreaterThan(Date.now() + 590_000);
-    expect(alarm).toBeLessThanOrEqual(Date.now() + 600_000);
+    expect(alarm).toBe(end + 600_000);
     expect(await runDurableObjectAlarm(owner)).toBe(true);
     const expired = await resumeStream(who, id, bindings, { lastEventId: "1" });
     expect(expired.res.status).toBe(404);
