@@ -1,7 +1,13 @@
 /** @module Chromium for the browser tests: launch it, open the page in a fresh profile, collect its problems. */
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, type BrowserContextOptions, chromium, type Page } from "playwright-core";
+import {
+  type Browser,
+  type BrowserContext,
+  type BrowserContextOptions,
+  chromium,
+  type Page,
+} from "playwright-core";
 import { ROOT } from "./dev-server";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -46,17 +52,37 @@ export async function withChromium<S extends { stop(): Promise<void> }>(
   return [started.value, launched.value];
 }
 
+/**
+ * What went wrong on `page` from now on: uncaught page errors and console errors. Chromium logs
+ * each failed load (an HTTP error status, a network failure) and each CSP violation as a console
+ * error, so those count too, except a load that failed with one of `statuses`: the ones the test
+ * provokes. Every browser test collects its page's problems here, and expects none.
+ */
+export function collectProblems(page: Page, statuses: readonly number[] = []): string[] {
+  const problems: string[] = [];
+  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() !== "error") return;
+    const status = /^Failed to load resource: the server responded with a status of (\d+)/.exec(
+      m.text(),
+    );
+    if (status && statuses.includes(Number(status[1]))) return;
+    problems.push(`console: ${m.text()}`);
+  });
+  return problems;
+}
+
 /** A page in its own profile, and what went wrong on it. */
 export interface Opened {
   page: Page;
-  /** Console errors, CSP violations and uncaught page errors; each test expects none. */
+  /** What `collectProblems` collected since before the first navigation; each test expects none. */
   problems: string[];
   close(): Promise<void>;
 }
 
 /**
  * Opens `url` in a fresh profile (empty storage, unless `storage` seeds it before the page's
- * script runs) and waits until the page has asked who the caller is.
+ * script runs) and, unless told not to, waits until the page has asked who the caller is.
  */
 export async function openPage(
   browser: Browser,
@@ -66,6 +92,12 @@ export async function openPage(
     context?: BrowserContextOptions;
     /** HTTP statuses the test provokes: Chromium logs each failed load as a console error. */
     statuses?: number[];
+    /** Runs on the new context before its page exists: routes, init scripts. */
+    prepareContext?: (context: BrowserContext) => Promise<void>;
+    /** Runs on the page before the first navigation, e.g. to listen to every request. */
+    beforeGoto?: (page: Page) => void;
+    /** Wait until the quota line has loaded (default); false when the test waits itself. */
+    waitUntilLoaded?: boolean;
   } = {},
 ): Promise<Opened> {
   const context = await browser.newContext({
@@ -90,18 +122,14 @@ export async function openPage(
       console.error(`CSP violation: ${e.violatedDirective} ${e.blockedURI}`);
     });
   });
+  await options.prepareContext?.(context);
   const page = await context.newPage();
-  const problems: string[] = [];
-  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-  page.on("console", (m) => {
-    const status = /^Failed to load resource: the server responded with a status of (\d+)/.exec(
-      m.text(),
-    );
-    if (status && options.statuses?.includes(Number(status[1]))) return;
-    if (m.type() === "error") problems.push(`console: ${m.text()}`);
-  });
+  const problems = collectProblems(page, options.statuses);
+  options.beforeGoto?.(page);
   await page.goto(url);
-  await page.locator('#quota[data-loaded="true"]').waitFor({ timeout: 10_000 });
+  if (options.waitUntilLoaded !== false) {
+    await page.locator('#quota[data-loaded="true"]').waitFor({ timeout: 10_000 });
+  }
   return { page, problems, close: () => context.close() };
 }
 

@@ -6,9 +6,9 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { SignJWT } from "jose";
-import type { Browser, BrowserContextOptions, Page, Route } from "playwright-core";
+import type { Browser, Page, Route } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ARTIFACTS, ask, waitForState, withChromium } from "./browser";
+import { ARTIFACTS, ask, type Opened, openPage, waitForState, withChromium } from "./browser";
 import { type DevServer, ROOT, startWranglerDev } from "./dev-server";
 
 const HOURLY_QUOTA = 2;
@@ -69,58 +69,26 @@ afterAll(async () => {
   await server?.stop();
 });
 
-interface Opened {
-  page: Page;
-  /** CSP violations and uncaught page errors; each test expects none. */
-  problems: string[];
-  close(): Promise<void>;
-}
-
 /** A fresh browser profile (empty localStorage) on /magic/, reached through the `/` redirect. */
-async function openPage(
-  options: {
-    storage?: Record<string, string>;
-    context?: BrowserContextOptions;
-    /** Called before the first navigation, e.g. to listen to every response. */
-    beforeGoto?: (page: Page) => void;
-  } = {},
-): Promise<Opened> {
+async function openMagic(options: Parameters<typeof openPage>[2] = {}): Promise<Opened> {
   if (setupError) throw setupError;
   if (!browser || !server) throw new Error("setup did not finish");
-  const context = await browser.newContext({
-    viewport: { width: 960, height: 720 },
-    ...options.context,
+  const opened = await openPage(browser, `${server.url}/`, {
+    ...options,
+    beforeGoto: (page) => {
+      page.on("request", (r) => {
+        seen.push(
+          r
+            .headerValue("authorization")
+            .catch(() => null) // a request torn down by Stop may have no headers left to read
+            .then((authorization) => ({ url: r.url(), authorization })),
+        );
+      });
+      options.beforeGoto?.(page);
+    },
   });
-  if (options.storage) {
-    // Runs before the page's own script, as a returning visitor's storage would be.
-    await context.addInitScript((entries: Record<string, string>) => {
-      try {
-        for (const [k, v] of Object.entries(entries)) localStorage.setItem(k, v);
-      } catch {
-        // about:blank has no storage.
-      }
-    }, options.storage);
-  }
-  const page = await context.newPage();
-  const problems: string[] = [];
-  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error" && /Content Security Policy|Refused to/i.test(m.text()))
-      problems.push(`console: ${m.text()}`);
-  });
-  page.on("request", (r) => {
-    seen.push(
-      r
-        .headerValue("authorization")
-        .catch(() => null) // a request torn down by Stop may have no headers left to read
-        .then((authorization) => ({ url: r.url(), authorization })),
-    );
-  });
-  options.beforeGoto?.(page);
-  await page.goto(`${server.url}/`);
-  expect(new URL(page.url()).pathname).toBe("/magic/");
-  await page.locator('#quota[data-loaded="true"]').waitFor({ timeout: 10_000 });
-  return { page, problems, close: () => context.close() };
+  expect(new URL(opened.page.url()).pathname).toBe("/magic/");
+  return opened;
 }
 
 const lastTurn = (page: Page) => page.locator(".turn").last();
@@ -154,7 +122,7 @@ function supabaseToken(expiresIn = 3600): Promise<string> {
 
 describe("Magic Box page", () => {
   it("a. streams a prompt sent with Enter token by token, then shows metrics and the demo notice", async () => {
-    const { page, problems, close } = await openPage();
+    const { page, problems, close } = await openMagic();
     try {
       expect(await page.locator("#quota").textContent()).toContain(
         `${HOURLY_QUOTA} of ${HOURLY_QUOTA} streams left this hour`,
@@ -221,7 +189,7 @@ describe("Magic Box page", () => {
   });
 
   it("b. Stop keeps the partial answer, marks it stopped, and stops the stream on the server (finish_reason stopped)", async () => {
-    const { page, problems, close } = await openPage();
+    const { page, problems, close } = await openMagic();
     try {
       const headerIds: string[] = [];
       page.on("response", (r) => {
@@ -282,7 +250,7 @@ describe("Magic Box page", () => {
     // (and the countdown is short), so start at least 30 s before the hour ends.
     const toHour = 3_600_000 - (Date.now() % 3_600_000);
     if (toHour < 30_000) await new Promise((r) => setTimeout(r, toHour + 1_000));
-    const { page, problems, close } = await openPage();
+    const { page, problems, close } = await openMagic({ statuses: [429] });
     try {
       for (let i = 1; i <= HOURLY_QUOTA; i++) {
         await ask(page, `Quota question number ${i}`);
@@ -326,7 +294,7 @@ describe("Magic Box page", () => {
     // Expired in storage: renewed before any request uses it, so no 401 at all.
     const expired = { token: "expired.not-a.token", expires_at: nowS() - 60 };
     const statusesOne: string[] = [];
-    const one = await openPage({
+    const one = await openMagic({
       storage: { [ANON_KEY]: JSON.stringify(expired) },
       beforeGoto: (p) => recordApiStatuses(p, statusesOne),
     });
@@ -345,8 +313,9 @@ describe("Magic Box page", () => {
     // Garbage that looks valid for an hour: the server refuses it, the page renews and retries.
     const garbage = { token: "garbage.garbage.garbage", expires_at: nowS() + 3600 };
     const statuses: string[] = [];
-    const two = await openPage({
+    const two = await openMagic({
       storage: { [ANON_KEY]: JSON.stringify(garbage) },
+      statuses: [401],
       beforeGoto: (p) => recordApiStatuses(p, statuses),
     });
     const { page } = two;
@@ -379,7 +348,7 @@ describe("Magic Box page", () => {
   });
 
   it("e2. an error event mid-stream, a dropped connection, 422, 502 and 503 each get a plain sentence; partial text is kept and marked", async () => {
-    const { page, problems, close } = await openPage();
+    const { page, problems, close } = await openMagic({ statuses: [422, 502, 503] });
     try {
       // Canned answers of /api/v1/stream, served in order by the browser itself.
       const sse = { "Content-Type": "text/event-stream; charset=utf-8" };
@@ -490,7 +459,7 @@ describe("Magic Box page", () => {
 
   it("e3. a Supabase session is used instead of an anonymous one: from localStorage or setSession()", async () => {
     const stored = await supabaseToken();
-    const { page, problems, close } = await openPage({
+    const { page, problems, close } = await openMagic({
       storage: {
         "sb-localref-auth-token": JSON.stringify({
           access_token: stored,
@@ -531,7 +500,7 @@ describe("Magic Box page", () => {
   });
 
   it("d. on a phone-sized screen it works without horizontal scrolling, and no page ever put a token in a URL", async () => {
-    const { page, problems, close } = await openPage({
+    const { page, problems, close } = await openMagic({
       context: { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true },
     });
     try {

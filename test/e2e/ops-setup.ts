@@ -128,16 +128,6 @@ export function useOpsRig(streams: number): OpsRig {
   };
 }
 
-/** Console errors and uncaught errors of `page`, collected from now on. */
-export function problemsOf(page: Page): string[] {
-  const problems: string[] = [];
-  page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error") problems.push(`console: ${m.text()}`);
-  });
-  return problems;
-}
-
 /** Types both tokens and presses Enter, as a keyboard user would; waits for the board. */
 export async function signInByKeyboard(page: Page): Promise<void> {
   await page.locator("#metrics-token").focus();

@@ -72,17 +72,32 @@ export function postAs(
 interface Window {
   limit: number;
   remaining: number;
+  window_seconds: number;
+  reset: number;
 }
-/** The body of GET /api/v1/usage. */
+/** The body of GET /api/v1/usage (src/routes/usage.ts). */
 export interface Usage {
   user_id: string;
   anonymous: boolean;
   limits: { user: Window; ip: Window };
-  quota: { hourly: Window; total: Window } | null;
+  quota: { hourly: Window; total: { limit: number; remaining: number } } | null;
   spend: { total_usd: number; today_usd: number; streams: number };
+  budget: {
+    name: string;
+    window: string;
+    limit_usd: number;
+    spent_usd: number;
+    held_usd: number;
+    left_usd: number;
+    reset: number;
+  } | null;
+  recent: Record<string, unknown>[] | null;
 }
 
-/** What /api/v1/usage says of this caller. */
+/**
+ * What /api/v1/usage says of this caller, asked from the caller's address (one usage read; the
+ * request's waitUntil work is settled before it returns).
+ */
 export async function usageOf(
   who: { token: string; ip: string },
   bindings: Bindings = testEnv(),

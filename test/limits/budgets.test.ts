@@ -12,6 +12,7 @@ import type { AdmissionRequest } from "../../src/limits/store";
 import { holdPrice } from "../../src/stream/cost";
 import { MODELS } from "../../src/stream/models";
 import { call, json } from "../helpers/app";
+import { usageOfToken } from "../helpers/gate";
 import { openEvents, readEvents } from "../helpers/sse";
 import {
   admissionRequest,
@@ -66,14 +67,6 @@ const settling = (userKey: string, startedAt: number, hold: HoldTicket, streamId
   hold,
 });
 
-interface BudgetBody {
-  limit_usd: number;
-  spent_usd: number;
-  held_usd: number;
-  left_usd: number;
-  reset: number;
-}
-
 async function startStream(env: Bindings, token: string, ip: string, directive = "tokens=1") {
   const id = crypto.randomUUID();
   const query = new URLSearchParams({
@@ -82,12 +75,6 @@ async function startStream(env: Bindings, token: string, ip: string, directive =
   });
   const called = await call(`/api/v1/stream?${query}`, { headers: bearer(token), ip }, env);
   return { ...called, id };
-}
-
-async function usageOf(env: Bindings, token: string) {
-  const { res } = await call("/api/v1/usage", { headers: bearer(token), ip: randomIp() }, env);
-  expect(res.status).toBe(200);
-  return json<{ budget: BudgetBody | null; spend: { total_usd: number; today_usd: number } }>(res);
 }
 
 async function upstreamMaxTokens(id: string): Promise<number | null> {
@@ -134,7 +121,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])(
         expect(await upstreamMaxTokens(r.id)).toBeNull();
       }
       // Exactly the eight holds are held: the refused ones hold nothing.
-      const during = await usageOf(env, token);
+      const during = await usageOfToken(token, env);
       expect(Math.round((during.budget?.held_usd ?? 0) * 1e6)).toBe(BUDGET);
 
       const maxTokens = await Promise.all(admitted.map((s) => upstreamMaxTokens(s.id)));
@@ -150,7 +137,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])(
         await s.res.body?.cancel();
         await s.settled();
       }
-      const after = await usageOf(env, token);
+      const after = await usageOfToken(token, env);
       expect(after.budget?.held_usd).toBe(0);
       expect(after.budget?.spent_usd).toBeCloseTo(after.spend.today_usd, 9);
       expect(Math.round((after.budget?.spent_usd ?? 0) * 1e6)).toBeGreaterThan(0);
@@ -226,7 +213,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])(
       await reader.cancel();
       await gone.settled();
 
-      const u = await usageOf(env, token);
+      const u = await usageOfToken(token, env);
       expect(u.budget?.held_usd).toBe(0);
       expect(u.budget?.spent_usd).toBeGreaterThan(0);
       // The budget's spend and the ledger's are the same writes.
@@ -319,7 +306,7 @@ describe.each<StoreKind>(["durable_object", "upstash"])(
       const withHold = settling(userKey, now, decided.budget.ticket);
       expect(await store.writeLedger(withHold)).toBe("written");
       expect(await store.writeLedger(withHold)).toBe("duplicate");
-      const u = await usageOf(env, token);
+      const u = await usageOfToken(token, env);
       expect(u.budget).toMatchObject({ spent_usd: 21e-6, held_usd: 0 });
     });
   },

@@ -5,11 +5,10 @@
  */
 import { decodeJwt } from "jose";
 import { describe, expect, it } from "vitest";
-import { call, json } from "../helpers/app";
-import { anonCaller, fakeMessage, upstreamRecord, type Who } from "../helpers/gate";
+import { json } from "../helpers/app";
+import { anonCaller, fakeMessage, upstreamRecord, usageOf, type Who } from "../helpers/gate";
 import { waitForRows } from "../helpers/ledger";
 import { openEvents, readEvents } from "../helpers/sse";
-import { bearer } from "../helpers/tokens";
 import {
   comparable,
   kept,
@@ -25,16 +24,6 @@ import {
 const STORES = ["durable_object", "upstash"] as const;
 const keyOf = (who: Who) => `anonymous:${decodeJwt(who.token).sub}`;
 const newId = () => `s-${crypto.randomUUID().slice(0, 12)}`;
-
-async function usage(who: Who, bindings: ReturnType<typeof resumeEnv>) {
-  const { res } = await call("/api/v1/usage", { headers: bearer(who.token), ip: who.ip }, bindings);
-  expect(res.status).toBe(200);
-  return json<{
-    quota: { hourly: { remaining: number } };
-    spend: { streams: number };
-    budget: { held_usd: number };
-  }>(res);
-}
 
 /** Polls the fake's record of directive `id` until `until` holds (≈3 s). */
 async function upstreamUntil(
@@ -66,9 +55,9 @@ describe.each(STORES)("a resumable stream's life in the %s store", (kind) => {
     expect(more).toEqual([]);
     expect(row).toMatchObject({ finish_reason: "client_abort" });
     expect(row?.output_tokens).toBeGreaterThan(0);
-    const u = await usage(who, bindings);
-    expect(u.budget.held_usd).toBe(0);
-    expect(u.quota.hourly.remaining).toBe(19);
+    const u = await usageOf(who, bindings);
+    expect(u.budget?.held_usd).toBe(0);
+    expect(u.quota?.hourly.remaining).toBe(19);
   });
 
   it("runs to its end when the reader reconnects within the grace, recorded once", async () => {
@@ -94,9 +83,9 @@ describe.each(STORES)("a resumable stream's life in the %s store", (kind) => {
     await Promise.all([first.settled(), second.settled(), third.settled()]);
     const rows = await waitForRows(keyOf(who), 1);
     expect(rows.map((r) => r.finish_reason)).toEqual(["stop"]);
-    const u = await usage(who, bindings);
+    const u = await usageOf(who, bindings);
     expect(u.spend.streams).toBe(1);
-    expect(u.budget.held_usd).toBe(0);
+    expect(u.budget?.held_usd).toBe(0);
   });
 
   it("stops at once on DELETE: every reader gets done stopped; 204, again 204, unknown 404", async () => {
@@ -125,7 +114,7 @@ describe.each(STORES)("a resumable stream's life in the %s store", (kind) => {
     await Promise.all([first.settled(), second.settled()]);
     const rows = await waitForRows(keyOf(who), 1);
     expect(rows.map((r) => r.finish_reason)).toEqual(["stopped"]);
-    expect((await usage(who, bindings)).budget.held_usd).toBe(0);
+    expect((await usageOf(who, bindings)).budget?.held_usd).toBe(0);
   });
 
   it("answers 409 stream_exists for a live id of the same principal, spending nothing; another principal's equal id is its own stream", async () => {
@@ -146,10 +135,10 @@ describe.each(STORES)("a resumable stream's life in the %s store", (kind) => {
     await readEvents(first.res);
     await Promise.all([first.settled(), theirs.settled()]);
     // The 409 spent no quota unit and left no hold; the stream is one record.
-    const u = await usage(who, bindings);
-    expect(u.quota.hourly.remaining).toBe(19);
+    const u = await usageOf(who, bindings);
+    expect(u.quota?.hourly.remaining).toBe(19);
     expect(u.spend.streams).toBe(1);
-    expect(u.budget.held_usd).toBe(0);
+    expect(u.budget?.held_usd).toBe(0);
     // Once it has ended, the id may start a new stream.
     const again = await startStream(who, fakeMessage({ tokens: 2 }).message, id, bindings);
     expect(again.res.status).toBe(200);

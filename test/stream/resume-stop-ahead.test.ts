@@ -4,31 +4,20 @@
  * and a start of that id within STOP_AHEAD_MS does not run and spends nothing; the next one runs.
  */
 import { describe, expect, it } from "vitest";
-import { call, json } from "../helpers/app";
-import { anonCaller, fakeMessage, upstreamRecord, type Who } from "../helpers/gate";
+import { anonCaller, fakeMessage, upstreamRecord, usageOf } from "../helpers/gate";
 import { readEvents } from "../helpers/sse";
-import { bearer } from "../helpers/tokens";
 import { kept, resumeEnv, resumeStream, startStream, stopStream } from "./resume-helpers";
 
 const STORES = ["durable_object", "upstash"] as const;
 const newId = () => `s-${crypto.randomUUID().slice(0, 12)}`;
-
-async function usage(who: Who, bindings: ReturnType<typeof resumeEnv>) {
-  const { res } = await call("/api/v1/usage", { headers: bearer(who.token), ip: who.ip }, bindings);
-  expect(res.status).toBe(200);
-  return json<{
-    quota: { hourly: { remaining: number }; total: { remaining: number } };
-    spend: { streams: number };
-    budget: { held_usd: number };
-  }>(res);
-}
 
 describe.each(STORES)("a Stop before its stream's start, in the %s store", (kind) => {
   it("keeps the stream from running: 499, nothing spent, nothing to resume; the next start runs", async () => {
     const bindings = resumeEnv(kind);
     const who = await anonCaller();
     const id = newId();
-    const before = await usage(who, bindings);
+    const before = await usageOf(who, bindings);
+    expect(before.quota).not.toBeNull();
 
     const stop = await stopStream(who, id, bindings);
     expect(stop.res.status).toBe(404);
@@ -37,10 +26,10 @@ describe.each(STORES)("a Stop before its stream's start, in the %s store", (kind
     expect(started.res.status).toBe(499);
     await started.settled();
     expect(await upstreamRecord(fake)).toBeNull();
-    const after = await usage(who, bindings);
-    expect(after.quota.hourly.remaining).toBe(before.quota.hourly.remaining);
-    expect(after.quota.total.remaining).toBe(before.quota.total.remaining);
-    expect(after.budget.held_usd).toBe(0);
+    const after = await usageOf(who, bindings);
+    expect(after.quota?.hourly.remaining).toBe(before.quota?.hourly.remaining);
+    expect(after.quota?.total.remaining).toBe(before.quota?.total.remaining);
+    expect(after.budget?.held_usd).toBe(0);
     expect(after.spend.streams).toBe(before.spend.streams);
     expect((await resumeStream(who, id, bindings)).res.status).toBe(404);
 

@@ -9,8 +9,8 @@ import { describe, expect, it } from "vitest";
 import type { Bindings } from "../../src/env";
 import { costMicroUsd } from "../../src/stream/cost";
 import { MODELS } from "../../src/stream/models";
-import { call, json } from "../helpers/app";
-import { anonCaller, fakeMessage, upstreamRecord, type Who } from "../helpers/gate";
+import { call } from "../helpers/app";
+import { anonCaller, fakeMessage, upstreamRecord, usageOf, type Who } from "../helpers/gate";
 import { waitForRows } from "../helpers/ledger";
 import { openEvents } from "../helpers/sse";
 import { type StoreKind, storeEnv } from "../helpers/stores";
@@ -107,9 +107,9 @@ async function abortAfterFirstChunk(
 
 /** The caller's own budget as /api/v1/usage says it, in µUSD. */
 async function ownBudgetSpent(who: Who, env: Bindings): Promise<number> {
-  const { res } = await call("/api/v1/usage", { headers: bearer(who.token), ip: who.ip }, env);
-  const body = await json<{ budget: { spent_usd: number } | null }>(res);
-  return Math.round((body.budget?.spent_usd ?? 0) * 1e6);
+  const { budget } = await usageOf(who, env);
+  expect(budget).not.toBeNull();
+  return Math.round((budget?.spent_usd ?? 0) * 1e6);
 }
 
 describe.each<StoreKind>(["durable_object", "upstash"])(
