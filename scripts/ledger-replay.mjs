@@ -1,15 +1,19 @@
 #!/usr/bin/env node
 /**
- * @module Replays ledger records whose queue send failed: reads log lines (a file or stdin),
- * picks the `ledger_send_failed` events, and posts their `replay` records to the operator API
- * (POST /api/v1/admin/ledger), which writes them to D1 idempotently by record id.
+ * @module Replays ledger records whose D1 send or limits-store write failed: reads log lines (a
+ * file or stdin), picks the `ledger_send_failed` and `ledger_write_failed` events (a record in
+ * both is replayed once), and posts their `replay` records to the operator API
+ * (POST /api/v1/admin/ledger), which writes each to the limits store (its spend, its hold's
+ * settlement) and to D1, idempotently by record id.
  * Usage: ADMIN_TOKEN=... npm run ledger:replay -- --url <base-url> [file] [--dry-run]
  */
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 
-const EVENT = "ledger_send_failed";
+/** The log events that carry a whole record under `replay`. */
+const EVENTS = ["ledger_send_failed", "ledger_write_failed"];
+const hasEvent = (text) => EVENTS.some((e) => text.includes(e));
 const BATCH = 100;
 
 const { values, positionals } = parseArgs({
@@ -33,7 +37,7 @@ function collect(value, out, depth = 0) {
   if (depth > 6 || value === null) return;
   if (typeof value === "string") {
     const at = value.indexOf("{");
-    if (at >= 0 && value.includes(EVENT)) {
+    if (at >= 0 && hasEvent(value)) {
       try {
         collect(JSON.parse(value.slice(at)), out, depth + 1);
       } catch {}
@@ -41,11 +45,11 @@ function collect(value, out, depth = 0) {
     return;
   }
   if (typeof value !== "object") return;
-  if (value.event === EVENT && typeof value.replay === "string") {
+  if (EVENTS.includes(value.event) && typeof value.replay === "string") {
     try {
       out.push(JSON.parse(value.replay));
     } catch {
-      console.error(`skipped a ${EVENT} line whose replay is not JSON`);
+      console.error(`skipped a ${value.event} line whose replay is not JSON`);
     }
     return;
   }
@@ -55,7 +59,7 @@ function collect(value, out, depth = 0) {
 const input = positionals[0] ? createReadStream(positionals[0]) : process.stdin;
 const records = new Map();
 for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
-  if (!line.includes(EVENT)) continue;
+  if (!hasEvent(line)) continue;
   const found = [];
   collect(line, found);
   for (const r of found) if (typeof r?.recordId === "string") records.set(r.recordId, r);

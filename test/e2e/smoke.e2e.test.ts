@@ -63,7 +63,7 @@ describe("npm run smoke", () => {
 });
 
 describe("npm run ledger:replay", () => {
-  it("writes the records of ledger_send_failed lines once, however often it runs", async () => {
+  it("writes the records of ledger_send_failed and ledger_write_failed lines once, however often it runs", async () => {
     const user = `anonymous:anon_${crypto.randomUUID()}`;
     const record = {
       recordId: crypto.randomUUID(),
@@ -80,29 +80,46 @@ describe("npm run ledger:replay", () => {
       ttftMs: 3,
       durationMs: 30,
     };
-    const line = JSON.stringify({
-      ts: new Date().toISOString(),
-      level: "error",
-      event: "ledger_send_failed",
-      replay: JSON.stringify(record),
-    });
-    // A plain log line, the same line wrapped as Workers Logs exports it, and noise.
+    // A second stream of the same user whose store write failed (its hold counts in full until
+    // its record comes): that line's record is replayed too.
+    const unsettled = { ...record, recordId: crypto.randomUUID(), costMicroUsd: 77 };
+    const lineOf = (event: string, r: object) =>
+      JSON.stringify({
+        ts: new Date().toISOString(),
+        level: "error",
+        event,
+        replay: JSON.stringify(r),
+      });
+    const line = lineOf("ledger_send_failed", record);
+    // A plain log line, the same line wrapped as Workers Logs exports it, the first record's
+    // store write failing too (one record, two lines), the second record, and noise.
     const file = join(dir, "worker.log");
     await writeFile(
       file,
-      `[wrangler:info] GET /healthz 200 OK\n${line}\n${JSON.stringify({ message: line })}\n`,
+      [
+        "[wrangler:info] GET /healthz 200 OK",
+        line,
+        JSON.stringify({ message: line }),
+        lineOf("ledger_write_failed", record),
+        lineOf("ledger_write_failed", unsettled),
+        "",
+      ].join("\n"),
     );
     const first = await run("ledger-replay.mjs", ["--url", dev.url, file], { ADMIN_TOKEN });
-    expect(first.out).toContain("found 1 record(s) to replay");
-    expect(first.out).toContain("written 1, already in the ledger 0");
+    expect(first.out).toContain("found 2 record(s) to replay");
+    expect(first.out).toContain("written 2, already in the ledger 0");
     const second = await run("ledger-replay.mjs", ["--url", dev.url, file], { ADMIN_TOKEN });
-    expect(second.out).toContain("written 0, already in the ledger 1");
+    expect(second.out).toContain("written 0, already in the ledger 2");
     const res = await fetch(`${dev.url}/api/v1/admin/ledger?user=${encodeURIComponent(user)}`, {
       headers: { Authorization: `Bearer ${ADMIN_TOKEN}` },
     });
     const body = (await res.json()) as { records: { record_id: string; cost_micro_usd: number }[] };
-    expect(body.records).toEqual([
-      expect.objectContaining({ record_id: record.recordId, cost_micro_usd: 123 }),
-    ]);
+    expect(body.records).toHaveLength(2);
+    expect(body.records).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ record_id: record.recordId, cost_micro_usd: 123 }),
+        expect.objectContaining({ record_id: unsettled.recordId, cost_micro_usd: 77 }),
+      ]),
+    );
   });
 });
