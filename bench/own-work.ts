@@ -19,7 +19,7 @@ import { startStack } from "./lib/stack";
 import { stateRoot } from "./lib/wrangler";
 import { log, SHORT, send } from "./phases/common";
 import { closedLoop } from "./phases/load";
-import { cpuOverFloor, pairedRounds, startOwnWork } from "./phases/own-work";
+import { cpuOverFloor, everyTarget, pairedRounds, startOwnWork } from "./phases/own-work";
 
 installCleanupHandlers();
 const argv = process.argv.slice(2);
@@ -48,13 +48,7 @@ async function main(): Promise<void> {
     `starting the floor and the gateways (${stores.join(", ")})${base ? ` and base ${base}` : ""}`,
   );
   const set = await startOwnWork(stack, [...stores], base, baseVars);
-  const every = [
-    set.floor,
-    set.floorTrip,
-    set.floorDoTrip,
-    set.floorDoWrite,
-    ...set.gateways.map((g) => g.target),
-  ];
+  const every = everyTarget(set);
   log("warm-up");
   for (const t of every) {
     for (let i = 0; i < 25; i++) await send(t, SHORT);

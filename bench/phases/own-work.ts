@@ -98,15 +98,18 @@ export async function startOwnWork(
   };
 }
 
+/** The floors, then the gateways. */
+export const everyTarget = (set: OwnWorkSet): BenchTarget[] => [
+  set.floor,
+  set.floorTrip,
+  set.floorDoTrip,
+  set.floorDoWrite,
+  ...set.gateways.map((g) => g.target),
+];
+
 /** Paired rounds of every target; returns the per-round differences that matter, as quartiles. */
 export async function pairedRounds(set: OwnWorkSet, rounds: number, maxMs: number) {
-  const all = [
-    set.floor,
-    set.floorTrip,
-    set.floorDoTrip,
-    set.floorDoWrite,
-    ...set.gateways.map((g) => g.target),
-  ];
+  const all = everyTarget(set);
   // The limit stage's store call as each gateway's access lines give it (whole ms).
   const storeMs = new Map<string, number[]>();
   const unsubscribe = set.gateways.map((g) => {
@@ -143,13 +146,7 @@ export async function cpuOverFloor(
   runMs: number,
   reps: number,
 ) {
-  const targets = [
-    set.floor,
-    set.floorTrip,
-    set.floorDoTrip,
-    set.floorDoWrite,
-    ...set.gateways.map((g) => g.target),
-  ];
+  const targets = everyTarget(set);
   const acc = new Map<string, { cpu: number; streams: number; ms: number }>();
   for (const [ci, c] of concurrencies.entries()) {
     for (let rep = 0; rep < reps; rep++) {
