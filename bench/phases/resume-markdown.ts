@@ -108,6 +108,20 @@ export function resumeMarkdown(r: ResumeAb): string {
       writes,
     ),
     "",
+    "What the heap per open stream is made of with resume on: the kinds of object (a heap census before the streams and while they are open) that grew most, per open stream:",
+    "",
+    table(
+      ["store", "kind", "objects per stream", "KiB per stream"],
+      r.stores.flatMap((s) =>
+        (s.heap_per_open_stream?.on.per_open_stream_by_kind ?? []).map((k) => [
+          s.store,
+          `\`${k.kind}\``,
+          fmt(k.per_stream, 1),
+          fmt(k.kib_per_stream, 2),
+        ]),
+      ),
+    ),
+    "",
     failures(r),
     "",
   ].join("\n");

@@ -4,7 +4,7 @@
  * at once (the memory phase's method).
  */
 import { completed, type StreamResult } from "../lib/client";
-import { connectHeapProbe } from "../lib/inspector";
+import { censusGrowth, connectHeapProbe } from "../lib/inspector";
 import { sleep } from "../lib/procs";
 import { round } from "../lib/stats";
 import type { WranglerDev } from "../lib/wrangler";
@@ -72,13 +72,15 @@ export async function writesOf(
 /**
  * The memory phase's method, held until every stream is open: `HELD.streams` streams opened
  * over `HELD.rampMs`; the live heap (after a full collection) once all have their headers (or
- * `HELD.waitMs` passed), over the heap before, per open stream; and the heap once all ended.
+ * `HELD.waitMs` passed), over the heap before, per open stream, and which kinds of object it
+ * grew by (a heap census before and while open); and the heap once all ended.
  */
 export async function heldOpen(t: BenchTarget) {
   const dev = t.dev as WranglerDev;
   const probe = await connectHeapProbe(dev.inspectorPort as number);
   try {
     const before = (await probe.heapAfterGc()).usedMib;
+    const censusBefore = await probe.census();
     let open = 0;
     const all = Promise.all(
       Array.from({ length: HELD.streams }, async (_, i) => {
@@ -99,6 +101,12 @@ export async function heldOpen(t: BenchTarget) {
     const allOpenMs = nowMs() - start;
     const atOpen = open;
     const withOpen = (await probe.heapAfterGc()).usedMib;
+    // What the open streams' heap is made of: the kinds of object that grew, per open stream.
+    const byKind = censusGrowth(censusBefore, await probe.census(), 12).map((g) => ({
+      kind: g.kind.replace(/[|`\s]+/g, " "),
+      per_stream: atOpen > 0 ? round(g.count / atOpen, 1) : null,
+      kib_per_stream: atOpen > 0 ? round(g.kib / atOpen, 2) : null,
+    }));
     const results = await all;
     await sleep(1_500);
     const after = (await probe.heapAfterGc()).usedMib;
@@ -114,6 +122,8 @@ export async function heldOpen(t: BenchTarget) {
         after: round(after, 2),
       },
       per_open_stream_kib: atOpen > 0 ? round(((withOpen - before) * 1024) / atOpen, 1) : null,
+      /** The object kinds that grew most with the streams open (heap census), per open stream. */
+      per_open_stream_by_kind: byKind,
       /** What stayed after they all ended, per stream (the owners live on for the resume TTL). */
       left_after_per_stream_kib: round(((after - before) * 1024) / results.length, 1),
     };
