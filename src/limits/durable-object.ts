@@ -71,9 +71,9 @@ export class LimitsStore extends DurableObject {
     return peek(current ?? 0, previous ?? 0, now, spec);
   }
 
-  /** Counts one hit in the named sliding window. */
-  hit(name: string, spec: WindowSpec): WindowResult {
-    return this.hitWindow(name, spec, Date.now());
+  /** Counts one hit in the named sliding window at `now`. */
+  hit(name: string, spec: WindowSpec, now: number): WindowResult {
+    return this.hitWindow(name, spec, now);
   }
 
   /**
@@ -131,9 +131,9 @@ export class LimitsStore extends DurableObject {
   }
 
   /**
-   * Undoes what admission `id` counted in the named window (and the quota unit, if it spent
-   * one, and its hold), never below zero; an `admit` of the same id that arrives later counts
-   * nothing.
+   * Undoes what admission `id` (made at `at`) counted in the named window (and the quota unit,
+   * if it spent one, and its hold), never below zero; an `admit` of the same id that arrives
+   * later counts nothing. `now` is the cancel's own time.
    */
   cancelAdmission(
     id: string,
@@ -141,13 +141,13 @@ export class LimitsStore extends DurableObject {
     spec: WindowSpec,
     hourly: WindowSpec | null,
     at: number,
+    now: number,
   ): void {
-    const now = Date.now();
     const mark = `admission:${id}`;
     const counted = this.get(mark, now);
     this.put(mark, MARK_CANCELLED, now + ADMISSION_MARK_TTL_MS);
     if (counted === MARK_WINDOW || counted === MARK_QUOTA) this.uncount(name, spec, at, now);
-    if (counted === MARK_QUOTA && hourly) this.refundQuota(hourly, at);
+    if (counted === MARK_QUOTA && hourly) this.refundQuota(hourly, at, now);
     this.budgets.release(id);
   }
 
@@ -172,17 +172,23 @@ export class LimitsStore extends DurableObject {
     this.budgets.release(id);
   }
 
-  /** A shard's settlement of record `recordId`: once, however often it is replayed. */
-  settleShared(recordId: string, id: string, keys: string[], cost: number, keepUntil: number) {
-    return this.budgets.settleOnce(recordId, id, keys, cost, Date.now(), keepUntil);
+  /** A shard's settlement of record `recordId` at `now`: once, however often it is replayed. */
+  settleShared(
+    recordId: string,
+    id: string,
+    keys: string[],
+    cost: number,
+    keepUntil: number,
+    now: number,
+  ) {
+    return this.budgets.settleOnce(recordId, id, keys, cost, now, keepUntil);
   }
 
   /**
-   * The state of each budget in `entries` (with the µUSD of expired holds it counts in full);
-   * changes nothing but counting expired holds as spent.
+   * The state of each budget in `entries` at `now` (with the µUSD of expired holds it counts in
+   * full); changes nothing but counting expired holds as spent.
    */
-  readBudgets(entries: BudgetEntry[]): (BudgetState & { expired: number })[] {
-    const now = Date.now();
+  readBudgets(entries: BudgetEntry[], now: number): (BudgetState & { expired: number })[] {
     this.budgets.sweep(now);
     return entries.map((e) => ({
       ...this.budgets.state(e, now),
@@ -190,9 +196,9 @@ export class LimitsStore extends DurableObject {
     }));
   }
 
-  /** Reads the named window without counting. */
-  read(name: string, spec: WindowSpec): WindowResult {
-    return this.peekWindow(name, spec, Date.now());
+  /** Reads the named window at `now` without counting. */
+  read(name: string, spec: WindowSpec, now: number): WindowResult {
+    return this.peekWindow(name, spec, now);
   }
 
   /**
@@ -226,18 +232,16 @@ export class LimitsStore extends DurableObject {
     };
   }
 
-  /** Gives back one quota unit spent at `spentAt`. */
-  refundQuota(hourly: WindowSpec, spentAt: number): void {
-    const now = Date.now();
+  /** Gives back one quota unit spent at `spentAt`; `now` is the refund's own time. */
+  refundQuota(hourly: WindowSpec, spentAt: number, now: number): void {
     // Back to the bucket the unit was taken from, never below zero.
     this.uncount("quota:hourly", hourly, spentAt, now);
     const used = this.get("quota:total", now);
     if (used > 0) this.put("quota:total", used - 1, now + TOTAL_QUOTA_TTL_MS);
   }
 
-  /** Reads the quotas without spending. */
-  readQuota(hourly: WindowSpec, totalCap: number) {
-    const now = Date.now();
+  /** Reads the quotas at `now` without spending. */
+  readQuota(hourly: WindowSpec, totalCap: number, now: number) {
     const used = this.get("quota:total", now);
     return {
       hourly: this.peekWindow("quota:hourly", hourly, now),
@@ -247,14 +251,14 @@ export class LimitsStore extends DurableObject {
 
   /**
    * Stores a ledger record and adds its cost to the spend counters, and settles its hold in
-   * the user's own budgets (`ownKeys`), once per record id.
+   * the user's own budgets (`ownKeys`), once per record id; `now` is the write's own time.
    */
   writeLedger(
     record: LedgerRecord,
-    ownKeys: string[] = [],
-    keepUntil = 0,
+    ownKeys: string[],
+    keepUntil: number,
+    now: number,
   ): "written" | "duplicate" {
-    const now = Date.now();
     if (this.ledgerSweepDue(now)) {
       this.sql.exec(
         "DELETE FROM ledger WHERE started_at < ?",
@@ -283,9 +287,8 @@ export class LimitsStore extends DurableObject {
     return "written";
   }
 
-  /** The spend counters, in USD. */
-  spend(): SpendSummary {
-    const now = Date.now();
+  /** The spend counters at `now` (today is `now`'s UTC day), in USD. */
+  spend(now: number): SpendSummary {
     return {
       totalUsd: this.get("spend:total", now) / 1e6,
       todayUsd: this.get(`spend:day:${utcDay(now)}`, now) / 1e6,

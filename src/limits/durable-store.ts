@@ -16,14 +16,16 @@ import {
 import type { BudgetEntry } from "./durable-budgets";
 import type { LimitsStore } from "./durable-object";
 import { tighter } from "./sliding-window";
-import type {
-  Admission,
-  AdmissionRequest,
-  BudgetOutcome,
-  BudgetView,
-  LimitSpecs,
-  LimitStore,
-  UsageSnapshot,
+import {
+  type Admission,
+  type AdmissionRequest,
+  type BudgetOutcome,
+  type BudgetView,
+  type Clock,
+  type ClockedStore,
+  type LimitSpecs,
+  systemClock,
+  type UsageSnapshot,
 } from "./store";
 
 /**
@@ -34,12 +36,15 @@ export function shardLimit(limit: number, shards: number, shard: number): number
   return Math.floor(limit / shards) + (shard < limit % shards ? 1 : 0);
 }
 
-/** Builds the Durable Object store; `ns` is the LIMITS binding, object names start with `prefix`. */
+/**
+ * Builds the Durable Object store; `ns` is the LIMITS binding, object names start with `prefix`.
+ * The objects decide at the time `now` gives them: an admission's `at`, else the caller's clock.
+ */
 export function durableStore(
   ns: DurableObjectNamespace<LimitsStore>,
   specs: LimitSpecs,
-  prefix = "mb",
-): LimitStore {
+  { prefix = "mb", now = systemClock }: { prefix?: string; now?: Clock } = {},
+): ClockedStore {
   const user = (key: string) => ns.get(ns.idFromName(`${prefix}:user:${key}`));
   const ip = (key: string) => ns.get(ns.idFromName(`${prefix}:ip:${key}`));
   const shardObject = (i: number) => ns.get(ns.idFromName(`${prefix}:budget-shard:${i}`));
@@ -66,15 +71,18 @@ export function durableStore(
         specs.user,
         r.anonymous ? specs.anonHourly : null,
         r.at,
+        now(),
       ),
     // The /64's object and the /48's: a cancel of what counted nothing only marks it.
-    ip: (r: AdmissionRequest) =>
-      Promise.all([
-        ip(r.ipKey).cancelAdmission(r.id, "rate:ip", specs.ip, null, r.at),
+    ip: (r: AdmissionRequest) => {
+      const at = now();
+      return Promise.all([
+        ip(r.ipKey).cancelAdmission(r.id, "rate:ip", specs.ip, null, r.at, at),
         r.wideIpKey
-          ? ip(r.wideIpKey).cancelAdmission(r.id, "rate:ip", specs.ipWide, null, r.at)
+          ? ip(r.wideIpKey).cancelAdmission(r.id, "rate:ip", specs.ipWide, null, r.at, at)
           : null,
-      ]),
+      ]);
+    },
   };
 
   /**
@@ -99,7 +107,7 @@ export function durableStore(
     while (untried.size > 0) {
       const candidates = [...untried];
       const states = await Promise.all(
-        candidates.map((k) => shardObject(k).readBudgets(shardEntries(list, r.at, k))),
+        candidates.map((k) => shardObject(k).readBudgets(shardEntries(list, r.at, k), r.at)),
       );
       const free = states.map((s) => Math.min(...s.map((b) => b.limit - b.spent - b.held)));
       const best = free.indexOf(Math.max(...free));
@@ -114,6 +122,7 @@ export function durableStore(
 
   return {
     kind: "durable_object",
+    now,
     async admit(r): Promise<Admission> {
       // The user's window, quota and own budget live in one object, the IP's window in another,
       // a shard of the shared budgets in a third: all are asked at once (one round trip in
@@ -206,30 +215,31 @@ export function durableStore(
         : [];
       await Promise.all([cancelIn.user(r), cancelIn.ip(r), ...releases]);
     },
-    refundQuota: (userKey, spentAt) => user(userKey).refundQuota(specs.anonHourly, spentAt),
+    refundQuota: (userKey, spentAt) => user(userKey).refundQuota(specs.anonHourly, spentAt, now()),
     async hitSessionMint(ipKey, wideKey) {
       // Per /64 and, for IPv6, per /48, at once; a refusal by one still counts in the other.
+      const at = now();
       const [a, b] = await Promise.all([
-        ip(ipKey).hit("mint", specs.sessionsPerIp),
-        wideKey ? ip(wideKey).hit("mint", specs.sessionsPerIpWide) : null,
+        ip(ipKey).hit("mint", specs.sessionsPerIp, at),
+        wideKey ? ip(wideKey).hit("mint", specs.sessionsPerIpWide, at) : null,
       ]);
       return b ? tighter(a, b) : a;
     },
-    hitUsageRead: (userKey) => user(userKey).hit("usage", specs.usageReads),
+    hitUsageRead: (userKey) => user(userKey).hit("usage", specs.usageReads, now()),
     async usage(userKey, ipKey, anonymous): Promise<UsageSnapshot> {
       const u = user(userKey);
-      const now = Date.now();
+      const at = now();
       const [mine] = own(anonymous);
       const [userWindow, ipWindow, quota, spend, budget] = await Promise.all([
-        u.read("rate:user", specs.user),
-        ip(ipKey).read("rate:ip", specs.ip),
-        anonymous ? u.readQuota(specs.anonHourly, specs.anonTotal) : null,
-        u.spend(),
-        mine ? u.readBudgets([entry(mine, now)]) : null,
+        u.read("rate:user", specs.user, at),
+        ip(ipKey).read("rate:ip", specs.ip, at),
+        anonymous ? u.readQuota(specs.anonHourly, specs.anonTotal, at) : null,
+        u.spend(at),
+        mine ? u.readBudgets([entry(mine, at)], at) : null,
       ]);
       const view: BudgetView | null =
         mine && budget?.[0]
-          ? { name: mine.name, ...budget[0], endsAt: budgetWindow(mine, now).endsAt }
+          ? { name: mine.name, ...budget[0], endsAt: budgetWindow(mine, at).endsAt }
           : null;
       return { user: userWindow, ip: ipWindow, quota, spend, budget: view };
     },
@@ -239,8 +249,9 @@ export function durableStore(
       const at = hold?.at ?? record.startedAt;
       const ownKeys = own(anonymous).map((b) => entry(b, at).key);
       const sharedKeys = shared(anonymous).map((b) => entry(b, at).key);
+      const writtenAt = now();
       const [written] = await Promise.all([
-        user(record.userKey).writeLedger(record, ownKeys, keepUntil(at)),
+        user(record.userKey).writeLedger(record, ownKeys, keepUntil(at), writtenAt),
         sharedKeys.length > 0
           ? shardObject(hold?.shard ?? 0).settleShared(
               record.recordId,
@@ -248,17 +259,18 @@ export function durableStore(
               sharedKeys,
               record.costMicroUsd,
               keepUntil(at),
+              writtenAt,
             )
           : null,
       ]);
       return written;
     },
-    async sharedBudgets(now) {
+    async sharedBudgets(at) {
       const list = sharedBudgets(specs.budgets);
       if (list.length === 0) return [];
       const parts = await Promise.all(
         Array.from({ length: shards }, (_, k) =>
-          shardObject(k).readBudgets(shardEntries(list, now, k)),
+          shardObject(k).readBudgets(shardEntries(list, at, k), at),
         ),
       );
       return list.map((b, j): BudgetView => {
@@ -270,12 +282,12 @@ export function durableStore(
           spent: sum("spent"),
           held: sum("held"),
           expired: sum("expired"),
-          endsAt: budgetWindow(b, now).endsAt,
+          endsAt: budgetWindow(b, at).endsAt,
         };
       });
     },
     // One object holds the metrics: every isolate's counters meet there.
-    recordMetrics: (counters, now) => metrics().recordMetrics(counters, now),
-    readMetrics: (now) => metrics().readMetrics(now),
+    recordMetrics: (counters, at) => metrics().recordMetrics(counters, at),
+    readMetrics: (at) => metrics().readMetrics(at),
   };
 }

@@ -61,7 +61,7 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
   const [principal, ip, config] = [c.get("principal"), c.get("clientIp"), c.get("config")];
   const input = c.get("streamInput");
   const store = storeFor(config, c.env);
-  const now = Date.now();
+  const now = store.now();
   const denials = denyCacheFor(config);
   const ipKeys = [`ip:${ip}`, wideOf(ip)];
   // A caller refused a moment ago is refused again here, without a store round trip.

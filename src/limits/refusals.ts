@@ -53,11 +53,11 @@ export function warnExhaustedOnce(log: Logger, budget: BudgetName, endsAt: numbe
 /** Milliseconds as the whole seconds of a Retry-After or RateLimit-Reset (at least 1). */
 export const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
-/** The RateLimit-* headers (draft-ietf-httpapi-ratelimit-headers, separate fields) for the tightest window. */
-export function rateLimitHeaders(
-  windows: WindowResult[],
-  now = Date.now(),
-): Record<string, string> {
+/**
+ * The RateLimit-* headers (draft-ietf-httpapi-ratelimit-headers, separate fields) for the
+ * tightest window, its reset counted from `now`.
+ */
+export function rateLimitHeaders(windows: WindowResult[], now: number): Record<string, string> {
   const tightest = windows.reduce((a, b) => (b.remaining < a.remaining ? b : a));
   return {
     "RateLimit-Limit": String(tightest.limit),

@@ -18,14 +18,16 @@ import {
   sharedBudgets,
 } from "./budget";
 import { passesAt, peek, tighter, windowEnd, windowKeys } from "./sliding-window";
-import type {
-  Admission,
-  AdmissionRequest,
-  BudgetView,
-  LimitSpecs,
-  LimitStore,
-  UsageSnapshot,
-  WindowResult,
+import {
+  type Admission,
+  type AdmissionRequest,
+  type BudgetView,
+  type Clock,
+  type ClockedStore,
+  type LimitSpecs,
+  systemClock,
+  type UsageSnapshot,
+  type WindowResult,
 } from "./store";
 import {
   ADMIT_ANSWER,
@@ -110,13 +112,22 @@ function admission(
   return { user, ip, quota, budget: { ok: true, maxTokens: a.maxTokens, ticket } };
 }
 
-/** Builds the Upstash store; `fetchTimeoutMs` aborts any REST call that hangs; keys start with `PREFIX`. */
+/** How the Upstash store is built: each has a default but the REST call's deadline. */
+export interface UpstashOptions {
+  /** Aborts any REST call that hangs this long, ms. */
+  timeoutMs: number;
+  /** Every key starts with it. */
+  prefix?: string;
+  /** The time of the calls that carry none of their own (usage reads). */
+  now?: Clock;
+}
+
+/** Builds the Upstash store. */
 export function upstashStore(
   conn: { url: string; token: string },
   specs: LimitSpecs,
-  fetchTimeoutMs: number,
-  PREFIX = "mb",
-): LimitStore {
+  { timeoutMs: fetchTimeoutMs, prefix: PREFIX = "mb", now = systemClock }: UpstashOptions,
+): ClockedStore {
   const redis = new Redis({
     url: conn.url,
     token: conn.token,
@@ -247,6 +258,7 @@ export function upstashStore(
 
   return {
     kind: "upstash",
+    now,
     async admit(request): Promise<Admission> {
       const { at: now, anonymous, price } = request;
       const budgets = budgetsOf(anonymous);
@@ -302,13 +314,13 @@ export function upstashStore(
     ),
     hitUsageRead: single("usage", specs.usageReads),
     async usage(userKey, ipKey, anonymous): Promise<UsageSnapshot> {
-      const now = Date.now();
-      const [userKeys, ipKeys] = [userWindow(userKey, now), ipWindow(ipKey, now)];
-      const spend = spendKeys(userKey, utcDay(now));
+      const at = now();
+      const [userKeys, ipKeys] = [userWindow(userKey, at), ipWindow(ipKey, at)];
+      const spend = spendKeys(userKey, utcDay(at));
       const values = await redis.mget<(string | number | null)[]>(
         ...userKeys,
         ...ipKeys,
-        ...quotaKeys(userKey, now),
+        ...quotaKeys(userKey, at),
         spend.total,
         spend.streams,
         spend.day,
@@ -317,15 +329,15 @@ export function upstashStore(
       const [own] = await readBudgets(
         budgetsOf(anonymous).filter((b) => !isShared(b.name)),
         userKey,
-        now,
+        at,
       );
       return {
         budget: own ?? null,
-        user: peek(n(0), n(1), now, specs.user),
-        ip: peek(n(2), n(3), now, specs.ip),
+        user: peek(n(0), n(1), at, specs.user),
+        ip: peek(n(2), n(3), at, specs.ip),
         quota: anonymous
           ? {
-              hourly: peek(n(4), n(5), now, specs.anonHourly),
+              hourly: peek(n(4), n(5), at, specs.anonHourly),
               total: { limit: specs.anonTotal, remaining: Math.max(0, specs.anonTotal - n(6)) },
             }
           : null,
