@@ -39,14 +39,15 @@ export async function mintAnonToken(
 }
 
 /**
- * Verifies one of our anonymous tokens. `maxTtlSeconds` bounds the lifetime a token may
- * claim, so a token minted under a longer TTL setting dies when the setting shrinks.
+ * Verifies one of our anonymous tokens at `now` (unix ms). `maxTtlSeconds` bounds the lifetime
+ * a token may claim, so a token minted under a longer TTL setting dies when the setting shrinks.
  * Throws jose's errors; the caller turns every one of them into a 401.
  */
 export async function verifyAnonToken(
   token: string,
   key: Uint8Array,
   maxTtlSeconds: number,
+  now = Date.now(),
 ): Promise<Principal> {
   const { payload } = await jwtVerify(token, await hmacKey(key), {
     algorithms: [ANON_TOKEN.alg],
@@ -56,6 +57,7 @@ export async function verifyAnonToken(
     requiredClaims: ["sub", "exp", "iat"],
     maxTokenAge: maxTtlSeconds,
     clockTolerance: 5,
+    currentDate: new Date(now),
   });
   const { sub, exp, iat } = payload;
   if (typeof sub !== "string" || !/^anon_[0-9a-f-]{36}$/.test(sub)) throw new Error("bad sub");

@@ -2,11 +2,12 @@
 
 import { createMiddleware } from "hono/factory";
 import { decodeProtectedHeader } from "jose";
+import type { Config } from "../config";
 import type { AppEnv } from "../env";
 import { AppError } from "../errors";
 import { ANON_TOKEN, verifyAnonToken } from "./anon-token";
 import type { Principal } from "./principal";
-import { verifySupabaseToken } from "./supabase-token";
+import { supabaseVerifier, type VerifierDeps } from "./supabase-token";
 import { VerifiedTokens } from "./verified-tokens";
 
 /** Headers longer than this are refused before any parsing or crypto. */
@@ -31,14 +32,32 @@ function isExpired(e: unknown): boolean {
   return typeof e === "object" && e !== null && "code" in e && e.code === "ERR_JWT_EXPIRED";
 }
 
-/** Tokens verified under each config (a new config, e.g. rotated secrets, starts empty). */
-const verified = new WeakMap<object, VerifiedTokens>();
+/** What one config verifies with: its memo of verified tokens and its Supabase verifier. */
+interface Verifiers {
+  memo: VerifiedTokens;
+  supabase: (token: string) => Promise<Principal>;
+}
+
+/** Per config (a new config, e.g. rotated secrets, starts empty), shared by every route. */
+const onSystemClock = new WeakMap<Config, Verifiers>();
 
 /**
  * Requires a Bearer token and sets `principal`. The token's own header only picks which
  * verifier runs (one verification per request); the verifier checks everything again.
+ * `deps` (the clock, the key set's fetch) reach every check and the memo; without them, every
+ * route shares one memo per config.
  */
-export function requireAuth() {
+export function requireAuth(deps?: VerifierDeps) {
+  const now = deps?.now ?? (() => Date.now());
+  const perConfig = deps ? new WeakMap<Config, Verifiers>() : onSystemClock;
+  const verifiersOf = (config: Config): Verifiers => {
+    let found = perConfig.get(config);
+    if (!found) {
+      found = { memo: new VerifiedTokens(), supabase: supabaseVerifier(config, deps) };
+      perConfig.set(config, found);
+    }
+    return found;
+  };
   return createMiddleware<AppEnv>(async function authenticate(c, next) {
     const header = c.req.header("Authorization");
     if (header === undefined || header.trim() === "") throw missing();
@@ -54,12 +73,9 @@ export function requireAuth() {
     }
 
     const config = c.get("config");
-    let memo = verified.get(config);
-    if (!memo) {
-      memo = new VerifiedTokens();
-      verified.set(config, memo);
-    }
-    const known = memo.get(token, Date.now());
+    const { memo, supabase } = verifiersOf(config);
+    const at = now();
+    const known = memo.get(token, at);
     if (known) {
       c.set("principal", known);
       return next();
@@ -69,12 +85,13 @@ export function requireAuth() {
       let principal: Principal;
       if (typ === ANON_TOKEN.typ) {
         if (!config.anonKey.ok) throw new Error("anonymous sessions are not configured");
-        principal = await verifyAnonToken(token, config.anonKey.key, config.anonSessionTtlSeconds);
+        const { key } = config.anonKey;
+        principal = await verifyAnonToken(token, key, config.anonSessionTtlSeconds, at);
       } else {
-        principal = await verifySupabaseToken(token, config);
+        principal = await supabase(token);
       }
       c.set("principal", principal);
-      memo.set(token, principal, Date.now());
+      memo.set(token, principal, now());
     } catch (e) {
       throw invalid(isExpired(e) ? "the token has expired" : "the token is not valid", e);
     }

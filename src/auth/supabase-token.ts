@@ -37,9 +37,21 @@ interface CachedKeySet {
 
 const keySets = new Map<string, CachedKeySet>();
 
+/** What verification takes from outside, as jose's `customFetch` and `currentDate` do. */
+export interface VerifierDeps {
+  /** Unix ms now; `Date.now()` by default. */
+  now?: () => number;
+  /** Fetches the key set; the global `fetch` by default. */
+  fetch?: typeof fetch;
+}
+
+const systemNow = () => Date.now();
+// A plain call of the global: workerd refuses `fetch` called as a method of another object.
+const globalFetch: typeof fetch = (input, init) => fetch(input, init);
+
 /** Fetches the key set at `url` once; throws on a non-200 answer, a timeout or a malformed set. */
-async function fetchKeySet(url: URL): Promise<JWTVerifyGetKey> {
-  const res = await fetch(url, {
+async function fetchKeySet(url: URL, fetchImpl: typeof fetch): Promise<JWTVerifyGetKey> {
+  const res = await fetchImpl(url, {
     headers: { accept: "application/json, application/jwk-set+json" },
     redirect: "manual",
     signal: AbortSignal.timeout(JWKS_TIMEOUT_MS),
@@ -54,28 +66,32 @@ async function fetchKeySet(url: URL): Promise<JWTVerifyGetKey> {
  * between requests in workerd, so a burst of unknown `kid`s past its cooldown fetched once per
  * request; here the cooldown starts when a fetch starts, so a refetch on an unknown `kid` (or
  * of stale keys) happens at most once per JWKS_COOLDOWN_MS, however many requests arrive.
- * Only while no key was ever fetched may every request try.
+ * Only while no key was ever fetched may every request try. The keys are the isolate's, per
+ * address; `now` and `fetchImpl` are those of the verifier that builds the resolver.
  */
-function keySet(url: URL): JWTVerifyGetKey {
+export function remoteKeySet(
+  url: URL,
+  { now = systemNow, fetch: fetchImpl = globalFetch }: VerifierDeps = {},
+): JWTVerifyGetKey {
   let cache = keySets.get(url.href);
   if (!cache) {
     cache = { keys: undefined, fetchedAt: 0, startedAt: 0, failedAt: 0, inflight: undefined };
     keySets.set(url.href, cache);
   }
   const state = cache;
-  const coolingDown = () => Date.now() - state.startedAt < JWKS_COOLDOWN_MS;
+  const coolingDown = () => now() - state.startedAt < JWKS_COOLDOWN_MS;
   // One fetch at a time: a burst on a cold isolate (20 forged tokens at once) waits on the
   // same fetch instead of starting one each.
   const refresh = (): Promise<JWTVerifyGetKey> => {
     state.inflight ??= (async () => {
-      state.startedAt = Date.now();
+      state.startedAt = now();
       try {
-        const keys = await fetchKeySet(url);
+        const keys = await fetchKeySet(url, fetchImpl);
         state.keys = keys;
-        state.fetchedAt = Date.now();
+        state.fetchedAt = now();
         return keys;
       } catch (e) {
-        state.failedAt = Date.now();
+        state.failedAt = now();
         throw e;
       } finally {
         state.inflight = undefined;
@@ -89,10 +105,9 @@ function keySet(url: URL): JWTVerifyGetKey {
     if (!stale) {
       // Never fetched yet: every request may try, but not right after a failure, so a flood of
       // forged ES256/RS256 tokens while the key set is down cannot turn into a flood of fetches.
-      if (Date.now() - state.failedAt < JWKS_FAILURE_BACKOFF_MS)
-        throw new Error("key set unavailable");
+      if (now() - state.failedAt < JWKS_FAILURE_BACKOFF_MS) throw new Error("key set unavailable");
       keys = await refresh();
-    } else if (Date.now() - state.fetchedAt >= JWKS_MAX_AGE_MS && !coolingDown()) {
+    } else if (now() - state.fetchedAt >= JWKS_MAX_AGE_MS && !coolingDown()) {
       keys = await refresh().catch(() => stale);
     } else keys = stale;
     try {
@@ -105,40 +120,47 @@ function keySet(url: URL): JWTVerifyGetKey {
 }
 
 /**
- * Verifies a Supabase user access token. The algorithm decides the key: HS256 only ever
- * meets the shared secret and ES256/RS256 only the JWKS, so an HS256 token "signed" with a
- * published public key can never verify. Throws on any failure.
+ * The verifier of Supabase user access tokens under `config`, built once per config: it
+ * throws on any failure. The algorithm decides the key: HS256 only ever meets the shared secret
+ * and ES256/RS256 only the JWKS, so an HS256 token "signed" with a published public key can
+ * never verify. `deps.now` is the time every check is made at (`exp`, `nbf`, `iat`, the key
+ * set's cache), `deps.fetch` fetches the key set.
  */
-export async function verifySupabaseToken(token: string, config: Config): Promise<Principal> {
+export function supabaseVerifier(
+  config: Config,
+  deps: VerifierDeps = {},
+): (token: string) => Promise<Principal> {
   const { jwtSecret, jwksUrl, issuer } = config.supabase;
+  const now = deps.now ?? systemNow;
   const algorithms: string[] = [];
   if (jwtSecret) algorithms.push("HS256");
   if (jwksUrl) algorithms.push(...JWKS_ALGS);
-  if (algorithms.length === 0) throw new Error("supabase verification not configured");
-
-  const getKey = (
-    header: Parameters<JWTVerifyGetKey>[0],
-    input: Parameters<JWTVerifyGetKey>[1],
-  ) => {
+  const remote = jwksUrl ? remoteKeySet(jwksUrl, deps) : undefined;
+  const getKey: JWTVerifyGetKey = (header, input) => {
     if (header.alg === "HS256" && jwtSecret) return hmacKey(jwtSecret);
-    if (jwksUrl && (JWKS_ALGS as readonly string[]).includes(header.alg ?? "")) {
-      return keySet(jwksUrl)(header, input);
+    if (remote && (JWKS_ALGS as readonly string[]).includes(header.alg ?? "")) {
+      return remote(header, input);
     }
     throw new Error("algorithm not allowed");
   };
 
-  const { payload } = await jwtVerify(token, getKey, {
-    algorithms,
-    audience: "authenticated",
-    ...(issuer ? { issuer } : {}),
-    requiredClaims: ["sub", "exp", "iat"],
-    clockTolerance: 5,
-  });
-  const { sub, exp, iat, role } = payload;
-  if (role !== "authenticated") throw new Error("not a user token");
-  // jose checks `iat` only with maxTokenAge; a token "issued" in the future is forged or skewed.
-  if (typeof iat !== "number" || iat > Date.now() / 1000 + 5) throw new Error("iat in the future");
-  if (typeof sub !== "string" || sub.length === 0 || sub.length > 128) throw new Error("bad sub");
-  if (typeof exp !== "number") throw new Error("bad exp");
-  return principal("supabase", sub, payload.is_anonymous === true, exp);
+  return async function verifySupabaseToken(token) {
+    if (algorithms.length === 0) throw new Error("supabase verification not configured");
+    const at = now();
+    const { payload } = await jwtVerify(token, getKey, {
+      algorithms,
+      audience: "authenticated",
+      ...(issuer ? { issuer } : {}),
+      requiredClaims: ["sub", "exp", "iat"],
+      clockTolerance: 5,
+      currentDate: new Date(at),
+    });
+    const { sub, exp, iat, role } = payload;
+    if (role !== "authenticated") throw new Error("not a user token");
+    // jose checks `iat` only with maxTokenAge; a token "issued" in the future is forged or skewed.
+    if (typeof iat !== "number" || iat > at / 1000 + 5) throw new Error("iat in the future");
+    if (typeof sub !== "string" || sub.length === 0 || sub.length > 128) throw new Error("bad sub");
+    if (typeof exp !== "number") throw new Error("bad exp");
+    return principal("supabase", sub, payload.is_anonymous === true, exp);
+  };
 }

@@ -18,12 +18,13 @@ import { storeFor } from "./select-store";
  */
 export async function passMintLimit(c: Context<AppEnv>): Promise<Record<string, string>> {
   const [config, ip] = [c.get("config"), c.get("clientIp")];
-  const now = Date.now();
+  const store = storeFor(config, c.env);
+  const now = store.now();
   const wide = wideOf(ip);
   const keys = [`mint:ip:${ip}`, wide && `mint:${wide}`];
   const denials = denyCacheFor(config);
   denials.refuseIfDenied(keys, now);
-  const window = await storeFor(config, c.env).hitSessionMint(`ip:${ip}`, wide);
+  const window = await store.hitSessionMint(`ip:${ip}`, wide);
   const detail = `at most ${window.limit} anonymous sessions per hour from one address`;
   try {
     return passWindow(window, now, "too_many_sessions", detail);

@@ -8,19 +8,24 @@ import type { WindowSpec } from "../config";
 import { LEDGER_RETENTION_SECONDS, type LedgerRecord, utcDay } from "../ledger/record";
 import { type Counters, type MetricWindow, readBuckets, writeBuckets } from "../observe/metrics";
 import type { BudgetState, HoldDecision, HoldPrice } from "./budget";
+import {
+  ADMISSION_MARK_TTL_MS,
+  admissionKeys,
+  bucketExpiry,
+  checkQuota,
+  checkWindow,
+  countedRows,
+  MARK,
+  type OwnHold,
+  type QuotaSpec,
+  SLOT,
+  TOTAL_QUOTA_KEY,
+  TOTAL_QUOTA_TTL_MS,
+} from "./durable-admission";
 import { type BudgetEntry, BudgetLedger } from "./durable-budgets";
 import { type CounterRow, CounterTable, sweepGate } from "./durable-counters";
 import { decide, peek, windowKeys } from "./sliding-window";
 import type { QuotaResult, SpendSummary, WindowResult } from "./store";
-
-/** Counters of the anonymous total quota live this long after their last use. */
-const TOTAL_QUOTA_TTL_MS = 400 * 86_400_000;
-/** An admission's mark (what it counted) lives this long: longer than any call can be late. */
-const ADMISSION_MARK_TTL_MS = 60_000;
-const [MARK_WINDOW, MARK_QUOTA, MARK_CANCELLED] = [1, 2, 3];
-
-/** A window bucket's counter outlives the bucket and the window after it. */
-const bucketExpiry = (spec: WindowSpec, now: number) => now + spec.windowMs * 2 + 1000;
 
 /** One object per key; `name` says which (e.g. `user:anonymous:anon_…`, `ip:203.0.113.7`). */
 export class LimitsStore extends DurableObject {
@@ -71,9 +76,9 @@ export class LimitsStore extends DurableObject {
     return peek(current ?? 0, previous ?? 0, now, spec);
   }
 
-  /** Counts one hit in the named sliding window. */
-  hit(name: string, spec: WindowSpec): WindowResult {
-    return this.hitWindow(name, spec, Date.now());
+  /** Counts one hit in the named sliding window at `now`. */
+  hit(name: string, spec: WindowSpec, now: number): WindowResult {
+    return this.hitWindow(name, spec, now);
   }
 
   /**
@@ -88,52 +93,52 @@ export class LimitsStore extends DurableObject {
     id: string,
     name: string,
     spec: WindowSpec,
-    quota: { hourly: WindowSpec; total: number } | null,
+    quota: QuotaSpec | null,
     now: number,
-    own: { entries: BudgetEntry[]; price: HoldPrice; expiresAt: number } | null = null,
+    own: OwnHold | null = null,
   ):
     | { window: WindowResult; quota: QuotaResult | null; budget: HoldDecision | null }
     | { cancelled: true } {
-    // Every counter this admission reads comes in one statement, and everything it counts goes
-    // out in one, after every check passed: a refusal writes nothing it would have to undo.
-    const mark = `admission:${id}`;
-    const windowAt = windowKeys(name, spec, now);
-    const hourlyAt = quota ? windowKeys("quota:hourly", quota.hourly, now) : null;
-    this.counters.sweep(now);
-    const [marked, current, previous, hourlyCurrent, hourlyPrevious, used] = this.counters.read(
-      hourlyAt ? [mark, ...windowAt, ...hourlyAt, "quota:total"] : [mark, ...windowAt],
-      now,
-    ) as [number, number, number, number?, number?, number?];
-    if (marked !== 0) return { cancelled: true };
-    const hit = decide(current, previous, now, spec);
+    // Every counter it reads comes in one statement, and everything it counts goes out in one,
+    // after every check passed: a refusal writes nothing it would have to undo.
+    const keys = admissionKeys(id, name, spec, quota?.hourly ?? null, now);
+    const counts = this.readCounters(keys, now);
+    if (counts[SLOT.mark] !== 0) return { cancelled: true };
+    const hit = checkWindow(counts, spec, now);
     const window = hit.result;
     if (!window.success) return { window, quota: null, budget: null };
-    const rows: CounterRow[] = [[windowAt[0], hit.current, bucketExpiry(spec, now)]];
-    const markRow = (what: number): CounterRow => [mark, what, now + ADMISSION_MARK_TTL_MS];
-    let spent: QuotaResult | null = null;
-    if (quota && hourlyAt) {
-      spent = this.spendQuota(quota, hourlyCurrent ?? 0, hourlyPrevious ?? 0, used ?? 0, now);
-      if (!spent.success) {
-        // A quota refusal still counts in the rate window.
-        this.counters.write([...rows, markRow(MARK_WINDOW)]);
-        return { window, quota: spent, budget: null };
-      }
-      rows.push(
-        [hourlyAt[0], (hourlyCurrent ?? 0) + 1, bucketExpiry(quota.hourly, now)],
-        ["quota:total", (used ?? 0) + 1, now + TOTAL_QUOTA_TTL_MS],
-      );
+    const spent = quota ? checkQuota(quota, counts, now) : null;
+    if (spent && !spent.success) {
+      // A quota refusal still counts in the rate window.
+      this.commit(countedRows(keys, counts, spec, hit.current, null, now));
+      return { window, quota: spent, budget: null };
     }
-    const budget = own ? this.budgets.hold(id, own.entries, own.price, now, own.expiresAt) : null;
-    // A budget refusal counts nothing at all.
+    const budget = own ? this.reserveHold(id, own, now) : null;
     if (budget && !budget.ok) return { window, quota: spent, budget };
-    this.counters.write([...rows, markRow(spent ? MARK_QUOTA : MARK_WINDOW)]);
+    this.commit(countedRows(keys, counts, spec, hit.current, spent ? quota : null, now));
     return { window, quota: spent, budget };
   }
 
+  /** The admission's read: its counters at `now` (SLOT order), after a sweep when one is due. */
+  private readCounters(keys: string[], now: number): number[] {
+    this.counters.sweep(now);
+    return this.counters.read(keys, now);
+  }
+
+  /** Holds the stream's price against the user's own budgets, all or nothing. */
+  private reserveHold(id: string, own: OwnHold, now: number): HoldDecision {
+    return this.budgets.hold(id, own.entries, own.price, now, own.expiresAt);
+  }
+
+  /** Writes everything an admission counted, in one statement. */
+  private commit(rows: CounterRow[]): void {
+    this.counters.write(rows);
+  }
+
   /**
-   * Undoes what admission `id` counted in the named window (and the quota unit, if it spent
-   * one, and its hold), never below zero; an `admit` of the same id that arrives later counts
-   * nothing.
+   * Undoes what admission `id` (made at `at`) counted in the named window (and the quota unit,
+   * if it spent one, and its hold), never below zero; an `admit` of the same id that arrives
+   * later counts nothing. `now` is the cancel's own time.
    */
   cancelAdmission(
     id: string,
@@ -141,13 +146,13 @@ export class LimitsStore extends DurableObject {
     spec: WindowSpec,
     hourly: WindowSpec | null,
     at: number,
+    now: number,
   ): void {
-    const now = Date.now();
     const mark = `admission:${id}`;
     const counted = this.get(mark, now);
-    this.put(mark, MARK_CANCELLED, now + ADMISSION_MARK_TTL_MS);
-    if (counted === MARK_WINDOW || counted === MARK_QUOTA) this.uncount(name, spec, at, now);
-    if (counted === MARK_QUOTA && hourly) this.refundQuota(hourly, at);
+    this.put(mark, MARK.cancelled, now + ADMISSION_MARK_TTL_MS);
+    if (counted === MARK.window || counted === MARK.quota) this.uncount(name, spec, at, now);
+    if (counted === MARK.quota && hourly) this.refundQuota(hourly, at, now);
     this.budgets.release(id);
   }
 
@@ -172,17 +177,23 @@ export class LimitsStore extends DurableObject {
     this.budgets.release(id);
   }
 
-  /** A shard's settlement of record `recordId`: once, however often it is replayed. */
-  settleShared(recordId: string, id: string, keys: string[], cost: number, keepUntil: number) {
-    return this.budgets.settleOnce(recordId, id, keys, cost, Date.now(), keepUntil);
+  /** A shard's settlement of record `recordId` at `now`: once, however often it is replayed. */
+  settleShared(
+    recordId: string,
+    id: string,
+    keys: string[],
+    cost: number,
+    keepUntil: number,
+    now: number,
+  ) {
+    return this.budgets.settleOnce(recordId, id, keys, cost, now, keepUntil);
   }
 
   /**
-   * The state of each budget in `entries` (with the µUSD of expired holds it counts in full);
-   * changes nothing but counting expired holds as spent.
+   * The state of each budget in `entries` at `now` (with the µUSD of expired holds it counts in
+   * full); changes nothing but counting expired holds as spent.
    */
-  readBudgets(entries: BudgetEntry[]): (BudgetState & { expired: number })[] {
-    const now = Date.now();
+  readBudgets(entries: BudgetEntry[], now: number): (BudgetState & { expired: number })[] {
     this.budgets.sweep(now);
     return entries.map((e) => ({
       ...this.budgets.state(e, now),
@@ -190,55 +201,22 @@ export class LimitsStore extends DurableObject {
     }));
   }
 
-  /** Reads the named window without counting. */
-  read(name: string, spec: WindowSpec): WindowResult {
-    return this.peekWindow(name, spec, Date.now());
+  /** Reads the named window at `now` without counting. */
+  read(name: string, spec: WindowSpec, now: number): WindowResult {
+    return this.peekWindow(name, spec, now);
   }
 
-  /**
-   * Decides one unit of the hourly and the total quota, both or neither, from their counters
-   * (the hourly window's current and previous bucket, the total used); writes nothing.
-   */
-  private spendQuota(
-    quota: { hourly: WindowSpec; total: number },
-    hourlyCurrent: number,
-    hourlyPrevious: number,
-    used: number,
-    now: number,
-  ): QuotaResult {
-    const totalCap = quota.total;
-    const total = {
-      limit: totalCap,
-      remaining: Math.max(0, totalCap - used),
-      success: used < totalCap,
-    };
-    if (!total.success) {
-      const hourly = peek(hourlyCurrent, hourlyPrevious, now, quota.hourly);
-      return { success: false, exhausted: "total", hourly, total };
-    }
-    const hourly = decide(hourlyCurrent, hourlyPrevious, now, quota.hourly).result;
-    if (!hourly.success) return { success: false, exhausted: "hourly", hourly, total };
-    return {
-      success: true,
-      exhausted: null,
-      hourly,
-      total: { limit: totalCap, remaining: totalCap - used - 1, success: true },
-    };
-  }
-
-  /** Gives back one quota unit spent at `spentAt`. */
-  refundQuota(hourly: WindowSpec, spentAt: number): void {
-    const now = Date.now();
+  /** Gives back one quota unit spent at `spentAt`; `now` is the refund's own time. */
+  refundQuota(hourly: WindowSpec, spentAt: number, now: number): void {
     // Back to the bucket the unit was taken from, never below zero.
     this.uncount("quota:hourly", hourly, spentAt, now);
-    const used = this.get("quota:total", now);
-    if (used > 0) this.put("quota:total", used - 1, now + TOTAL_QUOTA_TTL_MS);
+    const used = this.get(TOTAL_QUOTA_KEY, now);
+    if (used > 0) this.put(TOTAL_QUOTA_KEY, used - 1, now + TOTAL_QUOTA_TTL_MS);
   }
 
-  /** Reads the quotas without spending. */
-  readQuota(hourly: WindowSpec, totalCap: number) {
-    const now = Date.now();
-    const used = this.get("quota:total", now);
+  /** Reads the quotas at `now` without spending. */
+  readQuota(hourly: WindowSpec, totalCap: number, now: number) {
+    const used = this.get(TOTAL_QUOTA_KEY, now);
     return {
       hourly: this.peekWindow("quota:hourly", hourly, now),
       total: { limit: totalCap, remaining: Math.max(0, totalCap - used) },
@@ -247,14 +225,14 @@ export class LimitsStore extends DurableObject {
 
   /**
    * Stores a ledger record and adds its cost to the spend counters, and settles its hold in
-   * the user's own budgets (`ownKeys`), once per record id.
+   * the user's own budgets (`ownKeys`), once per record id; `now` is the write's own time.
    */
   writeLedger(
     record: LedgerRecord,
-    ownKeys: string[] = [],
-    keepUntil = 0,
+    ownKeys: string[],
+    keepUntil: number,
+    now: number,
   ): "written" | "duplicate" {
-    const now = Date.now();
     if (this.ledgerSweepDue(now)) {
       this.sql.exec(
         "DELETE FROM ledger WHERE started_at < ?",
@@ -283,9 +261,8 @@ export class LimitsStore extends DurableObject {
     return "written";
   }
 
-  /** The spend counters, in USD. */
-  spend(): SpendSummary {
-    const now = Date.now();
+  /** The spend counters at `now` (today is `now`'s UTC day), in USD. */
+  spend(now: number): SpendSummary {
     return {
       totalUsd: this.get("spend:total", now) / 1e6,
       todayUsd: this.get(`spend:day:${utcDay(now)}`, now) / 1e6,

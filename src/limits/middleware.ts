@@ -1,7 +1,7 @@
 /** @module The limit stage: rate limits, anonymous quotas and budgets in one store round trip, in contract order. */
 import { createMiddleware } from "hono/factory";
 import type { AppEnv } from "../env";
-import { AppError, type ErrorCode } from "../errors";
+import { AppError } from "../errors";
 import { annotate } from "../observe/access-log";
 import { describeError, type Logger } from "../observe/log";
 import { withRetries } from "../retry";
@@ -9,7 +9,13 @@ import { holdPrice } from "../stream/cost";
 import { wideOf } from "./address";
 import { type HoldTicket, isShared } from "./budget";
 import { denyCacheFor } from "./deny-cache";
-import { budgetRefusal, rateLimitHeaders, warnExhaustedOnce } from "./refusals";
+import {
+  budgetRefusal,
+  quotaRefusal,
+  rateLimitHeaders,
+  rateRefusal,
+  warnExhaustedOnce,
+} from "./refusals";
 import { storeFor } from "./select-store";
 import type { Admission, AdmissionRequest, LimitStore, QuotaResult } from "./store";
 
@@ -52,6 +58,33 @@ async function cancelAdmission(store: LimitStore, admission: AdmissionRequest, l
   }
 }
 
+/** What a request that passed carries on: its hold, its headers, and how to undo its admission. */
+function grantOf(
+  store: LimitStore,
+  admission: AdmissionRequest,
+  quota: QuotaResult | null,
+  hold: HoldTicket,
+  maxTokens: number,
+  headers: Record<string, string>,
+  log: Logger,
+): LimitGrant {
+  let refunded = false;
+  return {
+    headers,
+    quota,
+    capMicroUsd: hold.microUsd,
+    maxTokens,
+    hold,
+    quotaSpentAt: quota ? admission.at : null,
+    cancel: () => cancelAdmission(store, admission, log),
+    refund: async () => {
+      if (!quota || refunded) return;
+      refunded = true;
+      await store.refundQuota(admission.userKey, admission.at);
+    },
+  };
+}
+
 /**
  * Counts the request against the user's and the IP's windows and spends anonymous quota: one
  * store round trip, refused in contract order (rate limits first, then quotas).
@@ -61,7 +94,7 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
   const [principal, ip, config] = [c.get("principal"), c.get("clientIp"), c.get("config")];
   const input = c.get("streamInput");
   const store = storeFor(config, c.env);
-  const now = Date.now();
+  const now = store.now();
   const denials = denyCacheFor(config);
   const ipKeys = [`ip:${ip}`, wideOf(ip)];
   // A caller refused a moment ago is refused again here, without a store round trip.
@@ -89,36 +122,16 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
   if (decided.pending) c.executionCtx.waitUntil(decided.pending.catch(() => {}));
   annotate(c.req.raw, { store_ms: Math.round(performance.now() - started) });
   const headers = rateLimitHeaders([user, ipWindow], now);
-  /** Refuses, and remembers the refusal for `keys` until the same request would pass. */
-  const refuse = (keys: (string | null)[], retryAt: number, code: ErrorCode, detail: string) => {
-    for (const key of keys) if (key) denials.remember(key, retryAt, code, detail, headers);
-    return new AppError(code, detail, { retryAfter: (retryAt - now) / 1000, headers });
-  };
-  const refused = [user, ipWindow].find((w) => !w.success);
+  const refused =
+    rateRefusal(decided, admission, config) ?? quotaRefusal(quota, admission, config, now);
   if (refused) {
-    const byUser = refused === user;
-    const spec = byUser ? config.rateLimitUser : config.rateLimitIp;
-    // The /48 of an IPv6 address has a wider limit of its own.
-    const wide = !byUser && refused.limit !== spec.limit;
-    const which = byUser ? "per-user" : wide ? "per-IP (/48)" : "per-IP";
-    throw refuse(
-      byUser ? [admission.userKey] : wide ? [admission.wideIpKey] : [admission.ipKey],
-      refused.retryAt ?? refused.reset,
-      "rate_limited",
-      `${which} rate limit reached: ${refused.limit} requests per ${spec.windowMs / 1000} s`,
-    );
-  }
-  if (quota && !quota.success) {
-    const hourly = quota.exhausted === "hourly";
-    throw refuse(
-      [admission.userKey],
-      // The total quota never comes back; an hour is an honest "not before".
-      hourly ? (quota.hourly.retryAt ?? quota.hourly.reset) : now + 3_600_000,
-      "quota_exceeded",
-      hourly
-        ? `anonymous hourly quota reached: ${config.anonQuotaHourly} streams per hour`
-        : `anonymous total quota reached: ${config.anonQuotaTotal} streams; sign in to continue`,
-    );
+    // Remembered for its keys until the same request would pass.
+    for (const key of refused.keys)
+      if (key) denials.remember(key, refused.retryAt, refused.code, refused.detail, headers);
+    throw new AppError(refused.code, refused.detail, {
+      retryAfter: (refused.retryAt - now) / 1000,
+      headers,
+    });
   }
 
   if (!budget) throw new Error("the store admitted a stream without deciding its budgets");
@@ -128,20 +141,9 @@ export const enforceLimits = createMiddleware<AppEnv>(async function enforceLimi
     throw budgetRefusal(budget, now, headers);
   }
 
-  let refunded = false;
-  c.set("limits", {
-    headers,
-    quota,
-    capMicroUsd: budget.ticket.microUsd,
-    maxTokens: budget.maxTokens,
-    hold: budget.ticket,
-    quotaSpentAt: quota ? now : null,
-    cancel: () => cancelAdmission(store, admission, c.get("log")),
-    refund: async () => {
-      if (!quota || refunded) return;
-      refunded = true;
-      await store.refundQuota(principal.key, now);
-    },
-  });
+  c.set(
+    "limits",
+    grantOf(store, admission, quota, budget.ticket, budget.maxTokens, headers, c.get("log")),
+  );
   await next();
 });

@@ -2,10 +2,17 @@
  * @module How the limit stage says no: a budget's refusal (429 own, 503 shared), one window's
  * gate, and the RateLimit-* headers of the tightest window.
  */
+import type { Config } from "../config";
 import { AppError, type ErrorCode } from "../errors";
 import type { Logger } from "../observe/log";
 import { type BudgetName, isShared } from "./budget";
-import type { BudgetOutcome, WindowResult } from "./store";
+import type {
+  Admission,
+  AdmissionRequest,
+  BudgetOutcome,
+  QuotaResult,
+  WindowResult,
+} from "./store";
 
 /** Seconds to wait when live holds (not settled spend) fill a budget: holds end with their streams. */
 export const BUDGET_HELD_RETRY_S = 10;
@@ -16,6 +23,57 @@ const BUDGET_DETAIL: Record<BudgetName, string> = {
   anon_hourly: "the hourly spend budget for anonymous use of this service is exhausted",
   global_hourly: "the hourly spend budget of this service is exhausted",
 };
+
+/** A refusal by a rate limit or a quota: what to answer, and whose keys it binds until when. */
+export interface Refusal {
+  code: ErrorCode;
+  detail: string;
+  /** Unix ms at which the same request would pass. */
+  retryAt: number;
+  /** The deny-cache keys it binds (the user's, the /64's or the /48's). */
+  keys: (string | null)[];
+}
+
+/** The refusal of the rate window that refused the admission (the user's first), or null. */
+export function rateRefusal(
+  { user, ip }: Admission,
+  admission: AdmissionRequest,
+  config: Config,
+): Refusal | null {
+  const refused = !user.success ? user : !ip.success ? ip : null;
+  if (!refused) return null;
+  const byUser = refused === user;
+  const spec = byUser ? config.rateLimitUser : config.rateLimitIp;
+  // The /48 of an IPv6 address has a wider limit of its own.
+  const wide = !byUser && refused.limit !== spec.limit;
+  const which = byUser ? "per-user" : wide ? "per-IP (/48)" : "per-IP";
+  return {
+    code: "rate_limited",
+    detail: `${which} rate limit reached: ${refused.limit} requests per ${spec.windowMs / 1000} s`,
+    retryAt: refused.retryAt ?? refused.reset,
+    keys: byUser ? [admission.userKey] : wide ? [admission.wideIpKey] : [admission.ipKey],
+  };
+}
+
+/** The refusal of the anonymous quota that refused the admission, or null. */
+export function quotaRefusal(
+  quota: QuotaResult | null,
+  admission: AdmissionRequest,
+  config: Config,
+  now: number,
+): Refusal | null {
+  if (!quota || quota.success) return null;
+  const hourly = quota.exhausted === "hourly";
+  return {
+    code: "quota_exceeded",
+    detail: hourly
+      ? `anonymous hourly quota reached: ${config.anonQuotaHourly} streams per hour`
+      : `anonymous total quota reached: ${config.anonQuotaTotal} streams; sign in to continue`,
+    // The total quota never comes back; an hour is an honest "not before".
+    retryAt: hourly ? (quota.hourly.retryAt ?? quota.hourly.reset) : now + 3_600_000,
+    keys: [admission.userKey],
+  };
+}
 
 /** The refusal of a budget: 429 for the caller's own, 503 for a shared one, never holding anything. */
 export function budgetRefusal(
@@ -53,11 +111,11 @@ export function warnExhaustedOnce(log: Logger, budget: BudgetName, endsAt: numbe
 /** Milliseconds as the whole seconds of a Retry-After or RateLimit-Reset (at least 1). */
 export const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
-/** The RateLimit-* headers (draft-ietf-httpapi-ratelimit-headers, separate fields) for the tightest window. */
-export function rateLimitHeaders(
-  windows: WindowResult[],
-  now = Date.now(),
-): Record<string, string> {
+/**
+ * The RateLimit-* headers (draft-ietf-httpapi-ratelimit-headers, separate fields) for the
+ * tightest window, its reset counted from `now`.
+ */
+export function rateLimitHeaders(windows: WindowResult[], now: number): Record<string, string> {
   const tightest = windows.reduce((a, b) => (b.remaining < a.remaining ? b : a));
   return {
     "RateLimit-Limit": String(tightest.limit),

@@ -3,7 +3,7 @@ import type { Config } from "../config";
 import type { Bindings } from "../env";
 import { AppError } from "../errors";
 import { durableStore } from "./durable-store";
-import type { LimitSpecs, LimitStore } from "./store";
+import { type Clock, type ClockedStore, type LimitSpecs, systemClock } from "./store";
 import { upstashStore } from "./upstash-store";
 
 /** Seconds a client is told to wait when the store is down. */
@@ -47,7 +47,7 @@ export class StoreUnavailable extends AppError {
  * Wraps every method so that an error, or no answer within `timeoutMs`, rejects with
  * StoreUnavailable. Nothing here ever answers "allowed" on a failure.
  */
-export function failClosed(store: LimitStore, timeoutMs: number): LimitStore {
+export function failClosed(store: ClockedStore, timeoutMs: number): ClockedStore {
   const guard =
     <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
     (...args: A): Promise<R> => {
@@ -69,6 +69,7 @@ export function failClosed(store: LimitStore, timeoutMs: number): LimitStore {
     };
   return {
     kind: store.kind,
+    now: store.now,
     admit: guard(store.admit),
     cancelAdmission: guard(store.cancelAdmission),
     refundQuota: guard(store.refundQuota),
@@ -82,17 +83,26 @@ export function failClosed(store: LimitStore, timeoutMs: number): LimitStore {
   };
 }
 
-const stores = new WeakMap<Config, LimitStore>();
+/**
+ * The store for this config, failing closed: Upstash when configured, else the Durable Object.
+ * `now` is the clock every decision takes its time from (a test pins it here).
+ */
+export function buildStore(config: Config, env: Bindings, now: Clock = systemClock): ClockedStore {
+  const specs = limitSpecs(config);
+  const prefix = config.storePrefix;
+  const inner = config.upstash
+    ? upstashStore(config.upstash, specs, { timeoutMs: config.limitsTimeoutMs, prefix, now })
+    : durableStore(env.LIMITS, specs, { prefix, now });
+  return failClosed(inner, config.limitsTimeoutMs);
+}
 
-/** The store for this config: Upstash when configured, else the Durable Object. Built once. */
-export function storeFor(config: Config, env: Bindings): LimitStore {
+const stores = new WeakMap<Config, ClockedStore>();
+
+/** The store for this config on the real clock, built once per config. */
+export function storeFor(config: Config, env: Bindings): ClockedStore {
   let store = stores.get(config);
   if (!store) {
-    const specs = limitSpecs(config);
-    const inner = config.upstash
-      ? upstashStore(config.upstash, specs, config.limitsTimeoutMs, config.storePrefix)
-      : durableStore(env.LIMITS, specs, config.storePrefix);
-    store = failClosed(inner, config.limitsTimeoutMs);
+    store = buildStore(config, env);
     stores.set(config, store);
   }
   return store;

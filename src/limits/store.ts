@@ -117,6 +117,15 @@ export interface LimitSpecs {
   holdTtlMs: number;
 }
 
+/** Unix ms now. */
+export type Clock = () => number;
+
+/**
+ * The real clock. It looks `Date` up on every call, so a test that fakes `Date` (pinClock, for
+ * tests that go through the whole Worker) still reaches a store built before it did.
+ */
+export const systemClock: Clock = () => Date.now();
+
 /**
  * The port. Each method is one decision, made atomically by the store; adapters throw on any
  * store failure and never guess (the caller fails closed). Keys are already namespaced.
@@ -155,4 +164,12 @@ export interface LimitStore {
   recordMetrics(counters: Counters, now: number): Promise<void>;
   /** Sums the metric buckets of each window ending at `now`. */
   readMetrics(now: number): Promise<Record<MetricWindow, Counters>>;
+}
+
+/**
+ * A store with its clock: what it decides by when a call carries no time of its own, and what
+ * the limit stage stamps admissions and refusals with, so that one clock rules a decision.
+ */
+export interface ClockedStore extends LimitStore {
+  readonly now: Clock;
 }

@@ -107,6 +107,11 @@ const refusedTable = `local REFUSED = {${Object.entries(REFUSED)
   .join(", ")}}\n`;
 const keysTable = luaTable("K", ADMIT_KEYS);
 
+/** A script as the store sends it: EVALSHA, and EVAL only when redis does not know it yet. */
+export interface LoadedScript<T> {
+  exec(keys: string[], args: string[]): Promise<T>;
+}
+
 /** The scripts, each with the names it reads prepended. */
 export const SCRIPTS = {
   admit:

@@ -64,7 +64,9 @@ export function randomIp(v6 = false): string {
  * this isolate) at a moment with at least `marginMs` left in the current bucket of a
  * `windowMs` window, so a test never waits for a boundary nor meets one by chance. The
  * clock stands still until `vi.useRealTimers()` (an `afterEach` of the test's file); timers
- * stay real. Returns the moment.
+ * stay real. Returns the moment. For tests that go through the whole Worker: a test that
+ * calls a store or a verifier itself passes it a clock instead (`buildStore`'s `now`,
+ * `supabaseVerifier`'s `deps.now`).
  */
 export function pinClock(windowMs: number, marginMs: number, from = Date.now()): number {
   const start = Math.floor(from / windowMs) * windowMs;
