@@ -1,6 +1,7 @@
 /** @module The Upstash store fails closed (down, 500, hang) and costs few round trips. */
 import { describe, expect, inject, it, vi } from "vitest";
 import type { Bindings } from "../../src/env";
+import { SCRIPTS } from "../../src/limits/upstash-protocol";
 import { call } from "../helpers/app";
 import { usageOf } from "../helpers/gate";
 import { randomIp, storeEnv, upstashScope } from "../helpers/stores";
@@ -8,6 +9,16 @@ import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "../helpers/tok
 
 const upstreamBase = inject("upstreamUrl").replace(/\/v1$/, "");
 const LATE_ANSWER_MS = inject("upstashLateAnswerMs");
+
+/** One command straight to the local Upstash server, outside any scope, as JSON results. */
+async function redis(...command: string[]): Promise<unknown> {
+  const res = await fetch(inject("upstashUrl"), {
+    method: "POST",
+    headers: { Authorization: `Bearer ${inject("upstashToken")}` },
+    body: JSON.stringify(command),
+  });
+  return ((await res.json()) as { result: unknown }).result;
+}
 
 async function streamOnce(env: Bindings, token: string) {
   const id = crypto.randomUUID();
@@ -91,14 +102,13 @@ describe("the Upstash store fails closed", () => {
     const env = storeEnv("upstash", { LIMITS_TIMEOUT_MS: "300", STORE_PREFIX: prefix }, scope);
     const token = await anonToken();
     const ip = randomIp();
-    // On a redis that has not run the admission script yet, the first try is an EVALSHA that
-    // redis answers NOSCRIPT, and the timeout would fall on that answer: the script would never
-    // run. One admission beforehand (under another prefix) loads it, as on any running store.
-    const warm = storeEnv("upstash", { STORE_PREFIX: `${prefix}warm` }, scope);
-    const warmed = await streamOnce(warm, await anonToken());
-    expect(warmed.res.status).toBe(200);
-    await warmed.res.text();
-    await warmed.settled();
+    // On a redis that does not know a script yet, the first try is an EVALSHA that redis answers
+    // NOSCRIPT, and the timeout would fall on that answer: the script would never run. The two
+    // scripts this refusal runs, its admission and its cancel, are loaded first, as on any
+    // running store (a warm-up stream loads only the admission's).
+    for (const script of [SCRIPTS.admit, SCRIPTS.cancelAdmission]) {
+      expect(await redis("SCRIPT", "LOAD", script)).toMatch(/^[0-9a-f]{40}$/);
+    }
     await scope.fault("late");
     const id = crypto.randomUUID();
     const refused = await call(
@@ -118,14 +128,6 @@ describe("the Upstash store fails closed", () => {
     expect(usage.quota?.hourly.remaining).toBe(20);
     expect(usage.quota?.total.remaining).toBe(100);
     // And the admission did reach the store: its counters exist, counted once and undone.
-    const redis = async (...command: string[]) => {
-      const res = await fetch(inject("upstashUrl"), {
-        method: "POST",
-        headers: { Authorization: `Bearer ${inject("upstashToken")}` },
-        body: JSON.stringify(command),
-      });
-      return ((await res.json()) as { result: unknown }).result;
-    };
     const counters = [
       ...((await redis("KEYS", `${prefix}:rl:user:*`)) as string[]),
       ...((await redis("KEYS", `${prefix}:quota:*`)) as string[]),
