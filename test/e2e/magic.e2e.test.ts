@@ -6,7 +6,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { SignJWT } from "jose";
-import type { Browser, Page, Route } from "playwright-core";
+import type { Browser, Page, Response as PlaywrightResponse, Route } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ARTIFACTS, ask, type Opened, openPage, waitForState, withChromium } from "./browser";
 import { type DevServer, ROOT, startWranglerDev } from "./dev-server";
@@ -20,6 +20,7 @@ const SUPABASE_JWT_SECRET = randomBytes(32).toString("base64url");
 let server: DevServer | undefined;
 let browser: Browser | undefined;
 let demoAnswer: (message: string) => string[];
+let formatWait: (seconds: number) => string;
 
 /** Every request any page of this file made: the URL and its Authorization header. */
 const seen: Promise<{ url: string; authorization: string | null }>[] = [];
@@ -45,6 +46,7 @@ async function setup(): Promise<void> {
   // Loaded by URL so the type checker of the Node tests does not pull in Worker sources.
   demoAnswer = (await import(pathToFileURL(join(ROOT, "src/stream/providers/demo.ts")).href))
     .demoAnswer;
+  formatWait = (await import(pathToFileURL(join(ROOT, "web/magic/explain.ts")).href)).formatWait;
 
   [server, browser] = await withChromium(
     startWranglerDev({
@@ -246,21 +248,39 @@ describe("Magic Box page", () => {
   });
 
   it("c. after the hourly quota is spent, the next send shows which limit and a countdown, and Send is disabled", async () => {
-    // The hourly window's buckets end on the hour: in its last seconds a spent quota frees a unit
-    // (and the countdown is short), so start at least 30 s before the hour ends.
-    const toHour = 3_600_000 - (Date.now() % 3_600_000);
-    if (toHour < 30_000) await new Promise((r) => setTimeout(r, toHour + 1_000));
-    const { page, problems, close } = await openMagic({ statuses: [429] });
+    const { page, problems, close } = await openMagic({
+      statuses: [429],
+      prepareContext: (context) => context.clock.install(),
+    });
     try {
-      for (let i = 1; i <= HOURLY_QUOTA; i++) {
-        await ask(page, `Quota question number ${i}`);
-        await waitForState(page, ["done"]);
+      // The page's Date stands still from here (its timers keep running): its countdown moves
+      // only when the test moves the clock, however short the server's Retry-After is.
+      const pinned = await page.evaluate(() => Date.now());
+      await page.clock.setFixedTime(pinned);
+      // Spend the hourly quota: ask until the server refuses. wrangler dev counts on the wall
+      // clock, and the turn of an hour frees units of a spent sliding window, so the refusal may
+      // come later than after HOURLY_QUOTA asks; it comes at the latest after 2 × HOURLY_QUOTA
+      // (at most that many pass in one window), and always right after an answer that left none.
+      let refusal: PlaywrightResponse | undefined;
+      let asked = 0;
+      let quotaBefore = "";
+      while (!refusal) {
+        asked += 1;
+        expect(asked).toBeLessThanOrEqual(2 * HOURLY_QUOTA + 1);
+        quotaBefore = (await page.locator("#quota").textContent()) ?? "";
+        const answered = page.waitForResponse(
+          (r) => new URL(r.url()).pathname === "/api/v1/stream",
+        );
+        await ask(page, `Quota question number ${asked}`);
+        const res = await answered;
+        if (res.status() === 429) refusal = res;
+        else {
+          expect(res.status()).toBe(200);
+          await waitForState(page, ["done"]);
+        }
       }
-      expect(await page.locator("#quota").textContent()).toContain(
-        `0 of ${HOURLY_QUOTA} streams left this hour`,
-      );
-      const third = "One question too many";
-      await ask(page, third);
+      expect(asked).toBeGreaterThan(HOURLY_QUOTA);
+      expect(quotaBefore).toContain(`0 of ${HOURLY_QUOTA} streams left this hour`);
       await waitForState(page, ["failed"]);
       expect(await lastTurn(page).getAttribute("data-error-code")).toBe("quota_exceeded");
       expect(await lastTurn(page).locator(".badge").textContent()).toBe("Not answered");
@@ -270,20 +290,30 @@ describe("Magic Box page", () => {
       const noticeText = (await page.locator("#notice-text").textContent()) ?? "";
       expect(noticeText).toContain("Quota used up.");
       expect(noticeText).toContain(`hourly quota reached: ${HOURLY_QUOTA} streams per hour`);
-      const first = (await page.locator("#countdown").textContent()) ?? "";
-      // Under a minute as "N s", else "m:ss" (or "h:mm:ss").
-      expect(first).toMatch(/^Send is available again in ((\d+:)?\d+:\d\d|\d+ s)\.$/);
+      // The countdown starts at the server's Retry-After, in the page's words.
+      const retryAfter = Number(await refusal.headerValue("retry-after"));
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      const countdown = page.locator("#countdown");
+      expect(await countdown.textContent()).toBe(
+        `Send is available again in ${formatWait(retryAfter)}.`,
+      );
       expect(await page.locator("#send").isDisabled()).toBe(true);
       // The unanswered text is given back, and Enter does not send while the countdown runs.
-      expect(await page.locator("#prompt").inputValue()).toBe(third);
+      expect(await page.locator("#prompt").inputValue()).toBe(`Quota question number ${asked}`);
       await page.locator("#prompt").press("Enter");
-      expect(await page.locator(".turn").count()).toBe(HOURLY_QUOTA + 1);
-      // The countdown is live.
-      await expect
-        .poll(() => page.locator("#countdown").textContent(), { timeout: 3_000, interval: 100 })
-        .not.toBe(first);
-      expect(await page.locator("#send").isDisabled()).toBe(true);
+      expect(await page.locator(".turn").count()).toBe(asked);
       await screenshot(page, "c-quota-countdown.png");
+      // The countdown is live and ends with the Retry-After: with the clock paused, the test
+      // moves it to a millisecond before the end and then to the end, and fires the page's timers.
+      await page.clock.pauseAt(pinned);
+      await page.clock.setFixedTime(pinned + retryAfter * 1000 - 1);
+      await page.clock.runFor(1_000);
+      expect(await countdown.textContent()).toBe("Send is available again in 1 s.");
+      expect(await page.locator("#send").isDisabled()).toBe(true);
+      await page.clock.setFixedTime(pinned + retryAfter * 1000);
+      await page.clock.runFor(1_000);
+      expect(await notice.isVisible()).toBe(false);
+      expect(await page.locator("#send").isDisabled()).toBe(false);
       expect(problems).toEqual([]);
     } finally {
       await close();

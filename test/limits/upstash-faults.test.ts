@@ -1,13 +1,23 @@
 /** @module The Upstash store fails closed (down, 500, hang) and costs few round trips. */
 import { describe, expect, inject, it, vi } from "vitest";
 import type { Bindings } from "../../src/env";
+import { SCRIPTS } from "../../src/limits/upstash-protocol";
 import { call } from "../helpers/app";
 import { usageOf } from "../helpers/gate";
 import { randomIp, storeEnv, upstashScope } from "../helpers/stores";
 import { anonToken, bearer, supabaseClaims, supabaseHs256 } from "../helpers/tokens";
 
 const upstreamBase = inject("upstreamUrl").replace(/\/v1$/, "");
-const LATE_ANSWER_MS = inject("upstashLateAnswerMs");
+
+/** One command straight to the local Upstash server, outside any scope, as JSON results. */
+async function redis(...command: string[]): Promise<unknown> {
+  const res = await fetch(inject("upstashUrl"), {
+    method: "POST",
+    headers: { Authorization: `Bearer ${inject("upstashToken")}` },
+    body: JSON.stringify(command),
+  });
+  return ((await res.json()) as { result: unknown }).result;
+}
 
 async function streamOnce(env: Bindings, token: string) {
   const id = crypto.randomUUID();
@@ -91,14 +101,13 @@ describe("the Upstash store fails closed", () => {
     const env = storeEnv("upstash", { LIMITS_TIMEOUT_MS: "300", STORE_PREFIX: prefix }, scope);
     const token = await anonToken();
     const ip = randomIp();
-    // On a redis that has not run the admission script yet, the first try is an EVALSHA that
-    // redis answers NOSCRIPT, and the timeout would fall on that answer: the script would never
-    // run. One admission beforehand (under another prefix) loads it, as on any running store.
-    const warm = storeEnv("upstash", { STORE_PREFIX: `${prefix}warm` }, scope);
-    const warmed = await streamOnce(warm, await anonToken());
-    expect(warmed.res.status).toBe(200);
-    await warmed.res.text();
-    await warmed.settled();
+    // On a redis that does not know a script yet, the first try is an EVALSHA that redis answers
+    // NOSCRIPT, and the timeout would fall on that answer: the script would never run. The two
+    // scripts this refusal runs, its admission and its cancel, are loaded first, as on any
+    // running store (a warm-up stream loads only the admission's).
+    for (const script of [SCRIPTS.admit, SCRIPTS.cancelAdmission]) {
+      expect(await redis("SCRIPT", "LOAD", script)).toMatch(/^[0-9a-f]{40}$/);
+    }
     await scope.fault("late");
     const id = crypto.randomUUID();
     const refused = await call(
@@ -111,27 +120,24 @@ describe("the Upstash store fails closed", () => {
     // The admission ran at once; its cancellation (in waitUntil) ran after it, also answered late.
     await refused.settled();
     await scope.fault("none");
-    await new Promise((r) => setTimeout(r, LATE_ANSWER_MS + 200));
+    // The admission did reach the store: its counters exist, counted once and undone. Waited
+    // for as a state of the store, not for a time: the store ran each command as it came.
+    await vi.waitFor(
+      async () => {
+        const counters = [
+          ...((await redis("KEYS", `${prefix}:rl:user:*`)) as string[]),
+          ...((await redis("KEYS", `${prefix}:quota:*`)) as string[]),
+        ];
+        expect(counters.length).toBe(3);
+        for (const key of counters) expect(await redis("GET", key)).toBe("0");
+      },
+      { timeout: 5_000, interval: 20 },
+    );
     const usage = await usageOf({ token, ip }, env);
     expect(usage.limits.user.remaining).toBe(30);
     expect(usage.limits.ip.remaining).toBe(60);
     expect(usage.quota?.hourly.remaining).toBe(20);
     expect(usage.quota?.total.remaining).toBe(100);
-    // And the admission did reach the store: its counters exist, counted once and undone.
-    const redis = async (...command: string[]) => {
-      const res = await fetch(inject("upstashUrl"), {
-        method: "POST",
-        headers: { Authorization: `Bearer ${inject("upstashToken")}` },
-        body: JSON.stringify(command),
-      });
-      return ((await res.json()) as { result: unknown }).result;
-    };
-    const counters = [
-      ...((await redis("KEYS", `${prefix}:rl:user:*`)) as string[]),
-      ...((await redis("KEYS", `${prefix}:quota:*`)) as string[]),
-    ];
-    expect(counters.length).toBe(3);
-    for (const key of counters) expect(await redis("GET", key)).toBe("0");
   });
 
   it("answers 503 when the store drops the connection", async () => {
