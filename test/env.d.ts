@@ -6,8 +6,6 @@ declare module "vitest" {
     /** Base URL of the local Upstash-compatible REST server. */
     upstashUrl: string;
     upstashToken: string;
-    /** How much later than it commits the local Upstash server answers under fault `late`. */
-    upstashLateAnswerMs: number;
     /** Port of the private redis-server behind it. */
     redisPort: number;
     /** Supabase project URL served by the local JWKS server (issuer is `${supabaseUrl}/auth/v1`). */

@@ -5,7 +5,7 @@ import { startFakeUpstream } from "./fake-upstream";
 import { startJwksServer } from "./jwks-server";
 import { startRedis } from "./redis";
 import { startSiteverifyServer } from "./siteverify-server";
-import { LATE_ANSWER_MS, startUpstashServer } from "./upstash-server";
+import { startUpstashServer } from "./upstash-server";
 import { captureWorkerdLogs } from "./workerd-logs";
 
 const UPSTASH_TOKEN = "local-upstash-token";
@@ -53,7 +53,6 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("redisPort", redis.port);
   project.provide("upstashUrl", upstash.url);
   project.provide("upstashToken", UPSTASH_TOKEN);
-  project.provide("upstashLateAnswerMs", LATE_ANSWER_MS);
   project.provide("supabaseUrl", jwks.url);
   project.provide("jwksUrl", jwks.jwksUrl);
   project.provide("jwksPrivateKeys", jwks.privateKeys);
