@@ -161,6 +161,9 @@ export function supabaseVerifier(
     if (typeof iat !== "number" || iat > at / 1000 + 5) throw new Error("iat in the future");
     if (typeof sub !== "string" || sub.length === 0 || sub.length > 128) throw new Error("bad sub");
     if (typeof exp !== "number") throw new Error("bad exp");
+    // jose checked `exp` at `at`, before the key set was fetched (up to its timeout ago): a
+    // token that expired meanwhile is refused as if it had been checked now.
+    if (exp <= now() / 1000 - 5) throw new Error("expired while its key set was fetched");
     return principal("supabase", sub, payload.is_anonymous === true, exp);
   };
 }

@@ -28,6 +28,15 @@ import { decide, peek, windowKeys } from "./sliding-window";
 import type { QuotaResult, SpendSummary, WindowResult } from "./store";
 
 /** One object per key; `name` says which (e.g. `user:anonymous:anon_…`, `ip:203.0.113.7`). */
+/**
+ * The caller's time, or this object's own when the caller sent none: a Worker of the previous
+ * version (during a gradual deployment) calls without it, and NaN must never reach a window's
+ * comparison, where it would pass everything.
+ */
+function timeOf(now: number): number {
+  return Number.isFinite(now) ? now : Date.now();
+}
+
 export class LimitsStore extends DurableObject {
   private readonly sql: SqlStorage;
   private readonly counters: CounterTable;
@@ -78,6 +87,7 @@ export class LimitsStore extends DurableObject {
 
   /** Counts one hit in the named sliding window at `now`. */
   hit(name: string, spec: WindowSpec, now: number): WindowResult {
+    now = timeOf(now);
     return this.hitWindow(name, spec, now);
   }
 
@@ -99,6 +109,7 @@ export class LimitsStore extends DurableObject {
   ):
     | { window: WindowResult; quota: QuotaResult | null; budget: HoldDecision | null }
     | { cancelled: true } {
+    now = timeOf(now);
     // Every counter it reads comes in one statement, and everything it counts goes out in one,
     // after every check passed: a refusal writes nothing it would have to undo.
     const keys = admissionKeys(id, name, spec, quota?.hourly ?? null, now);
@@ -148,6 +159,7 @@ export class LimitsStore extends DurableObject {
     at: number,
     now: number,
   ): void {
+    now = timeOf(now);
     const mark = `admission:${id}`;
     const counted = this.get(mark, now);
     this.put(mark, MARK.cancelled, now + ADMISSION_MARK_TTL_MS);
@@ -164,6 +176,7 @@ export class LimitsStore extends DurableObject {
     now: number,
     expiresAt: number,
   ): HoldDecision {
+    now = timeOf(now);
     return this.budgets.hold(id, entries, price, now, expiresAt);
   }
 
@@ -186,6 +199,7 @@ export class LimitsStore extends DurableObject {
     keepUntil: number,
     now: number,
   ) {
+    now = timeOf(now);
     return this.budgets.settleOnce(recordId, id, keys, cost, now, keepUntil);
   }
 
@@ -194,6 +208,7 @@ export class LimitsStore extends DurableObject {
    * full); changes nothing but counting expired holds as spent.
    */
   readBudgets(entries: BudgetEntry[], now: number): (BudgetState & { expired: number })[] {
+    now = timeOf(now);
     this.budgets.sweep(now);
     return entries.map((e) => ({
       ...this.budgets.state(e, now),
@@ -203,11 +218,13 @@ export class LimitsStore extends DurableObject {
 
   /** Reads the named window at `now` without counting. */
   read(name: string, spec: WindowSpec, now: number): WindowResult {
+    now = timeOf(now);
     return this.peekWindow(name, spec, now);
   }
 
   /** Gives back one quota unit spent at `spentAt`; `now` is the refund's own time. */
   refundQuota(hourly: WindowSpec, spentAt: number, now: number): void {
+    now = timeOf(now);
     // Back to the bucket the unit was taken from, never below zero.
     this.uncount("quota:hourly", hourly, spentAt, now);
     const used = this.get(TOTAL_QUOTA_KEY, now);
@@ -216,6 +233,7 @@ export class LimitsStore extends DurableObject {
 
   /** Reads the quotas at `now` without spending. */
   readQuota(hourly: WindowSpec, totalCap: number, now: number) {
+    now = timeOf(now);
     const used = this.get(TOTAL_QUOTA_KEY, now);
     return {
       hourly: this.peekWindow("quota:hourly", hourly, now),
@@ -233,6 +251,7 @@ export class LimitsStore extends DurableObject {
     keepUntil: number,
     now: number,
   ): "written" | "duplicate" {
+    now = timeOf(now);
     if (this.ledgerSweepDue(now)) {
       this.sql.exec(
         "DELETE FROM ledger WHERE started_at < ?",
@@ -263,6 +282,7 @@ export class LimitsStore extends DurableObject {
 
   /** The spend counters at `now` (today is `now`'s UTC day), in USD. */
   spend(now: number): SpendSummary {
+    now = timeOf(now);
     return {
       totalUsd: this.get("spend:total", now) / 1e6,
       todayUsd: this.get(`spend:day:${utcDay(now)}`, now) / 1e6,
@@ -280,6 +300,7 @@ export class LimitsStore extends DurableObject {
 
   /** Adds counters to the metric buckets of `now` (used on the single "metrics" object). */
   recordMetrics(counters: Counters, now: number): void {
+    now = timeOf(now);
     this.sql.exec("DELETE FROM metrics WHERE expires_at <= ?", now);
     for (const { key, ttlMs } of writeBuckets(now)) {
       for (const [field, value] of Object.entries(counters)) {
@@ -297,6 +318,7 @@ export class LimitsStore extends DurableObject {
 
   /** Sums each window's buckets. */
   readMetrics(now: number): Record<MetricWindow, Counters> {
+    now = timeOf(now);
     const out = {} as Record<MetricWindow, Counters>;
     for (const [window, keys] of Object.entries(readBuckets(now)) as [MetricWindow, string[]][]) {
       const rows = this.sql
