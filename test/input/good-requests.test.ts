@@ -1,5 +1,5 @@
 /** @module Stream requests at the edges of what is valid are accepted and stream to done. */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { anonCaller, usageOf } from "../helpers/gate";
 import {
   chunked,
@@ -14,6 +14,12 @@ import {
   STREAM,
   send,
 } from "../helpers/input";
+import { pinClock } from "../helpers/stores";
+
+// pinClock stops the clock for a test; the next starts with the real one.
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe("a good stream request", () => {
   it("streams for a valid GET and ends with done", async () => {
@@ -29,6 +35,8 @@ describe("a good stream request", () => {
   });
 
   it("spends one request and one quota unit, which the checks above would see", async () => {
+    // Exact hourly counts: no turn of the hour during the test.
+    pinClock(3_600_000, 60_000);
     const who = await anonCaller();
     await expectStream(await send(who, STREAM, postJson({ message: "hello" })));
     const u = await usageOf(who);

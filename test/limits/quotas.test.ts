@@ -33,6 +33,8 @@ const anonymousAdmission = (userKey: string, ipKey: string, at: number) =>
 
 describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s store", (kind) => {
   it("lets exactly 20 of 25 simultaneous anonymous requests through and refuses the rest by quota", async () => {
+    // Exact hourly counts: no turn of the hour during the test.
+    pinClock(3_600_000, 60_000);
     // The quota binds here, not the anonymous daily budget (test/limits/budgets.test.ts).
     const env = storeEnv(kind, { BUDGET_ANON_DAILY_USD: "0" });
     const token = await anonToken();
@@ -51,6 +53,8 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
   });
 
   it("ends the anonymous identity's streams at the total quota", async () => {
+    // Exact hourly counts: no turn of the hour during the test.
+    pinClock(3_600_000, 60_000);
     const env = storeEnv(kind, { ANON_QUOTA_TOTAL: "3" });
     const token = await anonToken();
     const ip = randomIp();
@@ -163,6 +167,8 @@ describe.each<StoreKind>(["durable_object", "upstash"])("limits with the %s stor
   });
 
   it("shows usage without spending it", async () => {
+    // Exact hourly counts: no turn of the hour during the test.
+    pinClock(3_600_000, 60_000);
     const env = storeEnv(kind);
     const token = await anonToken();
     const ip = randomIp();

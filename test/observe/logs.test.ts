@@ -1,7 +1,7 @@
 /** @module Structured logs: one JSON line per request with its id, and never a token or message text. */
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { call } from "../helpers/app";
-import { randomIp, storeEnv } from "../helpers/stores";
+import { pinClock, randomIp, storeEnv } from "../helpers/stores";
 import { anonToken, bearer } from "../helpers/tokens";
 
 function captureLogs(): { lines: () => Record<string, unknown>[]; raw: () => string } {
@@ -17,7 +17,11 @@ function captureLogs(): { lines: () => Record<string, unknown>[]; raw: () => str
   };
 }
 
-afterEach(() => vi.restoreAllMocks());
+afterEach(() => {
+  vi.restoreAllMocks();
+  // pinClock stops the clock for a test; the next starts with the real one.
+  vi.useRealTimers();
+});
 
 describe("logs", () => {
   it("write one request line at the end of a stream with its figures, and no token or message text", async () => {
@@ -74,6 +78,8 @@ describe("logs", () => {
 
 describe("a spent shared budget", () => {
   it("is said once per isolate and window as a warning, and logged on each refused request's access line, never as an error", async () => {
+    // Once per hourly window: no turn of the hour between the two refusals.
+    pinClock(3_600_000, 60_000);
     const logs = captureLogs();
     // 1 µUSD an hour for all anonymous callers: not enough for one token of any stream.
     const env = storeEnv("durable_object", {

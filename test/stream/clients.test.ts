@@ -1,6 +1,6 @@
 /** @module Clients that leave, stop reading or fall behind: the upstream is cancelled and what it generated is recorded. */
 import { exports } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { MAX_QUEUED_FRAMES } from "../../src/stream/session";
 import { call, testEnv } from "../helpers/app";
 import {
@@ -11,6 +11,7 @@ import {
   usageOfToken,
 } from "../helpers/gate";
 import { openEvents } from "../helpers/sse";
+import { pinClock } from "../helpers/stores";
 import {
   pollUpstream,
   principalKey,
@@ -22,8 +23,15 @@ import {
 } from "../helpers/stream";
 import { anonToken, bearer } from "../helpers/tokens";
 
+// pinClock stops the clock for a test; the next starts with the real one.
+afterEach(() => {
+  vi.useRealTimers();
+});
+
 describe("clients that leave before the upstream answers", () => {
   it("records the prompt's cost and keeps the quota spent, without calling it an upstream error", async () => {
+    // Exact hourly counts: no turn of the hour during the test.
+    pinClock(3_600_000, 60_000);
     const token = await anonToken();
     const key = principalKey(token);
     const { id, message } = fakeMessage({ headerDelay: 1500, tokens: 3 });

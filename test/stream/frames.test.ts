@@ -1,10 +1,11 @@
 /** @module The stream's frames end to end in workerd: running totals, ids 1..n, one terminal event, heartbeats, and GET and POST for each principal. */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { maxOutputTokens, usdToMicro } from "../../src/stream/cost";
 import { MODELS } from "../../src/stream/models";
 import { testEnv } from "../helpers/app";
 import { fakeMessage } from "../helpers/gate";
 import { openEvents, readEvents, type SseEvent } from "../helpers/sse";
+import { pinClock } from "../helpers/stores";
 import {
   type ChunkData,
   chunksOf,
@@ -16,6 +17,11 @@ import {
   supabaseUser,
 } from "../helpers/stream";
 import { anonToken } from "../helpers/tokens";
+
+// pinClock stops the clock for a test; the next starts with the real one.
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe("frames", () => {
   it("sends message_chunk frames with running totals, ids 1..n and exactly one done", async () => {
@@ -141,6 +147,8 @@ describe("heartbeats", () => {
 
 describe("methods and principals", () => {
   it("streams by GET and by POST; anonymous done carries the quota left", async () => {
+    // Exact hourly counts: no turn of the hour during the test.
+    pinClock(3_600_000, 60_000);
     const token = await anonToken();
     const get = await startStream({ token, message: fakeMessage({ tokens: 2 }).message });
     const getDone = doneOf(await readEvents(get.res));

@@ -1,5 +1,5 @@
 /** @module The ledger record of each stream: one per stream, the client's stream_id echoed, in both stores. */
-import { describe, expect, inject, it } from "vitest";
+import { afterEach, describe, expect, inject, it, vi } from "vitest";
 import { parseConfig } from "../../src/config";
 import type { LedgerRecord } from "../../src/ledger/record";
 import { writeLedger } from "../../src/ledger/write";
@@ -8,8 +8,14 @@ import { createLogger } from "../../src/observe/log";
 import { testEnv } from "../helpers/app";
 import { fakeMessage, ledgerOf, usageOfToken } from "../helpers/gate";
 import { readEvents } from "../helpers/sse";
+import { pinClock } from "../helpers/stores";
 import { doneOf, startStream, supabaseUser } from "../helpers/stream";
 import { anonToken } from "../helpers/tokens";
+
+// pinClock stops the clock for a test; the next starts with the real one.
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe("ledger", () => {
   it("writes one record per stream, echoes a client stream_id and counts each stream once", async () => {
@@ -122,6 +128,8 @@ describe("ledger", () => {
   );
 
   it("records streams in the Upstash store when it is configured", async () => {
+    // Exact hourly counts: no turn of the hour during the test.
+    pinClock(3_600_000, 60_000);
     const bindings = testEnv({
       UPSTASH_REDIS_REST_URL: inject("upstashUrl"),
       UPSTASH_REDIS_REST_TOKEN: inject("upstashToken"),

@@ -4,11 +4,12 @@
  * one record and one settlement whatever the readers do, and storage written per batch.
  */
 import { decodeJwt } from "jose";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { json } from "../helpers/app";
 import { anonCaller, fakeMessage, upstreamRecord, usageOf, type Who } from "../helpers/gate";
 import { waitForRows } from "../helpers/ledger";
 import { openEvents, readEvents } from "../helpers/sse";
+import { pinClock } from "../helpers/stores";
 import {
   comparable,
   kept,
@@ -38,8 +39,15 @@ async function upstreamUntil(
   return r;
 }
 
+// pinClock stops the clock for a test; the next starts with the real one.
+afterEach(() => {
+  vi.useRealTimers();
+});
+
 describe.each(STORES)("a resumable stream's life in the %s store", (kind) => {
   it("is cancelled as client_abort when no reader comes back within the grace", async () => {
+    // Exact hourly counts: no turn of the hour during the test.
+    pinClock(3_600_000, 60_000);
     const bindings = resumeEnv(kind, { STREAM_ORPHAN_GRACE_MS: "100" });
     const { id: fake, message } = fakeMessage({ tokens: 60, delay: 50 });
     const who = await anonCaller();
@@ -118,6 +126,8 @@ describe.each(STORES)("a resumable stream's life in the %s store", (kind) => {
   });
 
   it("answers 409 stream_exists for a live id of the same principal, spending nothing; another principal's equal id is its own stream", async () => {
+    // Exact hourly counts: no turn of the hour during the test.
+    pinClock(3_600_000, 60_000);
     const bindings = resumeEnv(kind);
     const { message } = fakeMessage({ tokens: 20, delay: 40 });
     const who = await anonCaller();

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { call, json } from "../helpers/app";
 import { anonCaller, fakeMessage, usageOf, type Who } from "../helpers/gate";
 import { openEvents, readEvents, type SseEvent } from "../helpers/sse";
+import { pinClock } from "../helpers/stores";
 import { bearer } from "../helpers/tokens";
 import {
   comparable,
@@ -50,6 +51,8 @@ describe.each(STORES)("resume in the %s store", (kind) => {
   });
 
   it("joins a dropped reader and its resume by Last-Event-ID into the undisturbed stream, billed once", async () => {
+    // Exact hourly counts: no turn of the hour during the test.
+    pinClock(3_600_000, 60_000);
     const bindings = resumeEnv(kind);
     const { message } = fakeMessage({ tokens: 12, delay: 40 });
     const who = await anonCaller();
@@ -85,6 +88,8 @@ describe.each(STORES)("resume in the %s store", (kind) => {
   });
 
   it("resumes by ?after=n and by the original URL with Last-Event-ID", async () => {
+    // Exact hourly counts: no turn of the hour during the test.
+    pinClock(3_600_000, 60_000);
     const bindings = resumeEnv(kind);
     const { message } = fakeMessage({ tokens: 10, delay: 40 });
     const who = await anonCaller();
@@ -170,6 +175,8 @@ describe.each(STORES)("resume in the %s store", (kind) => {
   });
 
   it("counts resumes against RATE_LIMIT_USAGE, not the stream limits or the quota", async () => {
+    // Exact hourly counts: no turn of the hour during the test.
+    pinClock(3_600_000, 60_000);
     const bindings = resumeEnv(kind, { RATE_LIMIT_USAGE: "3/60s" });
     const who = await anonCaller();
     const id = newId();

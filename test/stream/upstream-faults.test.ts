@@ -1,10 +1,19 @@
 /** @module Upstream faults before and after the first token: the client's answer leaks nothing and the quota is refunded when nothing was served. */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { testEnv } from "../helpers/app";
 import { fakeMessage, ledgerOf, upstreamRecord as recordOf, usageOfToken } from "../helpers/gate";
 import { readEvents } from "../helpers/sse";
+import { pinClock } from "../helpers/stores";
 import { errorOf, expectFraming, pollUpstream, principalKey, startStream } from "../helpers/stream";
 import { anonToken } from "../helpers/tokens";
+
+// pinClock stops the clock for a test; the next starts with the real one.
+let ticking: ReturnType<typeof setInterval> | undefined;
+afterEach(() => {
+  if (ticking) clearInterval(ticking);
+  ticking = undefined;
+  vi.useRealTimers();
+});
 
 describe("upstream faults", () => {
   const LEAKS = ["sk-live", "secret upstream internals", "upstream status"];
@@ -70,6 +79,11 @@ describe("upstream faults", () => {
   ] as const)(
     "ends %s mid-stream with one error frame and records the partial cost",
     async (_, fault, sent, overrides) => {
+      // Exact hourly counts: no turn of the hour during the test. The idle watch measures the
+      // silence on Date, so the pinned clock moves on, 20 ms a tick, from a moment a minute or
+      // more before the hour's end (a test times out in 20 s).
+      pinClock(3_600_000, 60_000);
+      ticking = setInterval(() => vi.setSystemTime(Date.now() + 20), 20);
       const token = await anonToken();
       const key = principalKey(token);
       const { id, message } = fakeMessage({ tokens: 5, ...fault });

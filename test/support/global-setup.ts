@@ -10,20 +10,8 @@ import { captureWorkerdLogs } from "./workerd-logs";
 
 const UPSTASH_TOKEN = "local-upstash-token";
 
-/**
- * The hourly quota's buckets end on the hour (the sliding window's arithmetic), and many tests
- * assert exact hourly counts: a run that crosses the hour would see a spent unit's weight drop.
- * The suite takes about a minute and a half, so it never starts in the last two minutes of one.
- */
-const HOUR_MARGIN_MS = 120_000;
-
 /** Vitest globalSetup: runs in Node before any test file, returns the teardown. */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const toHour = 3_600_000 - (Date.now() % 3_600_000);
-  if (toHour < HOUR_MARGIN_MS) {
-    console.log(`waiting ${Math.ceil(toHour / 1000)} s for the hour to pass (hourly quota tests)`);
-    await new Promise((resolve) => setTimeout(resolve, toHour + 1_000));
-  }
   // Drops workerd's lines for socket failures the tests cause on purpose; fails on any other.
   const workerdLogs = captureWorkerdLogs();
   const redis = await startRedis();
