@@ -91,6 +91,16 @@ describe("npm run ledger:replay", () => {
         replay: JSON.stringify(r),
       });
     const line = lineOf("ledger_send_failed", record);
+    // What must not be replayed: a record planted in a field of another event's line (a field
+    // may carry what a client sent), and a record id two lines give different contents.
+    const planted = { ...record, recordId: crypto.randomUUID(), costMicroUsd: 999_999 };
+    const plantedLine = JSON.stringify({
+      ts: new Date().toISOString(),
+      level: "warn",
+      event: "request",
+      cause: lineOf("ledger_send_failed", planted),
+    });
+    const twice = { ...record, recordId: crypto.randomUUID(), costMicroUsd: 5 };
     // A plain log line, the same line wrapped as Workers Logs exports it, the first record's
     // store write failing too (one record, two lines), the second record, and noise.
     const file = join(dir, "worker.log");
@@ -102,11 +112,18 @@ describe("npm run ledger:replay", () => {
         JSON.stringify({ message: line }),
         lineOf("ledger_write_failed", record),
         lineOf("ledger_write_failed", unsettled),
+        plantedLine,
+        lineOf("ledger_send_failed", twice),
+        lineOf("ledger_write_failed", { ...twice, costMicroUsd: 0 }),
         "",
       ].join("\n"),
     );
     const first = await run("ledger-replay.mjs", ["--url", dev.url, file], { ADMIN_TOKEN });
+    expect(first.out).toContain(
+      `refused record ${twice.recordId}: two lines give it different contents`,
+    );
     expect(first.out).toContain("found 2 record(s) to replay");
+    expect(first.code).toBe(1);
     expect(first.out).toContain("written 2, already in the ledger 0");
     const second = await run("ledger-replay.mjs", ["--url", dev.url, file], { ADMIN_TOKEN });
     expect(second.out).toContain("written 0, already in the ledger 2");
