@@ -4,10 +4,10 @@
  * (`--base <dir>`, a worktree whose node_modules resolves), then CPU per short stream against
  * the floor's, and with `--profile` a sampling CPU profile of each gateway under load.
  * Flags: --rounds <n> (300), --store do|upstash|both, --skip-cpu, --cpu-ms <ms per loop> (1000),
- * --cpu-reps <n> (2), --profile, --profile-c <concurrency> (16), --base <dir> (`.`: this tree
- * again), --base-var KEY=VALUE (repeatable: a var of the base's gateways only, so `--base .
- * --base-var STREAM_RESUME_TTL_S=0` pairs a feature on against off), --out <dir> (or
- * --update-results).
+ * --cpu-reps <n> (2), --long (CPU per 2,000-token stream too, at c=16), --profile,
+ * --profile-c <concurrency> (16), --base <dir> (`.`: this tree again), --base-var KEY=VALUE
+ * (repeatable: a var of the base's gateways only, so `--base . --base-var
+ * STREAM_RESUME_TTL_S=0` pairs a feature on against off), --out <dir> (or --update-results).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -18,6 +18,10 @@ import { resultsDir } from "./lib/results-dir";
 import { startStack } from "./lib/stack";
 import { stateRoot } from "./lib/wrangler";
 import { log, SHORT, send } from "./phases/common";
+
+/** A 2,000-token stream, as the resume phase sends it. */
+const LONG = "A long answer please [[fake tokens=2000 delay=0 ignoremax=1]]";
+
 import { closedLoop } from "./phases/load";
 import { cpuOverFloor, everyTarget, pairedRounds, startOwnWork } from "./phases/own-work";
 
@@ -61,6 +65,10 @@ async function main(): Promise<void> {
   const cpu = argv.includes("--skip-cpu")
     ? null
     : await cpuOverFloor(set, [16, 64], Number(flag("--cpu-ms") ?? 1_000), cpuReps);
+  // With --long, 2,000-token streams too (the floor's too), at c=16.
+  const cpuLong = argv.includes("--long")
+    ? await cpuOverFloor(set, [16], Number(flag("--cpu-ms") ?? 1_000) * 3, cpuReps, LONG)
+    : null;
   const profiles: Record<string, unknown> = {};
   if (argv.includes("--profile")) {
     for (const t of [set.floor, ...set.gateways.map((g) => g.target)]) {
@@ -78,6 +86,7 @@ async function main(): Promise<void> {
     loadavg: { start: load0.map((x) => round2(x)), end: os.loadavg().map((x) => round2(x)) },
     ...ttft,
     cpu,
+    cpu_2000_tokens: cpuLong,
     profiles,
   };
   await cleanupAll();

@@ -10,7 +10,7 @@ import { sleep } from "../lib/procs";
 import { gatewayVars, mintTokens, ROOT, type Stack, UPSTASH_TOKEN } from "../lib/stack";
 import { round } from "../lib/stats";
 import { startWranglerDev, type WranglerDev } from "../lib/wrangler";
-import { type BenchTarget, type Role, RUN } from "./common";
+import { type BenchTarget, type Role, RUN, SHORT } from "./common";
 import { cpuMs } from "./cpu";
 import { closedLoop } from "./load";
 import { paired, pairedTtft, quartiles } from "./paired";
@@ -139,12 +139,13 @@ export async function pairedRounds(set: OwnWorkSet, rounds: number, maxMs: numbe
   return { rounds: n, paired_ttft_ms: out, store_ms: store };
 }
 
-/** CPU ms per short stream in closed loops at each concurrency, rotating order, and over the floor's. */
+/** CPU ms per stream (short unless `message` says) in closed loops at each concurrency, rotating order, and over the floor's. */
 export async function cpuOverFloor(
   set: OwnWorkSet,
   concurrencies: number[],
   runMs: number,
   reps: number,
+  message = SHORT,
 ) {
   const targets = everyTarget(set);
   const acc = new Map<string, { cpu: number; streams: number; ms: number }>();
@@ -154,7 +155,9 @@ export async function cpuOverFloor(
       for (let j = 0; j < targets.length; j++) {
         const t = targets[(j + shift) % targets.length] as BenchTarget;
         const before = cpuMs(t);
-        const { results, elapsedMs } = await closedLoop(t, c, runMs);
+        const { results, elapsedMs } = await closedLoop(t, c, runMs, message, {
+          timeoutMs: 60_000,
+        });
         const after = cpuMs(t);
         const k = `${t.name}@c${c}`;
         const slot = acc.get(k) ?? { cpu: 0, streams: 0, ms: 0 };
