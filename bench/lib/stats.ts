@@ -69,3 +69,10 @@ export function table(head: string[], rows: string[][]): string {
   const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
   return [line(head), line(head.map(() => "---")), ...rows.map(line)].join("\n");
 }
+
+/** The mean of `xs` to 3 digits, or null when there is none or any is null (a loop not read). */
+export function meanOf(xs: (number | null)[]): number | null {
+  return xs.length === 0 || xs.some((x) => x === null)
+    ? null
+    : round((xs as number[]).reduce((a, b) => a + b) / xs.length, 3);
+}

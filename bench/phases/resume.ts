@@ -17,7 +17,7 @@
  */
 import { agentFor } from "../lib/client";
 import { gatewayVars, mintTokens, ROOT, type Stack } from "../lib/stack";
-import { round } from "../lib/stats";
+import { meanOf, round } from "../lib/stats";
 import { type Runtime, startWranglerDev } from "../lib/wrangler";
 import { type BenchTarget, log, PLAN, QUICK, RUN, SHORT, send } from "./common";
 import { type CpuLoops, closedLoop, cpuPerStream } from "./load";
@@ -98,10 +98,6 @@ async function startGateway(
   };
 }
 
-const mean = (xs: (number | null)[]) =>
-  xs.length === 0 || xs.some((x) => x === null)
-    ? null
-    : round((xs as number[]).reduce((a, b) => a + b) / xs.length, 3);
 const pct = (on: number | null, off: number | null) =>
   on === null || off === null || off === 0 ? null : round(((on - off) / off) * 100, 1);
 
@@ -152,8 +148,8 @@ async function storePhase(stack: Stack, base: ResumeBase, store: Store) {
     }
   }
   const cpuOf = (kind: keyof typeof cpu) => {
-    const o = mean(cpu[kind].off);
-    const n = mean(cpu[kind].on);
+    const o = meanOf(cpu[kind].off);
+    const n = meanOf(cpu[kind].on);
     return {
       off: o,
       on: n,

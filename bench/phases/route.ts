@@ -8,7 +8,7 @@
  */
 import { agentFor } from "../lib/client";
 import { gatewayVars, mintTokens, ROOT, type Stack } from "../lib/stack";
-import { fmt, round, table } from "../lib/stats";
+import { fmt, meanOf, table } from "../lib/stats";
 import { startWranglerDev } from "../lib/wrangler";
 import { type BenchTarget, PLAN, QUICK, RUN, SHORT, send } from "./common";
 import { closedLoop, cpuPerStream } from "./load";
@@ -98,10 +98,6 @@ export async function routePhase(stack: Stack, set: RuntimeSet) {
     cpu.default.push((await cpuPerStream(set.gwUp, LOOP)).ms);
     cpu.route.push((await cpuPerStream(route, LOOP)).ms);
   }
-  const mean = (xs: (number | null)[]) =>
-    xs.some((x) => x === null)
-      ? null
-      : round((xs as number[]).reduce((a, b) => a + b) / xs.length, 3);
   await dev.stop();
   route.agent.destroy();
   return {
@@ -117,8 +113,8 @@ export async function routePhase(stack: Stack, set: RuntimeSet) {
     route_minus_default: paired(of(route), of(set.gwUp)),
     cpu_ms_per_stream: {
       concurrency: LOOP.concurrency,
-      default_registry: mean(cpu.default),
-      two_target_route: mean(cpu.route),
+      default_registry: meanOf(cpu.default),
+      two_target_route: meanOf(cpu.route),
     },
   };
 }

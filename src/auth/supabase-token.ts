@@ -119,6 +119,9 @@ export function remoteKeySet(
   };
 }
 
+/** Seconds of clock skew allowed between Supabase and this Worker, for every time claim. */
+const CLOCK_TOLERANCE_S = 5;
+
 /**
  * The verifier of Supabase user access tokens under `config`, built once per config: it
  * throws on any failure. The algorithm decides the key: HS256 only ever meets the shared secret
@@ -152,18 +155,20 @@ export function supabaseVerifier(
       audience: "authenticated",
       ...(issuer ? { issuer } : {}),
       requiredClaims: ["sub", "exp", "iat"],
-      clockTolerance: 5,
+      clockTolerance: CLOCK_TOLERANCE_S,
       currentDate: new Date(at),
     });
     const { sub, exp, iat, role } = payload;
     if (role !== "authenticated") throw new Error("not a user token");
     // jose checks `iat` only with maxTokenAge; a token "issued" in the future is forged or skewed.
-    if (typeof iat !== "number" || iat > at / 1000 + 5) throw new Error("iat in the future");
+    if (typeof iat !== "number" || iat > at / 1000 + CLOCK_TOLERANCE_S)
+      throw new Error("iat in the future");
     if (typeof sub !== "string" || sub.length === 0 || sub.length > 128) throw new Error("bad sub");
     if (typeof exp !== "number") throw new Error("bad exp");
     // jose checked `exp` at `at`, before the key set was fetched (up to its timeout ago): a
     // token that expired meanwhile is refused as if it had been checked now.
-    if (exp <= now() / 1000 - 5) throw new Error("expired while its key set was fetched");
+    if (exp <= now() / 1000 - CLOCK_TOLERANCE_S)
+      throw new Error("expired while its key set was fetched");
     return principal("supabase", sub, payload.is_anonymous === true, exp);
   };
 }
